@@ -1,0 +1,221 @@
+-- pg_retention: what depends on the functions, and what users read with \d+ and \df+.
+-- Loaded last (extension_sql_file!(…, finalize)).
+
+------------------------------------------------------------------------------------------------
+-- The deletion log: canonical form, chain verification, append-only guard.
+------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION retention.log_field(value text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE WHEN value IS NULL THEN '-' ELSE octet_length(value)::text || ':' || value END $$;
+
+CREATE FUNCTION retention.log_canonical(entry retention.deletion_log) RETURNS bytea
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT convert_to(
+       retention.log_field(entry.id::text)
+    || retention.log_field(((extract(epoch FROM entry.logged_at) * 1000000)::bigint)::text)
+    || retention.log_field(entry.action)
+    || retention.log_field(entry.table_name)
+    || retention.log_field(entry.row_key::text)
+    || retention.log_field(entry.tenant)
+    || retention.log_field(entry.category)
+    || retention.log_field(entry.reason)
+    || retention.log_field(CASE WHEN entry.retain_for IS NOT NULL THEN
+             ((extract(year FROM entry.retain_for) * 12 + extract(month FROM entry.retain_for))::bigint)::text
+             || ',' || (extract(day FROM entry.retain_for)::bigint)::text
+             || ',' || ((extract(hour FROM entry.retain_for) * 3600000000
+                         + extract(minute FROM entry.retain_for) * 60000000
+                         + extract(microseconds FROM entry.retain_for))::bigint)::text
+           END)
+    || retention.log_field(entry.run_id::text)
+    || retention.log_field(entry.actor::text),
+    'UTF8')
+$$;
+
+CREATE FUNCTION retention.verify_log() RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH anchor AS (
+    SELECT coalesce((SELECT last_id FROM retention.log_anchor ORDER BY last_id DESC LIMIT 1), 0) AS last_id,
+           coalesce((SELECT last_hash FROM retention.log_anchor ORDER BY last_id DESC LIMIT 1),
+                    decode(repeat('00', 32), 'hex')) AS last_hash
+), chain AS (
+    SELECT l.id, l.prev_hash, l.hash,
+           sha256(l.prev_hash || retention.log_canonical(l)) AS computed,
+           lag(l.id) OVER w AS prev_id, lag(l.hash) OVER w AS prev_row_hash
+      FROM retention.deletion_log l
+    WINDOW w AS (ORDER BY l.id)
+)
+SELECT min(c.id)
+  FROM chain c, anchor a
+ WHERE c.computed IS DISTINCT FROM c.hash
+    OR (c.prev_id IS NULL AND (c.id <> a.last_id + 1 OR c.prev_hash <> a.last_hash))
+    OR (c.prev_id IS NOT NULL AND (c.id <> c.prev_id + 1 OR c.prev_hash <> c.prev_row_hash))
+$$;
+
+CREATE FUNCTION retention.refuse_log_change() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'retention.deletion_log is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'Entries leave the log only through its own retention (category deletion_log).';
+END
+$$;
+
+CREATE FUNCTION retention.guard_hold_change() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- A hold's release and review are stamped through release_hold() and review_hold(); every
+    -- other column stays as placed, and a release is stamped once.
+    IF TG_OP = 'UPDATE'
+       AND (OLD.id, OLD.reason, OLD.tenant, OLD.subject, OLD.tbl, OLD.category, OLD.notify,
+            OLD.placed_at, OLD.placed_by)
+           IS NOT DISTINCT FROM
+           (NEW.id, NEW.reason, NEW.tenant, NEW.subject, NEW.tbl, NEW.category, NEW.notify,
+            NEW.placed_at, NEW.placed_by)
+       AND (OLD.released_at IS NULL
+            OR (OLD.released_at, OLD.released_by, OLD.release_note)
+               IS NOT DISTINCT FROM (NEW.released_at, NEW.released_by, NEW.release_note))
+    THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'retention.holds are records: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'Use retention.release_hold() or retention.review_hold().';
+END
+$$;
+
+CREATE TRIGGER deletion_log_append_only BEFORE UPDATE OR DELETE ON retention.deletion_log
+    FOR EACH ROW EXECUTE FUNCTION retention.refuse_log_change();
+CREATE TRIGGER deletion_log_no_truncate BEFORE TRUNCATE ON retention.deletion_log
+    FOR EACH STATEMENT EXECUTE FUNCTION retention.refuse_log_change();
+CREATE TRIGGER holds_append_only BEFORE UPDATE OR DELETE ON retention.holds
+    FOR EACH ROW EXECUTE FUNCTION retention.guard_hold_change();
+CREATE TRIGGER holds_no_truncate BEFORE TRUNCATE ON retention.holds
+    FOR EACH STATEMENT EXECUTE FUNCTION retention.guard_hold_change();
+-- Also with session_replication_role = replica.
+ALTER TABLE retention.deletion_log ENABLE ALWAYS TRIGGER deletion_log_append_only;
+ALTER TABLE retention.deletion_log ENABLE ALWAYS TRIGGER deletion_log_no_truncate;
+ALTER TABLE retention.holds ENABLE ALWAYS TRIGGER holds_append_only;
+ALTER TABLE retention.holds ENABLE ALWAYS TRIGGER holds_no_truncate;
+
+------------------------------------------------------------------------------------------------
+-- Dropped tables leave retention management with them.
+------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION retention.forget_dropped_tables() RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM retention.managed_tables m
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.object_type = 'table' AND d.objid = m.tbl::oid;
+END
+$$;
+
+CREATE EVENT TRIGGER retention_forget_dropped_tables ON sql_drop
+    EXECUTE FUNCTION retention.forget_dropped_tables();
+
+------------------------------------------------------------------------------------------------
+-- Monitoring.
+------------------------------------------------------------------------------------------------
+
+CREATE VIEW retention.status AS
+SELECT m.tbl::text AS table_name,
+       m.category AS default_category,
+       last.id AS last_run_id,
+       last.started_at AS last_run_at,
+       last.status AS last_run_status,
+       (last.detail ->> 'hard_deleted')::bigint + (last.detail ->> 'soft_deleted')::bigint
+           + (last.detail ->> 'anonymized')::bigint AS last_run_rows,
+       last.detail ->> 'error' AS last_error,
+       (SELECT count(*) FROM retention.deletion_log l
+         WHERE l.table_name = format('%I.%I', n.nspname, c.relname)
+           AND l.logged_at > now() - interval '1 day') AS rows_logged_24h,
+       (SELECT count(*) FROM retention.holds h
+         WHERE h.released_at IS NULL AND (h.tbl IS NULL OR h.tbl = m.tbl)) AS active_holds,
+       (SELECT count(*) FROM retention.holds h
+         WHERE h.released_at IS NULL AND (h.tbl IS NULL OR h.tbl = m.tbl)
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days') AS holds_due_for_review,
+       (SELECT count(*) FROM retention.deletion_queue q
+         WHERE q.done_at IS NULL AND q.tbl = m.tbl) AS queued_deletions,
+       (SELECT a.pid FROM pg_stat_activity a
+         WHERE a.backend_type = 'pg_retention worker' AND a.datname = current_database()
+         LIMIT 1) AS worker_pid
+  FROM retention.managed_tables m
+  JOIN pg_class c ON c.oid = m.tbl
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN LATERAL (
+      SELECT r.id, r.started_at, r.status, d AS detail
+        FROM retention.runs r
+        CROSS JOIN LATERAL jsonb_array_elements(r.details) d
+       WHERE d ->> 'table' = format('%I.%I', n.nspname, c.relname)
+       ORDER BY r.id DESC LIMIT 1) last ON true;
+
+CREATE VIEW retention.holds_due_for_review AS
+SELECT h.*
+  FROM retention.holds h
+ WHERE h.released_at IS NULL
+   AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days';
+
+------------------------------------------------------------------------------------------------
+-- Privileges: nothing that changes retention state is executable by PUBLIC.
+------------------------------------------------------------------------------------------------
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA retention FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------
+-- Comments (\d+, \df+).
+------------------------------------------------------------------------------------------------
+
+COMMENT ON SCHEMA retention IS 'pg_retention: data-retention policy, legal holds and the deletion log';
+COMMENT ON TABLE retention.categories IS 'Retention categories: how long data is kept, from which clock, and what happens when it runs out';
+COMMENT ON TABLE retention.managed_tables IS 'Tables under retention, with their default category and the columns each clock and scope reads';
+COMMENT ON TABLE retention.tenant_policies IS 'Per-tenant overrides of a category''s period ("unless a customer agreement specifies otherwise")';
+COMMENT ON TABLE retention.tenant_events IS 'Tenant events (e.g. termination) that start event clocks';
+COMMENT ON TABLE retention.holds IS 'Legal holds: never deleted; release and review are stamped';
+COMMENT ON TABLE retention.notifications IS 'Notifications sent on retention_hold when holds are placed or released';
+COMMENT ON TABLE retention.deletion_queue IS 'Customer-requested deletions waiting for the holds that cover their rows to be released';
+COMMENT ON VIEW retention.queued_deletions IS 'Customer-requested deletions still waiting on a legal hold';
+COMMENT ON TABLE retention.runs IS 'History of purge cycles (worker and retention.run()), with per-table counts and errors';
+COMMENT ON TABLE retention.deletion_log IS 'One hash-chained entry per row acted on; never the content. Append-only';
+COMMENT ON TABLE retention.log_anchor IS 'Where the hash chain starts after the log''s own retention removed old entries';
+COMMENT ON VIEW retention.status IS 'Per managed table: last run, errors, rows logged in 24 h, holds, queued deletions, worker';
+COMMENT ON VIEW retention.holds_due_for_review IS 'Active holds not reviewed by counsel in the last 90 days';
+
+COMMENT ON FUNCTION retention.define_category(text, interval, text, text, interval, text, boolean, text) IS
+    'Creates or updates a retention category: period, clock (created, last_activity, event, parent), action (delete, anonymize), soft-delete window';
+COMMENT ON FUNCTION retention.drop_category(text) IS 'Drops a category; refused while a table, tenant policy, hold or row uses it';
+COMMENT ON FUNCTION retention.manage(regclass, text, text, text, text, text, text, text, jsonb) IS
+    'Puts a table under retention with a default category; validates every column';
+COMMENT ON FUNCTION retention.unmanage(regclass) IS 'Takes a table out of retention';
+COMMENT ON FUNCTION retention.tag(regclass, text, anyarray) IS 'Tags rows, by primary key, with a category; returns the rows tagged';
+COMMENT ON FUNCTION retention.tag_where(regclass, text, text) IS 'Tags every row matching a condition (caller''s privileges); returns the rows tagged';
+COMMENT ON FUNCTION retention.set_tenant_policy(text, text, interval, interval) IS 'Overrides a category''s period (and window) for one tenant';
+COMMENT ON FUNCTION retention.clear_tenant_policy(text, text) IS 'Removes a tenant override';
+COMMENT ON FUNCTION retention.record_event(text, text, timestamptz) IS 'Records a tenant event (e.g. termination), starting its event clocks';
+COMMENT ON FUNCTION retention.cancel_event(text, text) IS 'Cancels a tenant event, stopping its event clocks';
+COMMENT ON FUNCTION retention.place_hold(text, text, text, regclass, text, boolean) IS
+    'Places a legal hold over every row matching all its scopes; returns the hold id';
+COMMENT ON FUNCTION retention.release_hold(bigint, text) IS 'Releases a hold (stamped with who, when, note) and runs deletions queued behind it';
+COMMENT ON FUNCTION retention.review_hold(bigint, text) IS 'Stamps a counsel review of an active hold';
+COMMENT ON FUNCTION retention.request_delete(regclass, anyarray, text) IS
+    'Customer-initiated deletion through the standard path; held rows are queued; returns rows acted on';
+COMMENT ON FUNCTION retention.restore(regclass, anyarray) IS 'Undoes a soft delete within its recovery window; returns rows restored';
+COMMENT ON FUNCTION retention.run(regclass, boolean) IS 'Runs one purge cycle in this session (or counts it, dry_run); per-table counts';
+COMMENT ON FUNCTION retention.preview(interval) IS 'Rows due now or within the horizon, per table, category and tenant, and the holds keeping rows back';
+COMMENT ON FUNCTION retention.verify_log() IS 'Id of the first deletion-log entry whose hash-chain link is broken; NULL when intact';
+COMMENT ON FUNCTION retention.log_canonical(retention.deletion_log) IS 'The bytes hashed for a deletion-log entry (see README, "Verifying the log")';
+COMMENT ON FUNCTION retention.log_field(text) IS 'Length-prefixed encoding of one field of the canonical form';
+COMMENT ON FUNCTION retention.refuse_log_change() IS 'Trigger: keeps deletion_log append-only';
+COMMENT ON FUNCTION retention.guard_hold_change() IS 'Trigger: holds are never deleted; only release and review are stamped';
+COMMENT ON FUNCTION retention.forget_dropped_tables() IS 'Event trigger: unmanages dropped tables';

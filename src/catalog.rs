@@ -1,0 +1,285 @@
+//! Retention categories: `retention.define_category`, `retention.drop_category`, and the
+//! in-memory [`Category`] every other module reads.
+
+use crate::error::{required, RetentionError, SqlResult};
+use crate::managed::Managed;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+/// The longest period a category or tenant policy may keep data: anything longer is a typo.
+const MAX_YEARS: i32 = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    Created,
+    LastActivity,
+    Event,
+    Parent,
+}
+
+impl Clock {
+    fn parse(s: &str) -> Result<Self, RetentionError> {
+        Ok(match s {
+            "created" => Clock::Created,
+            "last_activity" => Clock::LastActivity,
+            "event" => Clock::Event,
+            "parent" => Clock::Parent,
+            other => {
+                return Err(RetentionError::InvalidValue(format!(
+                    "unknown clock \"{other}\": expected created, last_activity, event or parent"
+                )))
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Delete,
+    Anonymize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Category {
+    pub name: String,
+    pub retain_for: Interval,
+    pub clock: Clock,
+    pub action: Action,
+    pub soft_delete_window: Option<Interval>,
+    pub event: Option<String>,
+}
+
+const CATEGORY_COLUMNS: &str = "name, retain_for, clock, action, soft_delete_window, event";
+
+fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Category, RetentionError> {
+    Ok(Category {
+        name: row.get::<String>(1)?.unwrap_or_default(),
+        retain_for: row.get::<Interval>(2)?.unwrap_or_else(zero),
+        clock: Clock::parse(&row.get::<String>(3)?.unwrap_or_default())?,
+        action: if row.get::<String>(4)?.as_deref() == Some("anonymize") {
+            Action::Anonymize
+        } else {
+            Action::Delete
+        },
+        soft_delete_window: row.get::<Interval>(5)?,
+        event: row.get::<String>(6)?,
+    })
+}
+
+/// Every category, by name.
+pub fn load_all(client: &SpiClient) -> Result<Vec<Category>, RetentionError> {
+    let sql = format!("SELECT {CATEGORY_COLUMNS} FROM retention.categories ORDER BY name");
+    client
+        .select(&sql, None, &[])?
+        .map(|row| from_row(&row))
+        .collect()
+}
+
+/// One category; [`RetentionError::UnknownCategory`] when there is none of that name.
+pub fn load(client: &SpiClient, name: &str) -> Result<Category, RetentionError> {
+    let sql = format!("SELECT {CATEGORY_COLUMNS} FROM retention.categories WHERE name = $1");
+    let rows = client.select(&sql, Some(1), &[name.into()])?;
+    match rows.into_iter().next() {
+        Some(row) => from_row(&row),
+        None => Err(RetentionError::UnknownCategory(name.to_string())),
+    }
+}
+
+/// The zero interval.
+pub fn zero() -> Interval {
+    Interval::from_micros(0)
+}
+
+/// Rejects negative and absurd periods (invariant 4).
+pub fn check_interval(what: &str, value: &Interval) -> Result<(), RetentionError> {
+    if value.months() < 0 || value.days() < 0 || value.micros() < 0 {
+        return Err(RetentionError::InvalidValue(format!(
+            "{what} must not be negative"
+        )));
+    }
+    let days = value.months() as i64 * 30 + value.days() as i64 + value.micros() / 86_400_000_000;
+    if days > MAX_YEARS as i64 * 366 {
+        return Err(RetentionError::InvalidValue(format!(
+            "{what} must not exceed {MAX_YEARS} years"
+        )));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn define_category(
+    name: Option<&str>,
+    retain_for: Option<Interval>,
+    clock: default!(Option<&str>, "'created'"),
+    action: default!(Option<&str>, "'delete'"),
+    soft_delete_window: default!(Option<Interval>, "NULL"),
+    event: default!(Option<&str>, "NULL"),
+    erasure_exempt: default!(Option<bool>, "false"),
+    description: default!(Option<&str>, "NULL"),
+) -> SqlResult<()> {
+    let name = required(name, "name")?;
+    if name.trim().is_empty() {
+        return Err(RetentionError::InvalidValue("category name must not be empty".into()).into());
+    }
+    let retain_for = required(retain_for, "retain_for")?;
+    check_interval("retain_for", &retain_for)?;
+    let clock_text = required(clock, "clock")?;
+    let clock = Clock::parse(clock_text)?;
+    let action = required(action, "action")?;
+    if action != "delete" && action != "anonymize" {
+        return Err(RetentionError::InvalidValue(format!(
+            "unknown action \"{action}\": expected delete or anonymize"
+        ))
+        .into());
+    }
+    if let Some(window) = &soft_delete_window {
+        check_interval("soft_delete_window", window)?;
+        if action == "anonymize" {
+            return Err(RetentionError::InvalidValue(
+                "a soft_delete_window applies to action delete only".into(),
+            )
+            .into());
+        }
+    }
+    match (clock, event) {
+        (Clock::Event, None) => {
+            return Err(RetentionError::InvalidValue(
+                "clock event needs an event name (event => 'termination')".into(),
+            )
+            .into())
+        }
+        (Clock::Event, Some(e)) if e.trim().is_empty() => {
+            return Err(RetentionError::InvalidValue("event name must not be empty".into()).into())
+        }
+        (c, Some(_)) if c != Clock::Event => {
+            return Err(RetentionError::InvalidValue(
+                "an event name is only meaningful with clock event".into(),
+            )
+            .into())
+        }
+        _ => {}
+    }
+    let erasure_exempt = required(erasure_exempt, "erasure_exempt")?;
+    Spi::connect_mut(|client| -> Result<(), RetentionError> {
+        let builtin = client
+            .select(
+                "SELECT builtin FROM retention.categories WHERE name = $1",
+                Some(1),
+                &[name.into()],
+            )?
+            .into_iter()
+            .next()
+            .and_then(|r| r.get::<bool>(1).ok().flatten())
+            .unwrap_or(false);
+        if builtin && clock != Clock::Created {
+            return Err(RetentionError::InvalidValue(format!(
+                "built-in category \"{name}\" uses clock created"
+            )));
+        }
+        // A new clock must be computable on every table that already uses the category.
+        let candidate = Category {
+            name: name.to_string(),
+            retain_for,
+            clock,
+            action: if action == "anonymize" {
+                Action::Anonymize
+            } else {
+                Action::Delete
+            },
+            soft_delete_window,
+            event: event.map(str::to_string),
+        };
+        for table in Managed::load_all(client)? {
+            if table.uses_category(client, name)? {
+                table.check_category(client, &candidate)?;
+            }
+        }
+        let args: [DatumWithOid; 8] = [
+            name.into(),
+            retain_for.into(),
+            clock_text.into(),
+            action.into(),
+            soft_delete_window.into(),
+            event.into(),
+            erasure_exempt.into(),
+            description.into(),
+        ];
+        client.update(
+            "INSERT INTO retention.categories AS c
+                 (name, retain_for, clock, action, soft_delete_window, event, erasure_exempt,
+                  description)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (name) DO UPDATE SET
+                 retain_for = excluded.retain_for, clock = excluded.clock,
+                 action = excluded.action, soft_delete_window = excluded.soft_delete_window,
+                 event = excluded.event, erasure_exempt = excluded.erasure_exempt,
+                 description = coalesce(excluded.description, c.description),
+                 updated_at = now(), updated_by = current_user",
+            None,
+            &args,
+        )?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn drop_category(name: Option<&str>) -> SqlResult<()> {
+    let name = required(name, "name")?;
+    Spi::connect_mut(|client| -> Result<(), RetentionError> {
+        let row = client
+            .update(
+                "SELECT builtin FROM retention.categories WHERE name = $1 FOR UPDATE",
+                Some(1),
+                &[name.into()],
+            )?
+            .into_iter()
+            .next()
+            .ok_or_else(|| RetentionError::UnknownCategory(name.to_string()))?;
+        if row.get::<bool>(1)?.unwrap_or(false) {
+            return Err(RetentionError::CategoryInUse(
+                name.to_string(),
+                "It is built in: the deletion log's own retention.".into(),
+            ));
+        }
+        let users = client
+            .select(
+                "SELECT string_agg(what, ', ') FROM (
+                     SELECT 'default category of ' || tbl::text AS what
+                       FROM retention.managed_tables WHERE category = $1
+                     UNION ALL
+                     SELECT 'policy of tenant ' || tenant
+                       FROM retention.tenant_policies WHERE category = $1
+                     UNION ALL
+                     SELECT 'scope of legal hold ' || id
+                       FROM retention.holds WHERE category = $1) u",
+                None,
+                &[name.into()],
+            )?
+            .first()
+            .get_one::<String>()?;
+        if let Some(users) = users {
+            return Err(RetentionError::CategoryInUse(
+                name.to_string(),
+                format!("Used as {users}."),
+            ));
+        }
+        for table in Managed::load_all(client)? {
+            if table.uses_category(client, name)? {
+                return Err(RetentionError::CategoryInUse(
+                    name.to_string(),
+                    format!("Rows of {} are tagged with it.", table.display_name),
+                ));
+            }
+        }
+        client.update(
+            "DELETE FROM retention.categories WHERE name = $1",
+            None,
+            &[name.into()],
+        )?;
+        Ok(())
+    })?;
+    Ok(())
+}

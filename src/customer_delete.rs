@@ -1,0 +1,378 @@
+//! Customer-initiated deletion through the standard path: `retention.request_delete` (soft
+//! delete when the row's policy has a window, else hard delete; held rows queued until their
+//! holds are released) and `retention.restore` (undo a soft delete within its window).
+
+use crate::catalog;
+use crate::deletion_log::{self, Entry};
+use crate::error::{required, RetentionError, SqlResult};
+use crate::holds::{self, advisory_lock, LockKey};
+use crate::managed::Managed;
+use crate::params::Params;
+use crate::policy;
+use crate::purge::{self, Act};
+use crate::runs::check_can_purge;
+use crate::tagging::{check_keys, key_match_sql, keys_arg};
+use pgrx::datum::{AnyArray, DatumWithOid};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+use pgrx::PgRelation;
+
+/// The row's category expression over alias `t`.
+fn category_sql(table: &Managed, params: &mut Params) -> String {
+    let default = params.bind(table.category.as_str());
+    match &table.category_column {
+        Some(c) => format!("coalesce(t.{}, {default})", quote_identifier(c)),
+        None => format!("{default}::text"),
+    }
+}
+
+fn tenant_sql(table: &Managed) -> String {
+    table
+        .tenant_column
+        .as_deref()
+        .map(|c| format!("t.{}::text", quote_identifier(c)))
+        .unwrap_or_else(|| "NULL::text".into())
+}
+
+/// What a request did: rows acted on, and the keys (jsonb text) left queued under a hold.
+pub struct Requested {
+    pub acted: i64,
+    pub queued: Vec<String>,
+}
+
+/// Deletes the rows whose keys are in `keys` (bound as `$1`) through the standard path.
+fn delete_keys(
+    client: &mut SpiClient,
+    table: &Managed,
+    keys: DatumWithOid,
+    reason: &str,
+) -> Result<Requested, RetentionError> {
+    advisory_lock(client, LockKey::Holds, false)?;
+    let held = holds::active_for(client, table)?;
+    let categories = catalog::load_all(client)?;
+    let overrides = policy::overrides(client)?;
+
+    let mut params = Params::default();
+    params.bind(keys);
+    let matching = key_match_sql(client, table, 1)?;
+    let category = category_sql(table, &mut params);
+    let covered = holds::any_covers_sql(&held, table, None, &category, &mut params)
+        .unwrap_or_else(|| "false".into());
+    let tenant = tenant_sql(table);
+
+    // Queue the held rows.
+    let queued: Vec<String> = client
+        .update(
+            &format!(
+                "WITH held AS (SELECT {}::text AS k FROM {} AS t WHERE {matching} AND {covered})
+                 INSERT INTO retention.deletion_queue (tbl, row_key, reason)
+                 SELECT {}::oid::regclass, k::jsonb, {} FROM held
+                 ON CONFLICT (tbl, row_key) WHERE done_at IS NULL DO NOTHING",
+                table.key_json_sql(),
+                table.display_name,
+                params.bind(table.oid),
+                params.bind(reason),
+            ),
+            None,
+            params.args(),
+        )
+        .map(|_| ())
+        .and_then(|_| {
+            client.select(
+                &format!(
+                    "SELECT {}::text FROM {} AS t WHERE {matching} AND {covered}",
+                    table.key_json_sql(),
+                    table.display_name
+                ),
+                None,
+                params.args(),
+            )
+        })?
+        .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
+        .collect::<Result<_, _>>()?;
+
+    // Act on the others, per category and tenant (each has one policy in force).
+    let groups: Vec<(String, Option<String>)> = client
+        .select(
+            &format!(
+                "SELECT DISTINCT {category}, {tenant} FROM {} AS t WHERE {matching} AND NOT {covered}",
+                table.display_name
+            ),
+            None,
+            params.args(),
+        )?
+        .map(|r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?)))
+        .collect::<Result<_, RetentionError>>()?;
+    let mut acted = 0;
+    for (category_name, tenant_value) in groups {
+        let Some(category_row) = categories.iter().find(|c| c.name == category_name) else {
+            return Err(RetentionError::UnknownCategory(category_name));
+        };
+        let (retain_for, window) =
+            policy::in_force(category_row, tenant_value.as_deref(), &overrides);
+        let act = if window.is_some() && table.soft_delete_column.is_some() {
+            Act::SoftDelete
+        } else {
+            Act::HardDelete
+        };
+        let mut group_params = Params::default();
+        group_params.bind(keys_arg_copy(&params));
+        let group_category = category_sql(table, &mut group_params);
+        let group_covered =
+            holds::any_covers_sql(&held, table, None, &group_category, &mut group_params)
+                .unwrap_or_else(|| "false".into());
+        let mut conditions = vec![
+            matching.clone(),
+            format!("NOT {group_covered}"),
+            format!(
+                "{group_category} = {}",
+                group_params.bind(category_name.as_str())
+            ),
+            format!(
+                "{tenant} IS NOT DISTINCT FROM {}::text",
+                group_params.bind(tenant_value.clone())
+            ),
+        ];
+        if act == Act::SoftDelete {
+            let soft = quote_identifier(table.soft_delete_column.as_deref().unwrap_or_default());
+            conditions.push(format!("t.{soft} IS NULL"));
+        }
+        let due = format!(
+            "SELECT {} FROM {} AS t WHERE {} FOR UPDATE OF t",
+            purge::row_id_sql(table),
+            table.display_name,
+            conditions.join(" AND ")
+        );
+        let entries = act_and_collect(
+            client,
+            table,
+            act,
+            &due,
+            &group_params,
+            &category_name,
+            retain_for,
+        )?;
+        acted += entries.len() as i64;
+        deletion_log::append(
+            client,
+            &deletion_log::Batch {
+                action: act.log_action(),
+                table_name: &table.display_name,
+                reason,
+                run_id: None,
+            },
+            &entries,
+        )?;
+    }
+    Ok(Requested { acted, queued })
+}
+
+/// The first bound parameter (the key array) again, for a second statement.
+fn keys_arg_copy<'a>(params: &Params<'a>) -> DatumWithOid<'a> {
+    let first = &params.args()[0];
+    unsafe { DatumWithOid::new_from_datum(first.datum(), first.oid()) }
+}
+
+fn act_and_collect(
+    client: &mut SpiClient,
+    table: &Managed,
+    act: Act,
+    due: &str,
+    params: &Params,
+    category: &str,
+    retain_for: Interval,
+) -> Result<Vec<Entry>, RetentionError> {
+    client
+        .update(&purge::act_sql(table, act, due), None, params.args())?
+        .map(|row| {
+            Ok(Entry {
+                row_key: row.get::<String>(1)?.unwrap_or_default(),
+                tenant: row.get::<String>(2)?,
+                category: Some(category.to_string()),
+                retain_for: Some(retain_for),
+            })
+        })
+        .collect()
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn request_delete(
+    tbl: Option<PgRelation>,
+    keys: Option<AnyArray>,
+    reason: default!(Option<&str>, "'customer_request'"),
+) -> SqlResult<i64> {
+    let oid = required(tbl, "tbl")?.oid();
+    let keys = required(keys, "keys")?;
+    let reason = required(reason, "reason")?;
+    if reason.trim().is_empty() {
+        return Err(RetentionError::InvalidValue("reason must not be empty".into()).into());
+    }
+    check_can_purge()?;
+    Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+        let table = Managed::load(client, oid)?;
+        check_keys(client, &table, &keys)?;
+        Ok(delete_keys(client, &table, keys_arg(&keys), reason)?.acted)
+    })?)
+}
+
+/// Executes queued deletions whose rows no hold covers anymore (after a release).
+pub fn process_queue(client: &mut SpiClient) -> Result<(), RetentionError> {
+    let pending: Vec<(pg_sys::Oid, String)> = client
+        .select(
+            "SELECT DISTINCT q.tbl::oid, q.reason FROM retention.deletion_queue q
+               JOIN retention.managed_tables m ON m.tbl = q.tbl
+              WHERE q.done_at IS NULL",
+            None,
+            &[],
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
+                r.get::<String>(2)?.unwrap_or_default(),
+            ))
+        })
+        .collect::<Result<_, RetentionError>>()?;
+    for (oid, reason) in pending {
+        let table = Managed::load(client, oid)?;
+        let key_values: Vec<String> = table
+            .key_columns
+            .iter()
+            .map(|c| format!("q.row_key->>{}", crate::managed::quote_literal_text(c)))
+            .collect();
+        let element = if key_values.len() == 1 {
+            key_values[0].clone()
+        } else {
+            format!("ARRAY[{}]", key_values.join(", "))
+        };
+        let keys = client
+            .select(
+                &format!(
+                    "SELECT array_agg({element}) FROM retention.deletion_queue q
+                      WHERE q.tbl = $1::oid::regclass AND q.reason = $2 AND q.done_at IS NULL"
+                ),
+                Some(1),
+                &[oid.into(), reason.as_str().into()],
+            )?
+            .first()
+            .get_datum_by_ordinal(1)?;
+        let Some(keys) = keys else { continue };
+        let keys = unsafe { DatumWithOid::new(keys, pg_sys::TEXTARRAYOID) };
+        let requested = delete_keys(client, &table, keys, &reason)?;
+        client.update(
+            "UPDATE retention.deletion_queue SET done_at = now()
+              WHERE tbl = $1::oid::regclass AND reason = $2 AND done_at IS NULL
+                AND row_key::text <> ALL($3::text[])",
+            None,
+            &[oid.into(), reason.as_str().into(), requested.queued.into()],
+        )?;
+    }
+    Ok(())
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn restore(tbl: Option<PgRelation>, keys: Option<AnyArray>) -> SqlResult<i64> {
+    let oid = required(tbl, "tbl")?.oid();
+    let keys = required(keys, "keys")?;
+    check_can_purge()?;
+    Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+        let table = Managed::load(client, oid)?;
+        check_keys(client, &table, &keys)?;
+        let Some(soft) = table.soft_delete_column.as_deref().map(quote_identifier) else {
+            return Err(RetentionError::MissingColumnRole(
+                format!(
+                    "table {} has no soft_delete_column: nothing can be restored",
+                    table.display_name
+                ),
+                "Only soft-deleted rows can be restored.".into(),
+            ));
+        };
+        let categories = catalog::load_all(client)?;
+        let overrides = policy::overrides(client)?;
+        let mut params = Params::default();
+        params.bind(keys_arg(&keys));
+        let matching = key_match_sql(client, &table, 1)?;
+        let category = category_sql(&table, &mut params);
+        let tenant = tenant_sql(&table);
+        let rows: Vec<(
+            String,
+            String,
+            Option<String>,
+            Option<TimestampWithTimeZone>,
+        )> = client
+            .update(
+                &format!(
+                    "SELECT {}::text, {category}, {tenant}, t.{soft}::timestamptz
+                       FROM {} AS t WHERE {matching} FOR UPDATE OF t",
+                    table.key_json_sql(),
+                    table.display_name
+                ),
+                None,
+                params.args(),
+            )?
+            .map(|r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<String>(3)?,
+                    r.get::<TimestampWithTimeZone>(4)?,
+                ))
+            })
+            .collect::<Result<_, RetentionError>>()?;
+        let mut entries = Vec::new();
+        for (key, category_name, tenant_value, soft_deleted_at) in rows {
+            let Some(soft_deleted_at) = soft_deleted_at else {
+                continue;
+            };
+            let category_row = categories
+                .iter()
+                .find(|c| c.name == category_name)
+                .ok_or_else(|| RetentionError::UnknownCategory(category_name.clone()))?;
+            let (retain_for, window) =
+                policy::in_force(category_row, tenant_value.as_deref(), &overrides);
+            let within = client
+                .select(
+                    "SELECT $1 > now() - coalesce($2::interval, interval '0')",
+                    Some(1),
+                    &[soft_deleted_at.into(), window.into()],
+                )?
+                .first()
+                .get_one::<bool>()?
+                .unwrap_or(false);
+            if !within {
+                return Err(RetentionError::RestoreWindowPassed(format!(
+                    "row {key} of {} was soft-deleted longer ago than its recovery window",
+                    table.display_name
+                )));
+            }
+            entries.push(Entry {
+                row_key: key,
+                tenant: tenant_value,
+                category: Some(category_name),
+                retain_for: Some(retain_for),
+            });
+        }
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        client.update(
+            &format!(
+                "UPDATE {} AS t SET {soft} = NULL WHERE {matching} AND t.{soft} IS NOT NULL",
+                table.display_name
+            ),
+            None,
+            &params.args()[..1],
+        )?;
+        deletion_log::append(
+            client,
+            &deletion_log::Batch {
+                action: "restore",
+                table_name: &table.display_name,
+                reason: "customer_request",
+                run_id: None,
+            },
+            &entries,
+        )?;
+        Ok(entries.len() as i64)
+    })?)
+}

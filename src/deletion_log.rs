@@ -1,0 +1,147 @@
+//! The deletion log's writer: one entry per row acted on, hash-chained, written in the same
+//! transaction as the change it records.
+//!
+//! Each entry stores `hash = sha256(prev_hash || canonical(entry))`, where `canonical` is the
+//! concatenation of the fields below, each written as `<byte length>:<utf8 bytes>` or `-` for
+//! NULL: id, logged_at (microseconds since the Unix epoch), action, table_name, row_key (jsonb
+//! text), tenant, category, reason, retain_for (`<months>,<days>,<microseconds>`), run_id, actor.
+//! `retention.log_canonical()` in sql/finalize.sql is the same function in SQL; the README
+//! documents it for auditors.
+
+use crate::error::RetentionError;
+use crate::holds::{advisory_lock, LockKey};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use sha2::{Digest, Sha256};
+
+/// What every entry of one batch shares.
+pub struct Batch<'a> {
+    pub action: &'a str,
+    pub table_name: &'a str,
+    pub reason: &'a str,
+    pub run_id: Option<i64>,
+}
+
+/// One row acted on: its primary key (jsonb text), tenant, category and the period in force.
+pub struct Entry {
+    pub row_key: String,
+    pub tenant: Option<String>,
+    pub category: Option<String>,
+    pub retain_for: Option<Interval>,
+}
+
+fn field(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        None => out.push(b'-'),
+        Some(v) => {
+            out.extend_from_slice(v.len().to_string().as_bytes());
+            out.push(b':');
+            out.extend_from_slice(v.as_bytes());
+        }
+    }
+}
+
+/// `<months>,<days>,<microseconds>`: independent of IntervalStyle.
+pub fn interval_canonical(i: &Interval) -> String {
+    format!("{},{},{}", i.months(), i.days(), i.micros())
+}
+
+/// Appends one entry per row to `retention.deletion_log`, continuing the hash chain.
+pub fn append(
+    client: &mut SpiClient,
+    batch: &Batch,
+    entries: &[Entry],
+) -> Result<(), RetentionError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // Serialize writers: entries are numbered and chained in commit order.
+    advisory_lock(client, LockKey::LogChain, true)?;
+    let head = client.select(
+        "SELECT (extract(epoch FROM now()) * 1000000)::bigint, current_user::text, l.id, l.hash,
+                a.last_id, a.last_hash
+           FROM (SELECT 1) one
+           LEFT JOIN LATERAL (SELECT id, hash FROM retention.deletion_log
+                               ORDER BY id DESC LIMIT 1) l ON true
+           LEFT JOIN LATERAL (SELECT last_id, last_hash FROM retention.log_anchor
+                               ORDER BY last_id DESC LIMIT 1) a ON true",
+        Some(1),
+        &[],
+    )?;
+    let head = head.first();
+    let logged_at = head.get::<i64>(1)?.unwrap_or_default();
+    let actor = head.get::<String>(2)?.unwrap_or_default();
+    let (mut last_id, mut last_hash) = match head.get::<i64>(3)? {
+        Some(id) => (id, head.get::<Vec<u8>>(4)?.unwrap_or_default()),
+        None => (
+            head.get::<i64>(5)?.unwrap_or(0),
+            head.get::<Vec<u8>>(6)?.unwrap_or_else(|| vec![0u8; 32]),
+        ),
+    };
+    let logged_at_text = logged_at.to_string();
+    let run_text = batch.run_id.map(|r| r.to_string());
+
+    let mut ids = Vec::with_capacity(entries.len());
+    let mut keys = Vec::with_capacity(entries.len());
+    let mut tenants = Vec::with_capacity(entries.len());
+    let mut categories = Vec::with_capacity(entries.len());
+    let mut periods = Vec::with_capacity(entries.len());
+    let mut prevs = Vec::with_capacity(entries.len());
+    let mut hashes = Vec::with_capacity(entries.len());
+    let mut canonical = Vec::with_capacity(256);
+    for entry in entries {
+        let id = last_id + 1;
+        canonical.clear();
+        field(&mut canonical, Some(&id.to_string()));
+        field(&mut canonical, Some(&logged_at_text));
+        field(&mut canonical, Some(batch.action));
+        field(&mut canonical, Some(batch.table_name));
+        field(&mut canonical, Some(&entry.row_key));
+        field(&mut canonical, entry.tenant.as_deref());
+        field(&mut canonical, entry.category.as_deref());
+        field(&mut canonical, Some(batch.reason));
+        field(
+            &mut canonical,
+            entry.retain_for.as_ref().map(interval_canonical).as_deref(),
+        );
+        field(&mut canonical, run_text.as_deref());
+        field(&mut canonical, Some(&actor));
+        let mut hasher = Sha256::new();
+        hasher.update(&last_hash);
+        hasher.update(&canonical);
+        let hash = hasher.finalize().to_vec();
+        ids.push(id);
+        keys.push(entry.row_key.clone());
+        tenants.push(entry.tenant.clone());
+        categories.push(entry.category.clone());
+        periods.push(entry.retain_for);
+        prevs.push(std::mem::replace(&mut last_hash, hash.clone()));
+        hashes.push(hash);
+        last_id = id;
+    }
+    let args: [DatumWithOid; 11] = [
+        ids.into(),
+        keys.into(),
+        tenants.into(),
+        categories.into(),
+        periods.into(),
+        prevs.into(),
+        hashes.into(),
+        batch.action.into(),
+        batch.table_name.into(),
+        batch.reason.into(),
+        batch.run_id.into(),
+    ];
+    client.update(
+        "INSERT INTO retention.deletion_log
+             (id, logged_at, action, table_name, row_key, tenant, category, reason, retain_for,
+              run_id, actor, prev_hash, hash)
+         SELECT u.id, now(), $8, $9, u.k::jsonb, u.tn, u.c, $10, u.r, $11, current_user, u.p, u.h
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::interval[],
+                       $6::bytea[], $7::bytea[]) AS u(id, k, tn, c, r, p, h)",
+        None,
+        &args,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! Settings (`pg_retention.*`). Documented in the README's settings table.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+
+/// Databases the worker purges: a comma-separated list (postmaster start only).
+pub static DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+/// Seconds between two purge cycles.
+pub static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
+/// Rows acted on per batch (one transaction each in the worker).
+pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// Whether the worker purges at all.
+pub static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Upper bound on the worker's purge rate; 0 means unlimited.
+pub static MAX_ROWS_PER_SECOND: GucSetting<i32> = GucSetting::<i32>::new(0);
+/// Days of retention.runs history kept.
+pub static RUN_HISTORY_DAYS: GucSetting<i32> = GucSetting::<i32>::new(30);
+
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"pg_retention.database",
+        c"Databases where the pg_retention worker purges (comma-separated).",
+        c"One worker runs per listed database; it waits until the database and the extension exist.",
+        &DATABASE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.naptime",
+        c"Seconds between two purge cycles of the worker.",
+        c"",
+        &NAPTIME,
+        1,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.batch_size",
+        c"Rows acted on per batch; each worker batch is its own transaction.",
+        c"",
+        &BATCH_SIZE,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"pg_retention.enabled",
+        c"Whether the background worker purges.",
+        c"retention.run() works regardless.",
+        &ENABLED,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.max_rows_per_second",
+        c"Upper bound on the worker's purge rate (0 = unlimited).",
+        c"",
+        &MAX_ROWS_PER_SECOND,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.run_history_days",
+        c"Days of retention.runs history kept; older runs are pruned by each cycle.",
+        c"",
+        &RUN_HISTORY_DAYS,
+        1,
+        36_500,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"pg_retention".as_ptr()) };
+}
+
+/// The worker's databases, parsed from `pg_retention.database`.
+pub fn databases() -> Vec<String> {
+    DATABASE
+        .get()
+        .map(|s| {
+            s.to_string_lossy()
+                .split(',')
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}

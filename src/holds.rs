@@ -1,0 +1,293 @@
+//! Legal holds: `retention.place_hold`, `retention.release_hold`, `retention.review_hold`, the
+//! predicate every removal path uses to leave held rows alone, and the lock that keeps a hold
+//! committed during a purge batch from missing that batch.
+//!
+//! Locking: each purge batch takes the hold lock in shared mode before it reads the holds;
+//! `place_hold` takes it exclusively before inserting. A hold therefore either commits before
+//! the batch reads holds (and the batch's statement, with a fresh READ COMMITTED snapshot, sees
+//! it) or waits until the batch has committed.
+
+use crate::error::{required, RetentionError, SqlResult};
+use crate::managed::Managed;
+use crate::params::Params;
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+use pgrx::PgRelation;
+
+/// First key of every advisory lock the extension takes ("RETN").
+const LOCK_CLASS: i32 = 0x5245_544e;
+
+/// The advisory locks of the extension (second key).
+#[derive(Clone, Copy)]
+pub enum LockKey {
+    /// Shared by purge batches, exclusive for `place_hold`.
+    Holds = 1,
+    /// Exclusive while appending to the deletion log's hash chain.
+    LogChain = 2,
+    /// Held by the one purger (worker cycle or `retention.run`) of a database.
+    Purger = 3,
+}
+
+/// Takes a transaction-level advisory lock, waiting for it.
+pub fn advisory_lock(
+    client: &mut SpiClient,
+    key: LockKey,
+    exclusive: bool,
+) -> Result<(), RetentionError> {
+    let sql = if exclusive {
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)"
+    } else {
+        "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2)"
+    };
+    client.update(sql, None, &[LOCK_CLASS.into(), (key as i32).into()])?;
+    Ok(())
+}
+
+/// Tries to take a session-level advisory lock; true when taken.
+pub fn try_session_lock(client: &mut SpiClient, key: LockKey) -> Result<bool, RetentionError> {
+    Ok(client
+        .update(
+            "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
+            None,
+            &[LOCK_CLASS.into(), (key as i32).into()],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false))
+}
+
+/// Releases a session-level advisory lock.
+pub fn session_unlock(client: &mut SpiClient, key: LockKey) -> Result<(), RetentionError> {
+    client.update(
+        "SELECT pg_catalog.pg_advisory_unlock($1, $2)",
+        None,
+        &[LOCK_CLASS.into(), (key as i32).into()],
+    )?;
+    Ok(())
+}
+
+/// An active hold that may cover rows of one table.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub id: i64,
+    pub tenant: Option<String>,
+    pub subject: Option<String>,
+    pub category: Option<String>,
+}
+
+/// Active holds scoped to `table` or to no table.
+///
+/// Read with a fresh snapshot (a non-read-only SPI statement), so that a hold committed while
+/// the caller waited for the hold lock is seen.
+pub fn active_for(client: &mut SpiClient, table: &Managed) -> Result<Vec<Hold>, RetentionError> {
+    client
+        .update(
+            "SELECT id, tenant, subject, category FROM retention.holds
+              WHERE released_at IS NULL AND (tbl IS NULL OR tbl = $1::oid::regclass) ORDER BY id",
+            None,
+            &[table.oid.into()],
+        )?
+        .map(|r| {
+            Ok(Hold {
+                id: r.get::<i64>(1)?.unwrap_or_default(),
+                tenant: r.get::<String>(2)?,
+                subject: r.get::<String>(3)?,
+                category: r.get::<String>(4)?,
+            })
+        })
+        .collect()
+}
+
+/// SQL, over row alias `t`, that is true when `hold` covers the row; None when the hold can
+/// cover no row of this table (or of `category`, when the caller works on one category only).
+/// `category_sql` is the row's category expression, for holds scoped to a category.
+pub fn covers_sql(
+    hold: &Hold,
+    table: &Managed,
+    category: Option<&str>,
+    category_sql: &str,
+    params: &mut Params,
+) -> Option<String> {
+    let mut conditions = Vec::new();
+    if let Some(tenant) = &hold.tenant {
+        let column = table.tenant_column.as_ref()?;
+        conditions.push(format!(
+            "t.{}::text = {}",
+            quote_identifier(column),
+            params.bind(tenant.as_str())
+        ));
+    }
+    if let Some(subject) = &hold.subject {
+        let column = table.subject_column.as_ref()?;
+        conditions.push(format!(
+            "t.{}::text = {}",
+            quote_identifier(column),
+            params.bind(subject.as_str())
+        ));
+    }
+    if let Some(held) = &hold.category {
+        match category {
+            Some(c) if c != held => return None,
+            Some(_) => {}
+            None => conditions.push(format!("{category_sql} = {}", params.bind(held.as_str()))),
+        }
+    }
+    Some(if conditions.is_empty() {
+        "true".into()
+    } else {
+        format!("({})", conditions.join(" AND "))
+    })
+}
+
+/// SQL that is true when any of `holds` covers row `t` (None when none can).
+pub fn any_covers_sql(
+    holds: &[Hold],
+    table: &Managed,
+    category: Option<&str>,
+    category_sql: &str,
+    params: &mut Params,
+) -> Option<String> {
+    let terms: Vec<String> = holds
+        .iter()
+        .filter_map(|h| covers_sql(h, table, category, category_sql, params))
+        .collect();
+    if terms.is_empty() {
+        None
+    } else {
+        Some(format!("({})", terms.join(" OR ")))
+    }
+}
+
+/// Writes the notification row and sends `pg_notify('retention_hold', payload)`.
+fn send_notification(
+    client: &mut SpiClient,
+    hold_id: i64,
+    action: &str,
+) -> Result<(), RetentionError> {
+    client.update(
+        "WITH payload AS (
+             SELECT jsonb_build_object('action', $2::text, 'hold_id', h.id, 'reason', h.reason,
+                        'tenant', h.tenant, 'subject', h.subject, 'table', h.tbl::text,
+                        'category', h.category, 'at', now()) AS p
+               FROM retention.holds h WHERE h.id = $1),
+         saved AS (
+             INSERT INTO retention.notifications (channel, hold_id, payload)
+             SELECT 'retention_hold', $1, p FROM payload RETURNING payload)
+         SELECT pg_catalog.pg_notify('retention_hold', payload::text) FROM saved",
+        None,
+        &[hold_id.into(), action.into()],
+    )?;
+    Ok(())
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn place_hold(
+    reason: Option<&str>,
+    tenant: default!(Option<&str>, "NULL"),
+    subject: default!(Option<&str>, "NULL"),
+    tbl: default!(Option<PgRelation>, "NULL"),
+    category: default!(Option<&str>, "NULL"),
+    notify: default!(Option<bool>, "true"),
+) -> SqlResult<i64> {
+    let reason = required(reason, "reason")?;
+    if reason.trim().is_empty() {
+        return Err(RetentionError::InvalidValue("a hold needs a reason".into()).into());
+    }
+    if tenant.is_none() && subject.is_none() && tbl.is_none() && category.is_none() {
+        return Err(RetentionError::InvalidValue(
+            "a hold needs at least one scope (tenant, subject, tbl or category); to hold a whole table, pass tbl".into(),
+        )
+        .into());
+    }
+    let notify_customer = required(notify, "notify")?;
+    let tbl_oid = tbl.as_ref().map(|r| r.oid());
+    Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+        if let Some(category) = category {
+            crate::catalog::load(client, category)?;
+        }
+        // Wait for running purge batches; later batches see this hold.
+        advisory_lock(client, LockKey::Holds, true)?;
+        let args: [DatumWithOid; 6] = [
+            reason.into(),
+            tenant.into(),
+            subject.into(),
+            tbl_oid.into(),
+            category.into(),
+            notify_customer.into(),
+        ];
+        let id = client
+            .update(
+                "INSERT INTO retention.holds (reason, tenant, subject, tbl, category, notify)
+                 VALUES ($1, $2, $3, $4::oid::regclass, $5, $6) RETURNING id",
+                None,
+                &args,
+            )?
+            .first()
+            .get_one::<i64>()?
+            .unwrap_or_default();
+        if notify_customer {
+            send_notification(client, id, "placed")?;
+        }
+        Ok(id)
+    })?)
+}
+
+/// Locks a hold's row and checks it is active.
+fn lock_active(client: &mut SpiClient, hold_id: i64) -> Result<bool, RetentionError> {
+    let rows = client.update(
+        "SELECT released_at IS NOT NULL, notify FROM retention.holds WHERE id = $1 FOR UPDATE",
+        None,
+        &[hold_id.into()],
+    )?;
+    let row = rows
+        .into_iter()
+        .next()
+        .ok_or(RetentionError::UnknownHold(hold_id))?;
+    if row.get::<bool>(1)?.unwrap_or(false) {
+        return Err(RetentionError::HoldReleased(hold_id));
+    }
+    Ok(row.get::<bool>(2)?.unwrap_or(false))
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
+    let hold_id = required(hold_id, "hold_id")?;
+    Spi::connect_mut(|client| -> Result<(), RetentionError> {
+        let notify_customer = lock_active(client, hold_id)?;
+        client.update(
+            "UPDATE retention.holds SET released_at = now(), released_by = current_user,
+                    release_note = $2 WHERE id = $1",
+            None,
+            &[hold_id.into(), note.into()],
+        )?;
+        if notify_customer {
+            send_notification(client, hold_id, "released")?;
+        }
+        crate::customer_delete::process_queue(client)?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn review_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
+    let hold_id = required(hold_id, "hold_id")?;
+    Spi::connect_mut(|client| -> Result<(), RetentionError> {
+        lock_active(client, hold_id)?;
+        client.update(
+            "UPDATE retention.holds SET reviewed_at = now(), reviewed_by = current_user,
+                    review_note = $2 WHERE id = $1",
+            None,
+            &[hold_id.into(), note.into()],
+        )?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Whether this backend is a hot standby (purges refuse to run there).
+pub fn in_recovery() -> bool {
+    unsafe { pg_sys::RecoveryInProgress() }
+}

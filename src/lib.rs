@@ -1,0 +1,46 @@
+//! pg_retention: a data-retention policy, executable inside PostgreSQL.
+//!
+//! One module per concept; the catalog DDL is in sql/bootstrap.sql, the comments, views and
+//! guards over the functions in sql/finalize.sql.
+
+use pgrx::prelude::*;
+
+mod catalog;
+mod customer_delete;
+mod deletion_log;
+mod error;
+mod gucs;
+mod holds;
+mod managed;
+mod params;
+mod policy;
+mod purge;
+mod runs;
+mod subxact;
+mod tagging;
+mod tenants;
+mod worker;
+
+::pgrx::pg_module_magic!();
+
+pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+    worker::init();
+}
+
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![
+            "shared_preload_libraries = 'pg_retention'",
+            "pg_retention.database = 'pgrx_tests'",
+            "pg_retention.enabled = off",
+        ]
+    }
+}

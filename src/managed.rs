@@ -1,0 +1,462 @@
+//! Managed tables: `retention.manage`, `retention.unmanage`, and the [`Managed`] shape the
+//! purge engine builds its statements from.
+
+use crate::catalog::{self, Action, Category, Clock};
+use crate::error::{required, RetentionError, SqlResult};
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+use pgrx::PgRelation;
+
+/// A table under retention, as recorded in `retention.managed_tables`.
+#[derive(Debug, Clone)]
+pub struct Managed {
+    pub oid: pg_sys::Oid,
+    /// `schema.table`, each part quoted when needed: safe to splice into SQL, and the form the
+    /// deletion log records.
+    pub display_name: String,
+    pub category: String,
+    pub created_column: Option<String>,
+    pub activity_column: Option<String>,
+    pub tenant_column: Option<String>,
+    pub subject_column: Option<String>,
+    pub category_column: Option<String>,
+    pub soft_delete_column: Option<String>,
+    pub key_columns: Vec<String>,
+    /// Partitioned tables are acted on by primary key (a ctid is only unique per partition).
+    pub partitioned: bool,
+}
+
+const MANAGED_SELECT: &str = "
+    SELECT m.tbl::oid, format('%I.%I', n.nspname, c.relname), m.category, m.created_column,
+           m.activity_column, m.tenant_column, m.subject_column, m.category_column,
+           m.soft_delete_column, m.key_columns, c.relkind = 'p'
+      FROM retention.managed_tables m
+      JOIN pg_catalog.pg_class c ON c.oid = m.tbl
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
+
+fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Managed, RetentionError> {
+    Ok(Managed {
+        oid: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
+        display_name: row.get::<String>(2)?.unwrap_or_default(),
+        category: row.get::<String>(3)?.unwrap_or_default(),
+        created_column: row.get::<String>(4)?,
+        activity_column: row.get::<String>(5)?,
+        tenant_column: row.get::<String>(6)?,
+        subject_column: row.get::<String>(7)?,
+        category_column: row.get::<String>(8)?,
+        soft_delete_column: row.get::<String>(9)?,
+        key_columns: row.get::<Vec<String>>(10)?.unwrap_or_default(),
+        partitioned: row.get::<bool>(11)?.unwrap_or(false),
+    })
+}
+
+impl Managed {
+    /// Every managed table, in a stable order (by name).
+    pub fn load_all(client: &SpiClient) -> Result<Vec<Managed>, RetentionError> {
+        let sql = format!("{MANAGED_SELECT} ORDER BY n.nspname, c.relname");
+        client
+            .select(&sql, None, &[])?
+            .map(|row| from_row(&row))
+            .collect()
+    }
+
+    /// One managed table; [`RetentionError::NotManaged`] otherwise.
+    pub fn load(client: &SpiClient, oid: pg_sys::Oid) -> Result<Managed, RetentionError> {
+        let sql = format!("{MANAGED_SELECT} WHERE m.tbl = $1");
+        let rows = client.select(&sql, Some(1), &[oid.into()])?;
+        match rows.into_iter().next() {
+            Some(row) => from_row(&row),
+            None => Err(RetentionError::NotManaged(relation_name(client, oid)?)),
+        }
+    }
+
+    /// The quoted column a category's clock reads on this table, if the clock has one.
+    pub fn clock_column(&self, category: &Category) -> Option<&str> {
+        match category.clock {
+            Clock::Created => self.created_column.as_deref(),
+            Clock::LastActivity => self.activity_column.as_deref(),
+            Clock::Event | Clock::Parent => None,
+        }
+    }
+
+    /// Checks that rows of this table can carry `category`: its clock has a column here, its
+    /// soft-delete window has a column to stamp.
+    pub fn check_category(
+        &self,
+        client: &SpiClient,
+        category: &Category,
+    ) -> Result<(), RetentionError> {
+        let missing = |role: &str, arg: &str| {
+            RetentionError::MissingColumnRole(
+                format!(
+                    "category \"{}\" needs a {role} column, and table {} has none",
+                    category.name, self.display_name
+                ),
+                format!("Call retention.manage() with {arg} => '<column>'."),
+            )
+        };
+        match category.clock {
+            Clock::Created if self.created_column.is_none() => {
+                return Err(missing("creation-time", "created_column"))
+            }
+            Clock::LastActivity if self.activity_column.is_none() => {
+                return Err(missing("last-activity", "activity_column"))
+            }
+            Clock::Event if self.tenant_column.is_none() => {
+                return Err(missing("tenant", "tenant_column"))
+            }
+            Clock::Parent => {
+                let has_fk = client
+                    .select(
+                        "SELECT 1 FROM pg_catalog.pg_constraint
+                          WHERE conrelid = $1 AND contype = 'f'",
+                        Some(1),
+                        &[self.oid.into()],
+                    )?
+                    .len()
+                    > 0;
+                if !has_fk {
+                    return Err(RetentionError::MissingColumnRole(
+                        format!(
+                            "category \"{}\" uses the parent clock, and table {} has no foreign key",
+                            category.name, self.display_name
+                        ),
+                        "Add the foreign key that links each row to its parent.".into(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if category.soft_delete_window.is_some() && self.soft_delete_column.is_none() {
+            return Err(missing("soft-delete", "soft_delete_column"));
+        }
+        if category.action == Action::Anonymize {
+            let has_map = client
+                .select(
+                    "SELECT 1 FROM retention.managed_tables
+                      WHERE tbl = $1 AND jsonb_typeof(anonymize) = 'object'",
+                    Some(1),
+                    &[self.oid.into()],
+                )?
+                .len()
+                > 0;
+            if !has_map {
+                return Err(RetentionError::MissingColumnRole(
+                    format!(
+                        "category \"{}\" anonymizes, and table {} has no anonymize map",
+                        category.name, self.display_name
+                    ),
+                    "Call retention.manage() with anonymize => '{\"column\": null, …}'.".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `category` is this table's default or tagged on any of its rows.
+    pub fn uses_category(
+        &self,
+        client: &SpiClient,
+        category: &str,
+    ) -> Result<bool, RetentionError> {
+        if self.category == category {
+            return Ok(true);
+        }
+        let Some(column) = &self.category_column else {
+            return Ok(false);
+        };
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE {} = $1 LIMIT 1",
+            self.display_name,
+            quote_identifier(column)
+        );
+        Ok(client.select(&sql, Some(1), &[category.into()])?.len() > 0)
+    }
+
+    /// SQL for the primary key of row alias `t` as a jsonb object `{"<pk column>": value, …}`.
+    pub fn key_json_sql(&self) -> String {
+        let pairs: Vec<String> = self
+            .key_columns
+            .iter()
+            .map(|c| format!("{}, t.{}", quote_literal_text(c), quote_identifier(c)))
+            .collect();
+        format!("jsonb_build_object({})", pairs.join(", "))
+    }
+
+    /// `format_type` of each primary-key column, in key order.
+    pub fn key_types(&self, client: &SpiClient) -> Result<Vec<String>, RetentionError> {
+        let mut types = Vec::with_capacity(self.key_columns.len());
+        for column in &self.key_columns {
+            let (_, name) = column_type(client, self, column)?;
+            types.push(name);
+        }
+        Ok(types)
+    }
+}
+
+/// A string literal for SQL text (`'…'`, quotes doubled).
+pub fn quote_literal_text(s: &str) -> String {
+    pgrx::spi::quote_literal(s)
+}
+
+/// The relation's name as users see it (regclass output).
+pub fn relation_name(client: &SpiClient, oid: pg_sys::Oid) -> Result<String, RetentionError> {
+    Ok(client
+        .select("SELECT $1::regclass::text", Some(1), &[oid.into()])?
+        .first()
+        .get_one::<String>()?
+        .unwrap_or_default())
+}
+
+/// Type oid and `format_type` of a column; [`RetentionError::UnknownColumn`] when absent.
+fn column_type(
+    client: &SpiClient,
+    table: &Managed,
+    column: &str,
+) -> Result<(pg_sys::Oid, String), RetentionError> {
+    let rows = client.select(
+        "SELECT atttypid, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
+          WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+        Some(1),
+        &[table.oid.into(), column.into()],
+    )?;
+    match rows.into_iter().next() {
+        Some(row) => Ok((
+            row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
+            row.get::<String>(2)?.unwrap_or_default(),
+        )),
+        None => Err(RetentionError::UnknownColumn {
+            table: table.display_name.clone(),
+            column: column.to_string(),
+        }),
+    }
+}
+
+/// Checks that a column exists and has one of the expected types.
+fn check_column(
+    client: &SpiClient,
+    table: &Managed,
+    column: &str,
+    expected: &[pg_sys::Oid],
+    expected_text: &str,
+) -> Result<(), RetentionError> {
+    let (oid, name) = column_type(client, table, column)?;
+    if !expected.is_empty() && !expected.contains(&oid) {
+        return Err(RetentionError::WrongColumnType {
+            table: table.display_name.clone(),
+            column: column.to_string(),
+            found: name,
+            expected: expected_text.to_string(),
+        });
+    }
+    Ok(())
+}
+
+const TIME_TYPES: [pg_sys::Oid; 3] = [
+    pg_sys::TIMESTAMPTZOID,
+    pg_sys::TIMESTAMPOID,
+    pg_sys::DATEOID,
+];
+
+/// Warns, with the statement to run, when no index leads with `column`.
+fn advise_index(client: &SpiClient, table: &Managed, column: &str) -> Result<(), RetentionError> {
+    let indexed = client
+        .select(
+            "SELECT 1 FROM pg_catalog.pg_index i
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+              WHERE i.indrelid = $1 AND a.attname = $2 AND i.indpred IS NULL",
+            Some(1),
+            &[table.oid.into(), column.into()],
+        )?
+        .len()
+        > 0;
+    if !indexed {
+        pgrx::ereport!(
+            PgLogLevel::WARNING,
+            PgSqlErrorCode::ERRCODE_WARNING,
+            format!(
+                "no index on {}({}): purges will scan the whole table",
+                table.display_name,
+                quote_identifier(column)
+            ),
+            format!(
+                "CREATE INDEX CONCURRENTLY ON {} ({});",
+                table.display_name,
+                quote_identifier(column)
+            )
+        );
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn manage(
+    tbl: Option<PgRelation>,
+    category: Option<&str>,
+    created_column: default!(Option<&str>, "NULL"),
+    activity_column: default!(Option<&str>, "NULL"),
+    tenant_column: default!(Option<&str>, "NULL"),
+    subject_column: default!(Option<&str>, "NULL"),
+    category_column: default!(Option<&str>, "NULL"),
+    soft_delete_column: default!(Option<&str>, "NULL"),
+    anonymize: default!(Option<pgrx::JsonB>, "NULL"),
+) -> SqlResult<()> {
+    let tbl = required(tbl, "tbl")?;
+    let category = required(category, "category")?;
+    let oid = tbl.oid();
+    Spi::connect_mut(|client| -> Result<(), RetentionError> {
+        let display_name = client
+            .select(
+                "SELECT format('%I.%I', n.nspname, c.relname), c.relkind::text
+                   FROM pg_catalog.pg_class c
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+                Some(1),
+                &[oid.into()],
+            )?
+            .into_iter()
+            .next()
+            .map(|r| -> Result<(String, String), RetentionError> {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                ))
+            })
+            .transpose()?
+            .filter(|(_, kind)| kind == "r" || kind == "p")
+            .map(|(name, _)| name)
+            .ok_or_else(|| {
+                RetentionError::WrongObjectType(relation_name(client, oid).unwrap_or_default())
+            })?;
+        if client
+            .select(
+                "SELECT 1 FROM retention.managed_tables WHERE tbl = $1",
+                Some(1),
+                &[oid.into()],
+            )?
+            .len()
+            > 0
+        {
+            return Err(RetentionError::AlreadyManaged(display_name));
+        }
+        let default_category = catalog::load(client, category)?;
+        let key_columns: Vec<String> = client
+            .select(
+                "SELECT a.attname::text
+                   FROM pg_catalog.pg_index i
+                   CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                  WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord",
+                None,
+                &[oid.into()],
+            )?
+            .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
+            .collect::<Result<_, _>>()?;
+        if key_columns.is_empty() {
+            return Err(RetentionError::NoPrimaryKey(display_name));
+        }
+        let table = Managed {
+            oid,
+            display_name,
+            category: category.to_string(),
+            created_column: created_column.map(str::to_string),
+            activity_column: activity_column.map(str::to_string),
+            tenant_column: tenant_column.map(str::to_string),
+            subject_column: subject_column.map(str::to_string),
+            category_column: category_column.map(str::to_string),
+            soft_delete_column: soft_delete_column.map(str::to_string),
+            key_columns,
+            partitioned: false,
+        };
+        let times = "timestamp with time zone, timestamp without time zone or date";
+        if let Some(c) = created_column {
+            check_column(client, &table, c, &TIME_TYPES, times)?;
+        }
+        if let Some(c) = activity_column {
+            check_column(client, &table, c, &TIME_TYPES, times)?;
+        }
+        for c in [tenant_column, subject_column].into_iter().flatten() {
+            check_column(client, &table, c, &[], "")?;
+        }
+        if let Some(c) = category_column {
+            check_column(
+                client,
+                &table,
+                c,
+                &[pg_sys::TEXTOID, pg_sys::VARCHAROID],
+                "text",
+            )?;
+        }
+        if let Some(c) = soft_delete_column {
+            check_column(
+                client,
+                &table,
+                c,
+                &[pg_sys::TIMESTAMPTZOID, pg_sys::TIMESTAMPOID],
+                "timestamp with time zone",
+            )?;
+        }
+        if let Some(map) = &anonymize {
+            let serde_json::Value::Object(columns) = &map.0 else {
+                return Err(RetentionError::InvalidValue(
+                    "anonymize must be a JSON object {\"column\": replacement, …}".into(),
+                ));
+            };
+            for column in columns.keys() {
+                check_column(client, &table, column, &[], "")?;
+                if table.key_columns.contains(column) {
+                    return Err(RetentionError::InvalidValue(format!(
+                        "primary-key column \"{column}\" cannot be anonymized"
+                    )));
+                }
+            }
+        }
+        let args: [DatumWithOid; 10] = [
+            oid.into(),
+            category.into(),
+            created_column.into(),
+            activity_column.into(),
+            tenant_column.into(),
+            subject_column.into(),
+            category_column.into(),
+            soft_delete_column.into(),
+            anonymize.into(),
+            table.key_columns.clone().into(),
+        ];
+        client.update(
+            "INSERT INTO retention.managed_tables
+                 (tbl, category, created_column, activity_column, tenant_column, subject_column,
+                  category_column, soft_delete_column, anonymize, key_columns)
+             VALUES ($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            None,
+            &args,
+        )?;
+        table.check_category(client, &default_category)?;
+        if let Some(column) = table.clock_column(&default_category) {
+            advise_index(client, &table, column)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn unmanage(tbl: Option<PgRelation>) -> SqlResult<()> {
+    let oid = required(tbl, "tbl")?.oid();
+    Spi::connect_mut(|client| -> Result<(), RetentionError> {
+        let gone = client
+            .update(
+                "DELETE FROM retention.managed_tables WHERE tbl = $1 RETURNING 1",
+                None,
+                &[oid.into()],
+            )?
+            .len();
+        if gone == 0 {
+            return Err(RetentionError::NotManaged(relation_name(client, oid)?));
+        }
+        Ok(())
+    })?;
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! The policy in force for a managed table, cut into segments: one per category and tenant
+//! override, each with a single retention period. Inside a segment a row is due when its clock
+//! column is at or before `now - retain_for` (an index range scan on the clock column); for an
+//! event clock, when the tenant's event is at least `retain_for` old. Tenant overrides come
+//! first, then the category default (invariant 3).
+
+use crate::catalog::{Category, Clock};
+use crate::error::RetentionError;
+use crate::managed::Managed;
+use crate::params::Params;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+use std::collections::BTreeMap;
+
+/// Which tenants' rows a segment covers.
+#[derive(Debug, Clone)]
+pub enum TenantScope {
+    All,
+    Only(String),
+    AllExcept(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub category: Category,
+    /// Whether this is the table's default category (untagged rows belong to it).
+    pub is_default: bool,
+    pub tenant: TenantScope,
+    /// The clock column; None for an event clock whose event is due.
+    pub clock_column: Option<String>,
+    pub retain_for: Interval,
+    pub soft_delete_window: Option<Interval>,
+}
+
+/// A tenant override of one category.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub tenant: String,
+    pub retain_for: Interval,
+    pub soft_delete_window: Option<Interval>,
+}
+
+/// Tenant overrides, by category.
+pub fn overrides(client: &SpiClient) -> Result<BTreeMap<String, Vec<Override>>, RetentionError> {
+    let mut map: BTreeMap<String, Vec<Override>> = BTreeMap::new();
+    let rows = client.select(
+        "SELECT category, tenant, retain_for, soft_delete_window FROM retention.tenant_policies
+          ORDER BY category, tenant",
+        None,
+        &[],
+    )?;
+    for row in rows {
+        map.entry(row.get::<String>(1)?.unwrap_or_default())
+            .or_default()
+            .push(Override {
+                tenant: row.get::<String>(2)?.unwrap_or_default(),
+                retain_for: row.get::<Interval>(3)?.unwrap_or_else(crate::catalog::zero),
+                soft_delete_window: row.get::<Interval>(4)?,
+            });
+    }
+    Ok(map)
+}
+
+/// The period (and window) in force for a tenant's row of a category.
+pub fn in_force(
+    category: &Category,
+    tenant: Option<&str>,
+    overrides: &BTreeMap<String, Vec<Override>>,
+) -> (Interval, Option<Interval>) {
+    let found = tenant.and_then(|t| {
+        overrides
+            .get(&category.name)
+            .and_then(|list| list.iter().find(|o| o.tenant == t))
+    });
+    match found {
+        Some(o) => (
+            o.retain_for,
+            o.soft_delete_window.or(category.soft_delete_window),
+        ),
+        None => (category.retain_for, category.soft_delete_window),
+    }
+}
+
+/// The segments of a table's policy. `horizon` moves "now" forward (for previews).
+pub fn segments(
+    client: &SpiClient,
+    table: &Managed,
+    categories: &[Category],
+    overrides: &BTreeMap<String, Vec<Override>>,
+    horizon: Interval,
+) -> Result<Vec<Segment>, RetentionError> {
+    let mut out = Vec::new();
+    for category in categories {
+        let is_default = category.name == table.category;
+        if !is_default && table.category_column.is_none() {
+            continue;
+        }
+        let tenant_overrides: &[Override] =
+            match (&table.tenant_column, overrides.get(&category.name)) {
+                (Some(_), Some(list)) => list,
+                _ => &[],
+            };
+        match category.clock {
+            Clock::Created | Clock::LastActivity => {
+                let Some(column) = table.clock_column(category) else {
+                    continue;
+                };
+                let excluded: Vec<String> =
+                    tenant_overrides.iter().map(|o| o.tenant.clone()).collect();
+                out.push(Segment {
+                    category: category.clone(),
+                    is_default,
+                    tenant: if excluded.is_empty() {
+                        TenantScope::All
+                    } else {
+                        TenantScope::AllExcept(excluded)
+                    },
+                    clock_column: Some(column.to_string()),
+                    retain_for: category.retain_for,
+                    soft_delete_window: category.soft_delete_window,
+                });
+                for o in tenant_overrides {
+                    out.push(Segment {
+                        category: category.clone(),
+                        is_default,
+                        tenant: TenantScope::Only(o.tenant.clone()),
+                        clock_column: Some(column.to_string()),
+                        retain_for: o.retain_for,
+                        soft_delete_window: o.soft_delete_window.or(category.soft_delete_window),
+                    });
+                }
+            }
+            Clock::Event => {
+                if table.tenant_column.is_none() {
+                    continue;
+                }
+                let events = client.select(
+                    "SELECT tenant, occurred_at FROM retention.tenant_events WHERE event = $1
+                      ORDER BY tenant",
+                    None,
+                    &[category.event.as_deref().into()],
+                )?;
+                for event in events {
+                    let tenant = event.get::<String>(1)?.unwrap_or_default();
+                    let occurred = event.get::<TimestampWithTimeZone>(2)?;
+                    let (retain_for, window) = in_force(category, Some(&tenant), overrides);
+                    let due = client
+                        .select(
+                            "SELECT $1 + $2 <= now() + $3",
+                            Some(1),
+                            &[occurred.into(), retain_for.into(), horizon.into()],
+                        )?
+                        .first()
+                        .get_one::<bool>()?
+                        .unwrap_or(false);
+                    if due {
+                        out.push(Segment {
+                            category: category.clone(),
+                            is_default,
+                            tenant: TenantScope::Only(tenant),
+                            clock_column: None,
+                            retain_for,
+                            soft_delete_window: window,
+                        });
+                    }
+                }
+            }
+            Clock::Parent => {}
+        }
+    }
+    Ok(out)
+}
+
+impl Segment {
+    /// Conditions (over row alias `t`) selecting this segment's rows, due or not.
+    pub fn rows_sql(&self, table: &Managed, params: &mut Params) -> Vec<String> {
+        let mut conditions = Vec::new();
+        if let Some(column) = &table.category_column {
+            let c = quote_identifier(column);
+            let name = params.bind(self.category.name.as_str());
+            conditions.push(if self.is_default {
+                format!("(t.{c} IS NULL OR t.{c} = {name})")
+            } else {
+                format!("t.{c} = {name}")
+            });
+        }
+        if let Some(column) = &table.tenant_column {
+            let c = quote_identifier(column);
+            match &self.tenant {
+                TenantScope::All => {}
+                TenantScope::Only(tenant) => {
+                    conditions.push(format!("t.{c}::text = {}", params.bind(tenant.as_str())))
+                }
+                TenantScope::AllExcept(tenants) => conditions.push(format!(
+                    "(t.{c} IS NULL OR t.{c}::text <> ALL({}::text[]))",
+                    params.bind(tenants.clone())
+                )),
+            }
+        }
+        conditions
+    }
+
+    /// The condition that a row's clock has run out, at `now() + horizon`.
+    pub fn due_sql(&self, horizon: Interval, params: &mut Params) -> Option<String> {
+        let column = self.clock_column.as_ref()?;
+        Some(format!(
+            "t.{} <= now() + {}::interval - {}::interval",
+            quote_identifier(column),
+            params.bind(horizon),
+            params.bind(self.retain_for)
+        ))
+    }
+
+    /// The row ordering that walks the clock index oldest first.
+    pub fn order_sql(&self) -> Option<String> {
+        self.clock_column
+            .as_ref()
+            .map(|c| format!("t.{}", quote_identifier(c)))
+    }
+}

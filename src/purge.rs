@@ -1,0 +1,295 @@
+//! The purge engine: builds, for one table and one segment of its policy, the set-based
+//! statement that acts on at most one batch of due rows and returns their keys, and writes
+//! their log entries in the same transaction.
+//!
+//! A batch is one statement: `WITH due AS (SELECT … ORDER BY clock LIMIT n FOR UPDATE OF t SKIP
+//! LOCKED) DELETE … WHERE ctid = ANY(…) RETURNING key, tenant`. The hold check is part of the
+//! statement that selects the rows, under the shared hold lock (see holds.rs).
+
+use crate::catalog::Action;
+use crate::deletion_log::{self, Entry};
+use crate::error::RetentionError;
+use crate::holds::{self, advisory_lock, LockKey};
+use crate::managed::Managed;
+use crate::params::Params;
+use crate::policy::Segment;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+
+/// What a batch does to its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    SoftDelete,
+    HardDelete,
+}
+
+impl Act {
+    /// The deletion log's `action`.
+    pub fn log_action(self) -> &'static str {
+        match self {
+            Act::SoftDelete => "soft_delete",
+            Act::HardDelete => "hard_delete",
+        }
+    }
+}
+
+/// Which rows of a segment a step works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Rows whose retention ran out (soft-deleted first when the segment has a window).
+    Expire,
+    /// Soft-deleted rows whose recovery window has passed.
+    Finish,
+}
+
+/// One unit of purge work: a segment and a phase.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub segment: Segment,
+    pub phase: Phase,
+}
+
+impl Step {
+    pub fn act(&self, table: &Managed) -> Act {
+        match self.phase {
+            Phase::Finish => Act::HardDelete,
+            Phase::Expire
+                if self.segment.soft_delete_window.is_some()
+                    && table.soft_delete_column.is_some() =>
+            {
+                Act::SoftDelete
+            }
+            Phase::Expire => Act::HardDelete,
+        }
+    }
+}
+
+/// The steps of a table's purge, in order: soft deletes before the hard deletes that finish
+/// earlier soft deletes, per segment.
+pub fn plan(table: &Managed, segments: Vec<Segment>) -> Result<Vec<Step>, RetentionError> {
+    let mut steps = Vec::new();
+    for segment in segments {
+        if segment.category.action == Action::Anonymize {
+            return Err(RetentionError::InvalidValue(format!(
+                "category \"{}\" anonymizes: anonymization is not available in this version",
+                segment.category.name
+            )));
+        }
+        if segment.soft_delete_window.is_some() {
+            if table.soft_delete_column.is_none() {
+                return Err(RetentionError::MissingColumnRole(
+                    format!(
+                        "the policy of category \"{}\" has a soft-delete window, and table {} has no soft_delete_column",
+                        segment.category.name, table.display_name
+                    ),
+                    "Manage the table with soft_delete_column, or clear the window.".into(),
+                ));
+            }
+            steps.push(Step {
+                segment: segment.clone(),
+                phase: Phase::Expire,
+            });
+            steps.push(Step {
+                segment,
+                phase: Phase::Finish,
+            });
+        } else {
+            steps.push(Step {
+                segment,
+                phase: Phase::Expire,
+            });
+        }
+    }
+    Ok(steps)
+}
+
+/// The WHERE conditions and ORDER BY of a step's rows, at `now() + horizon`, holds aside.
+fn step_sql(
+    table: &Managed,
+    step: &Step,
+    horizon: Interval,
+    params: &mut Params,
+) -> (Vec<String>, Option<String>) {
+    let mut conditions = step.segment.rows_sql(table, params);
+    let soft = table.soft_delete_column.as_deref().map(quote_identifier);
+    let order = match step.phase {
+        Phase::Expire => {
+            conditions.extend(step.segment.due_sql(horizon, params));
+            if let Some(soft) = &soft {
+                conditions.push(format!("t.{soft} IS NULL"));
+            }
+            step.segment.order_sql()
+        }
+        Phase::Finish => {
+            let soft = soft.unwrap_or_default();
+            let window = step
+                .segment
+                .soft_delete_window
+                .unwrap_or_else(crate::catalog::zero);
+            conditions.push(format!(
+                "t.{soft} <= now() + {}::interval - {}::interval",
+                params.bind(horizon),
+                params.bind(window)
+            ));
+            Some(format!("t.{soft}"))
+        }
+    };
+    (conditions, order)
+}
+
+/// SQL that acts on the rows selected by `due` (a query returning `ctid`, or the key columns
+/// of a partitioned table) and returns each row's key (jsonb text) and tenant.
+pub fn act_sql(table: &Managed, act: Act, due: &str) -> String {
+    let matching = if table.partitioned {
+        let keys: Vec<String> = table
+            .key_columns
+            .iter()
+            .map(|c| format!("t.{}", quote_identifier(c)))
+            .collect();
+        format!("({}) IN (SELECT * FROM due)", keys.join(", "))
+    } else {
+        "t.ctid = ANY(ARRAY(SELECT ctid FROM due))".to_string()
+    };
+    let tenant = table
+        .tenant_column
+        .as_deref()
+        .map(|c| format!("t.{}::text", quote_identifier(c)))
+        .unwrap_or_else(|| "NULL::text".into());
+    let verb = match act {
+        Act::HardDelete => format!("DELETE FROM {} AS t", table.display_name),
+        Act::SoftDelete => format!(
+            "UPDATE {} AS t SET {} = now()",
+            table.display_name,
+            quote_identifier(table.soft_delete_column.as_deref().unwrap_or_default()),
+        ),
+    };
+    format!(
+        "WITH due AS ({due}) {verb} WHERE {matching} RETURNING {}::text, {tenant}",
+        table.key_json_sql()
+    )
+}
+
+/// The select list that identifies rows for [`act_sql`].
+pub fn row_id_sql(table: &Managed) -> String {
+    if table.partitioned {
+        let keys: Vec<String> = table
+            .key_columns
+            .iter()
+            .map(|c| format!("t.{}", quote_identifier(c)))
+            .collect();
+        keys.join(", ")
+    } else {
+        "t.ctid".into()
+    }
+}
+
+/// Acts on one batch of a step's due rows and logs them; returns the number of rows.
+pub fn batch(
+    client: &mut SpiClient,
+    table: &Managed,
+    step: &Step,
+    run_id: Option<i64>,
+    batch_size: i64,
+) -> Result<i64, RetentionError> {
+    advisory_lock(client, LockKey::Holds, false)?;
+    let held = holds::active_for(client, table)?;
+    let mut params = Params::default();
+    let (mut conditions, order) = step_sql(table, step, crate::catalog::zero(), &mut params);
+    if let Some(covered) = holds::any_covers_sql(
+        &held,
+        table,
+        Some(&step.segment.category.name),
+        "",
+        &mut params,
+    ) {
+        conditions.push(format!("NOT {covered}"));
+    }
+    if conditions.is_empty() {
+        conditions.push("true".into());
+    }
+    let due = format!(
+        "SELECT {} FROM {} AS t WHERE {} {} LIMIT {} FOR UPDATE OF t SKIP LOCKED",
+        row_id_sql(table),
+        table.display_name,
+        conditions.join(" AND "),
+        order.map(|o| format!("ORDER BY {o}")).unwrap_or_default(),
+        params.bind(batch_size)
+    );
+    let act = step.act(table);
+    let sql = act_sql(table, act, &due);
+    let entries: Vec<Entry> = client
+        .update(&sql, None, params.args())?
+        .map(|row| {
+            Ok(Entry {
+                row_key: row.get::<String>(1)?.unwrap_or_default(),
+                tenant: row.get::<String>(2)?,
+                category: Some(step.segment.category.name.clone()),
+                retain_for: Some(step.segment.retain_for),
+            })
+        })
+        .collect::<Result<_, RetentionError>>()?;
+    deletion_log::append(
+        client,
+        &deletion_log::Batch {
+            action: act.log_action(),
+            table_name: &table.display_name,
+            reason: "expired",
+            run_id,
+        },
+        &entries,
+    )?;
+    Ok(entries.len() as i64)
+}
+
+/// One line of a preview: rows of a step due by `now() + horizon`, per tenant, and the hold
+/// keeping them back (None: they will be acted on).
+pub struct PreviewLine {
+    pub tenant: Option<String>,
+    pub held_by: Option<i64>,
+    pub rows: i64,
+}
+
+/// Counts a step's due rows per tenant and covering hold, changing nothing.
+pub fn preview(
+    client: &mut SpiClient,
+    table: &Managed,
+    step: &Step,
+    horizon: Interval,
+) -> Result<Vec<PreviewLine>, RetentionError> {
+    let held = holds::active_for(client, table)?;
+    let mut params = Params::default();
+    let (conditions, _) = step_sql(table, step, horizon, &mut params);
+    let cases: Vec<String> = held
+        .iter()
+        .filter_map(|h| {
+            holds::covers_sql(h, table, Some(&step.segment.category.name), "", &mut params)
+                .map(|covers| format!("WHEN {covers} THEN {}::bigint", h.id))
+        })
+        .collect();
+    let held_by = if cases.is_empty() {
+        "NULL::bigint".to_string()
+    } else {
+        format!("CASE {} END", cases.join(" "))
+    };
+    let tenant = table
+        .tenant_column
+        .as_deref()
+        .map(|c| format!("t.{}::text", quote_identifier(c)))
+        .unwrap_or_else(|| "NULL::text".into());
+    let sql =
+        format!(
+        "SELECT {tenant}, {held_by}, count(*) FROM {} AS t WHERE {} GROUP BY 1, 2 ORDER BY 1, 2",
+        table.display_name,
+        if conditions.is_empty() { "true".into() } else { conditions.join(" AND ") }
+    );
+    client
+        .select(&sql, None, params.args())?
+        .map(|row| {
+            Ok(PreviewLine {
+                tenant: row.get::<String>(1)?,
+                held_by: row.get::<i64>(2)?,
+                rows: row.get::<i64>(3)?.unwrap_or(0),
+            })
+        })
+        .collect()
+}

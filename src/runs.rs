@@ -1,0 +1,282 @@
+//! Purge cycles: `retention.run()` in the calling session, `retention.preview()`, and the
+//! `retention.runs` history shared with the background worker.
+
+use crate::catalog;
+use crate::error::RetentionError;
+use crate::gucs;
+use crate::holds::{advisory_lock, in_recovery, LockKey};
+use crate::managed::Managed;
+use crate::policy;
+use crate::purge::{self, Act, Step};
+use crate::subxact::isolate;
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::PgRelation;
+
+/// What one cycle did to one table.
+#[derive(Debug, Default, Clone)]
+pub struct TableOutcome {
+    pub table_name: String,
+    pub soft_deleted: i64,
+    pub hard_deleted: i64,
+    pub anonymized: i64,
+    pub error: Option<String>,
+}
+
+impl TableOutcome {
+    pub fn new(table_name: &str) -> Self {
+        TableOutcome {
+            table_name: table_name.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn add(&mut self, act: Act, rows: i64) {
+        match act {
+            Act::SoftDelete => self.soft_deleted += rows,
+            Act::HardDelete => self.hard_deleted += rows,
+        }
+    }
+
+    pub fn total(&self) -> i64 {
+        self.soft_deleted + self.hard_deleted + self.anonymized
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "table": self.table_name,
+            "soft_deleted": self.soft_deleted,
+            "hard_deleted": self.hard_deleted,
+            "anonymized": self.anonymized,
+            "error": self.error,
+        })
+    }
+}
+
+/// The purge steps of one table under the current catalog.
+pub fn table_steps(client: &SpiClient, table: &Managed) -> Result<Vec<Step>, RetentionError> {
+    let categories = catalog::load_all(client)?;
+    let overrides = policy::overrides(client)?;
+    let segments = policy::segments(
+        client,
+        table,
+        &categories,
+        &overrides,
+        crate::catalog::zero(),
+    )?;
+    purge::plan(table, segments)
+}
+
+/// Inserts a `running` row into retention.runs and returns its id.
+pub fn start(client: &mut SpiClient, trigger: &str) -> Result<i64, RetentionError> {
+    Ok(client
+        .update(
+            "INSERT INTO retention.runs (trigger) VALUES ($1) RETURNING id",
+            None,
+            &[trigger.into()],
+        )?
+        .first()
+        .get_one::<i64>()?
+        .unwrap_or_default())
+}
+
+/// Stamps a run finished with its per-table outcomes, and prunes old history.
+pub fn finish(
+    client: &mut SpiClient,
+    run_id: i64,
+    outcomes: &[TableOutcome],
+    error: Option<String>,
+) -> Result<(), RetentionError> {
+    let errors: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.error.as_ref().map(|e| format!("{}: {e}", o.table_name)))
+        .chain(error)
+        .collect();
+    let details = serde_json::Value::Array(outcomes.iter().map(TableOutcome::json).collect());
+    let rows: i64 = outcomes.iter().map(TableOutcome::total).sum();
+    let error_text = if errors.is_empty() {
+        None
+    } else {
+        Some(errors.join("; "))
+    };
+    client.update(
+        "UPDATE retention.runs SET finished_at = clock_timestamp(), rows_acted = $2,
+                details = $3, error = $4,
+                status = CASE WHEN $4 IS NULL THEN 'succeeded' ELSE 'failed' END
+          WHERE id = $1",
+        None,
+        &[
+            run_id.into(),
+            rows.into(),
+            pgrx::JsonB(details).into(),
+            error_text.into(),
+        ],
+    )?;
+    client.update(
+        "DELETE FROM retention.runs
+          WHERE started_at < now() - make_interval(days => $1) AND status <> 'running'",
+        None,
+        &[gucs::RUN_HISTORY_DAYS.get().into()],
+    )?;
+    Ok(())
+}
+
+/// Purges one table completely within the current transaction (used by `retention.run`).
+fn purge_table(
+    table: &Managed,
+    run_id: i64,
+    batch_size: i64,
+) -> Result<TableOutcome, RetentionError> {
+    Spi::connect_mut(|client| {
+        let mut outcome = TableOutcome::new(&table.display_name);
+        for step in table_steps(client, table)? {
+            let act = step.act(table);
+            loop {
+                let rows = purge::batch(client, table, &step, Some(run_id), batch_size)?;
+                outcome.add(act, rows);
+                if rows < batch_size {
+                    break;
+                }
+            }
+        }
+        Ok(outcome)
+    })
+}
+
+/// Counts what a purge of one table would do now.
+fn dry_run_table(table: &Managed) -> Result<TableOutcome, RetentionError> {
+    Spi::connect_mut(|client| {
+        let mut outcome = TableOutcome::new(&table.display_name);
+        for step in table_steps(client, table)? {
+            let rows = purge::preview(client, table, &step, crate::catalog::zero())?
+                .iter()
+                .filter(|l| l.held_by.is_none())
+                .map(|l| l.rows)
+                .sum();
+            outcome.add(step.act(table), rows);
+        }
+        Ok(outcome)
+    })
+}
+
+/// Refuses purging where it cannot be done safely.
+pub fn check_can_purge() -> Result<(), RetentionError> {
+    if in_recovery() {
+        return Err(RetentionError::InRecovery(
+            "retention.run() cannot purge on a standby: run it on the primary".into(),
+        ));
+    }
+    // The hold check relies on a fresh snapshot per statement (see holds.rs).
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        return Err(RetentionError::WrongIsolation(
+            "retention.run() must run in a READ COMMITTED transaction".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn run(
+    tbl: default!(Option<PgRelation>, "NULL"),
+    dry_run: default!(Option<bool>, "false"),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(table_name, String),
+            name!(soft_deleted, i64),
+            name!(hard_deleted, i64),
+            name!(anonymized, i64),
+            name!(error, Option<String>),
+        ),
+    >,
+    ErrorReport,
+> {
+    let dry_run = dry_run.unwrap_or(false);
+    let only = tbl.map(|r| r.oid());
+    let tables = Spi::connect(|client| -> Result<Vec<Managed>, RetentionError> {
+        Ok(match only {
+            Some(oid) => vec![Managed::load(client, oid)?],
+            None => Managed::load_all(client)?,
+        })
+    })?;
+    let batch_size = gucs::BATCH_SIZE.get() as i64;
+    let mut outcomes = Vec::with_capacity(tables.len());
+    if dry_run {
+        for table in &tables {
+            outcomes.push(dry_run_table(table)?);
+        }
+    } else {
+        check_can_purge()?;
+        let run_id = Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+            advisory_lock(client, LockKey::Purger, true)?;
+            start(client, "manual")
+        })?;
+        for table in &tables {
+            let outcome = match isolate(|| purge_table(table, run_id, batch_size)) {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(e)) => TableOutcome {
+                    error: Some(e.to_string()),
+                    ..TableOutcome::new(&table.display_name)
+                },
+                Err(message) => TableOutcome {
+                    error: Some(message),
+                    ..TableOutcome::new(&table.display_name)
+                },
+            };
+            outcomes.push(outcome);
+        }
+        Spi::connect_mut(|client| finish(client, run_id, &outcomes, None))?;
+    }
+    Ok(TableIterator::new(outcomes.into_iter().map(|o| {
+        (
+            o.table_name,
+            o.soft_deleted,
+            o.hard_deleted,
+            o.anonymized,
+            o.error,
+        )
+    })))
+}
+
+#[pg_extern(stable, parallel_safe)]
+fn preview(
+    horizon: default!(Option<Interval>, "'0'"),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(table_name, String),
+            name!(category, String),
+            name!(tenant, Option<String>),
+            name!(action, String),
+            name!(rows, i64),
+            name!(held_by, Option<i64>),
+        ),
+    >,
+    ErrorReport,
+> {
+    let horizon = horizon.unwrap_or_else(catalog::zero);
+    catalog::check_interval("horizon", &horizon)?;
+    let rows = Spi::connect_mut(|client| -> Result<Vec<_>, RetentionError> {
+        let mut rows = Vec::new();
+        for table in Managed::load_all(client)? {
+            for step in table_steps(client, &table)? {
+                for line in purge::preview(client, &table, &step, horizon)? {
+                    rows.push((
+                        table.display_name.clone(),
+                        step.segment.category.name.clone(),
+                        line.tenant,
+                        step.act(&table).log_action().to_string(),
+                        line.rows,
+                        line.held_by,
+                    ));
+                }
+            }
+        }
+        Ok(rows)
+    })?;
+    Ok(TableIterator::new(rows))
+}

@@ -1,0 +1,43 @@
+//! Running a piece of work in an internal subtransaction, so that one failing table rolls back
+//! only its own changes (the PL/pgSQL EXCEPTION-block pattern).
+
+use pgrx::pg_sys;
+use pgrx::PgTryBuilder;
+use std::panic::AssertUnwindSafe;
+
+/// Runs `f` in a subtransaction: committed when it returns, rolled back (and its error
+/// message returned) when it raises.
+pub fn isolate<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    // SAFETY: the sequence below is the one PL/pgSQL uses for exception blocks; memory context
+    // and resource owner are restored on both paths.
+    unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        PgTryBuilder::new(AssertUnwindSafe(move || {
+            let result = f();
+            pg_sys::ReleaseCurrentSubTransaction();
+            pg_sys::MemoryContextSwitchTo(context);
+            pg_sys::CurrentResourceOwner = owner;
+            Ok(result)
+        }))
+        .catch_others(move |error| {
+            pg_sys::MemoryContextSwitchTo(context);
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            pg_sys::MemoryContextSwitchTo(context);
+            pg_sys::CurrentResourceOwner = owner;
+            Err(message(&error))
+        })
+        .execute()
+    }
+}
+
+/// The message of a caught error.
+pub fn message(error: &pg_sys::panic::CaughtError) -> String {
+    match error {
+        pg_sys::panic::CaughtError::PostgresError(e)
+        | pg_sys::panic::CaughtError::ErrorReport(e)
+        | pg_sys::panic::CaughtError::RustPanic { ereport: e, .. } => e.message().to_string(),
+    }
+}

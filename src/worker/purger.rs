@@ -1,0 +1,180 @@
+//! The purger of one database: one cycle every `pg_retention.naptime` seconds, one transaction
+//! per batch, a failing table recorded and skipped, prompt exit on SIGTERM.
+
+use crate::error::RetentionError;
+use crate::gucs;
+use crate::holds::{in_recovery, session_unlock, try_session_lock, LockKey};
+use crate::managed::Managed;
+use crate::purge;
+use crate::runs::{self, TableOutcome};
+use crate::subxact::message;
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// True once SIGTERM arrived (the pgrx flag clears when read; this one stays set).
+fn stopping() -> bool {
+    if BackgroundWorker::sigterm_received() {
+        STOP.store(true, Ordering::SeqCst);
+    }
+    STOP.load(Ordering::SeqCst)
+}
+
+fn reload_if_asked() {
+    if BackgroundWorker::sighup_received() {
+        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+    }
+}
+
+/// Runs `f` in its own transaction: committed when it returns Ok, aborted (and the error
+/// returned) when it returns Err or raises.
+fn in_transaction<R>(f: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = PgTryBuilder::new(AssertUnwindSafe(move || f().map_err(|e| e.to_string())))
+        .catch_others(|e| Err(message(&e)))
+        .execute();
+    unsafe {
+        match &result {
+            Ok(_) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+            }
+            Err(_) => pg_sys::AbortCurrentTransaction(),
+        }
+    }
+    result
+}
+
+fn extension_installed() -> bool {
+    in_transaction(|| {
+        Ok(Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_retention')",
+        )?
+        .unwrap_or(false))
+    })
+    .unwrap_or(false)
+}
+
+/// Sleeps as long as `pg_retention.max_rows_per_second` asks after `rows` rows in `spent`;
+/// false when asked to stop.
+fn throttle(rows: i64, spent: Duration) -> bool {
+    let limit = gucs::MAX_ROWS_PER_SECOND.get();
+    if limit > 0 && rows > 0 {
+        let budget = Duration::from_secs_f64(rows as f64 / limit as f64);
+        if budget > spent && !BackgroundWorker::wait_latch(Some(budget - spent)) {
+            STOP.store(true, Ordering::SeqCst);
+        }
+    }
+    !stopping()
+}
+
+/// Purges one table batch by batch; returns what was done (with the error, if one stopped it).
+fn purge_table(table: &Managed, run_id: i64) -> TableOutcome {
+    let mut outcome = TableOutcome::new(&table.display_name);
+    let steps = match in_transaction(|| Spi::connect(|client| runs::table_steps(client, table))) {
+        Ok(steps) => steps,
+        Err(e) => {
+            outcome.error = Some(e);
+            return outcome;
+        }
+    };
+    let batch_size = gucs::BATCH_SIZE.get() as i64;
+    for step in &steps {
+        let act = step.act(table);
+        loop {
+            let started = Instant::now();
+            match in_transaction(|| {
+                Spi::connect_mut(|client| {
+                    purge::batch(client, table, step, Some(run_id), batch_size)
+                })
+            }) {
+                Ok(rows) => {
+                    outcome.add(act, rows);
+                    if !throttle(rows, started.elapsed()) || rows < batch_size {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    outcome.error = Some(e);
+                    return outcome;
+                }
+            }
+        }
+        if stopping() {
+            break;
+        }
+    }
+    outcome
+}
+
+/// One purge cycle over every managed table of this database.
+fn cycle(first: bool) {
+    let locked = in_transaction(|| Spi::connect_mut(|c| try_session_lock(c, LockKey::Purger)));
+    if locked != Ok(true) {
+        return;
+    }
+    if first {
+        // Runs a previous worker left "running" were cut short (crash, kill, shutdown).
+        let _ = in_transaction(|| {
+            Spi::run(
+                "UPDATE retention.runs SET status = 'failed', finished_at = clock_timestamp(),
+                        error = 'the worker stopped before the run finished'
+                  WHERE status = 'running' AND trigger = 'worker'",
+            )?;
+            Ok(())
+        });
+    }
+    let started = in_transaction(|| {
+        Spi::connect_mut(|client| Ok((runs::start(client, "worker")?, Managed::load_all(client)?)))
+    });
+    if let Ok((run_id, tables)) = started {
+        let mut outcomes = Vec::with_capacity(tables.len());
+        for table in &tables {
+            reload_if_asked();
+            if stopping() || !gucs::ENABLED.get() {
+                break;
+            }
+            outcomes.push(purge_table(table, run_id));
+        }
+        let stopped =
+            stopping().then(|| "stopped by shutdown before the cycle finished".to_string());
+        if let Err(e) =
+            in_transaction(|| Spi::connect_mut(|c| runs::finish(c, run_id, &outcomes, stopped)))
+        {
+            log!("pg_retention: could not record run {run_id}: {e}");
+        }
+    }
+    let _ = in_transaction(|| Spi::connect_mut(|c| session_unlock(c, LockKey::Purger)));
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_retention_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = BackgroundWorker::get_extra().to_string();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    let mut first = true;
+    while !stopping() {
+        reload_if_asked();
+        if gucs::ENABLED.get() && !in_recovery() && extension_installed() {
+            cycle(first);
+            first = false;
+        }
+        if stopping() {
+            break;
+        }
+        let nap = Duration::from_secs(gucs::NAPTIME.get().max(1) as u64);
+        if !BackgroundWorker::wait_latch(Some(nap)) {
+            break;
+        }
+    }
+}
