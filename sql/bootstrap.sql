@@ -110,7 +110,8 @@ CREATE UNIQUE INDEX deletion_queue_pending ON retention.deletion_queue (tbl, row
     WHERE done_at IS NULL;
 
 CREATE VIEW retention.queued_deletions AS
-SELECT q.id, q.tbl::text AS table_name, q.row_key, q.reason, q.requested_at, q.requested_by
+SELECT q.id, (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = q.tbl) AS table_name, q.row_key, q.reason, q.requested_at, q.requested_by
   FROM retention.deletion_queue q
  WHERE q.done_at IS NULL;
 
@@ -170,6 +171,7 @@ SELECT pg_catalog.pg_extension_config_dump('retention.holds_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.notifications', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.notifications_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.deletion_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.deletion_queue_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.runs', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.runs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.deletion_log', '');

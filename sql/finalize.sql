@@ -73,9 +73,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- A hold's release and review are stamped through release_hold() and review_hold(); every
-    -- other column stays as placed, and a release is stamped once.
-    IF TG_OP = 'UPDATE'
+    -- A hold's release and review are stamped only through release_hold() and review_hold()
+    -- (retention.hold_stamping() is true only inside them); every other column stays as
+    -- placed, and a release is stamped once.
+    IF TG_OP = 'UPDATE' AND retention.hold_stamping()
        AND (OLD.id, OLD.reason, OLD.tenant, OLD.subject, OLD.tbl, OLD.category, OLD.notify,
             OLD.placed_at, OLD.placed_by)
            IS NOT DISTINCT FROM
@@ -130,7 +131,7 @@ CREATE EVENT TRIGGER retention_forget_dropped_tables ON sql_drop
 ------------------------------------------------------------------------------------------------
 
 CREATE VIEW retention.status AS
-SELECT m.tbl::text AS table_name,
+SELECT format('%I.%I', n.nspname, c.relname) AS table_name,
        m.category AS default_category,
        last.id AS last_run_id,
        last.started_at AS last_run_at,
@@ -213,6 +214,7 @@ COMMENT ON FUNCTION retention.request_delete(regclass, anyarray, text) IS
 COMMENT ON FUNCTION retention.restore(regclass, anyarray) IS 'Undoes a soft delete within its recovery window; returns rows restored';
 COMMENT ON FUNCTION retention.run(regclass, boolean) IS 'Runs one purge cycle in this session (or counts it, dry_run); per-table counts';
 COMMENT ON FUNCTION retention.preview(interval) IS 'Rows due now or within the horizon, per table, category and tenant, and the holds keeping rows back';
+COMMENT ON FUNCTION retention.hold_stamping() IS 'Internal: true only while release_hold() or review_hold() stamps a hold';
 COMMENT ON FUNCTION retention.verify_log() IS 'Id of the first deletion-log entry whose hash-chain link is broken; NULL when intact';
 COMMENT ON FUNCTION retention.log_canonical(retention.deletion_log) IS 'The bytes hashed for a deletion-log entry (see README, "Verifying the log")';
 COMMENT ON FUNCTION retention.log_field(text) IS 'Length-prefixed encoding of one field of the canonical form';

@@ -283,3 +283,121 @@ fn drop_category(name: Option<&str>) -> SqlResult<()> {
     })?;
     Ok(())
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::testing::{int, sqlstate};
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn define_category_creates_then_updates() {
+        Spi::run(
+            "SELECT retention.define_category('conversations', '1 year', description => 'chats')",
+        )
+        .unwrap();
+        Spi::run("SELECT retention.define_category('conversations', '2 years')").unwrap();
+        let (period, description) = Spi::get_two::<String, String>(
+            "SELECT retain_for::text, description FROM retention.categories WHERE name = 'conversations'",
+        )
+        .unwrap();
+        assert_eq!(period.as_deref(), Some("2 years"));
+        assert_eq!(
+            description.as_deref(),
+            Some("chats"),
+            "an update keeps the description"
+        );
+        Spi::run("SELECT retention.define_category('raw_audio', '0')").unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.categories WHERE name = 'raw_audio' AND retain_for = '0'"), 1);
+        Spi::run("SELECT retention.define_category('projects', '90 days', clock => 'event', event => 'termination', soft_delete_window => '30 days')").unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.categories WHERE clock = 'event' AND event = 'termination'"), 1);
+    }
+
+    #[pg_test]
+    fn define_category_rejects_bad_input() {
+        assert_eq!(
+            sqlstate("SELECT retention.define_category('x', '-1 day')"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.define_category('x', '2000 years')"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.define_category('x', '1 day', clock => 'sundial')"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.define_category('x', '1 day', action => 'shred')"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.define_category('x', '1 day', clock => 'event')"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.define_category('x', '1 day', event => 'termination')"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate(
+                "SELECT retention.define_category('x', '1 day', soft_delete_window => '-1 day')"
+            ),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.define_category(NULL, '1 day')"),
+            "22004"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.define_category('x', NULL)"),
+            "22004"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.define_category('', '1 day')"),
+            "22023"
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.categories WHERE name = 'x'"),
+            0
+        );
+    }
+
+    #[pg_test]
+    fn drop_category_refuses_while_in_use() {
+        crate::testing::seed(3);
+        assert_eq!(
+            sqlstate("SELECT retention.drop_category('conversations')"),
+            "2BP01"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.drop_category('deletion_log')"),
+            "2BP01"
+        );
+        assert_eq!(sqlstate("SELECT retention.drop_category('nope')"), "42704");
+        Spi::run("UPDATE conversations SET category = 'audit_logs' WHERE id = 1").unwrap();
+        assert_eq!(
+            sqlstate("SELECT retention.drop_category('audit_logs')"),
+            "2BP01"
+        );
+        Spi::run("SELECT retention.set_tenant_policy('t1', 'support_records', '1 year')").unwrap();
+        assert_eq!(
+            sqlstate("SELECT retention.drop_category('support_records')"),
+            "2BP01"
+        );
+        Spi::run("SELECT retention.clear_tenant_policy('t1', 'support_records')").unwrap();
+        Spi::run("SELECT retention.drop_category('support_records')").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.categories WHERE name = 'support_records'"),
+            0
+        );
+    }
+
+    #[pg_test]
+    fn changing_a_clock_is_checked_against_the_tables_using_it() {
+        crate::testing::seed(3);
+        // conversations has no activity column.
+        assert_eq!(sqlstate("SELECT retention.define_category('conversations', '1 year', clock => 'last_activity')"), "55000");
+        assert_eq!(int("SELECT count(*) FROM retention.categories WHERE name = 'conversations' AND clock = 'created'"), 1);
+    }
+}

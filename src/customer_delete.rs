@@ -18,15 +18,6 @@ use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 use pgrx::PgRelation;
 
-/// The row's category expression over alias `t`.
-fn category_sql(table: &Managed, params: &mut Params) -> String {
-    let default = params.bind(table.category.as_str());
-    match &table.category_column {
-        Some(c) => format!("coalesce(t.{}, {default})", quote_identifier(c)),
-        None => format!("{default}::text"),
-    }
-}
-
 fn tenant_sql(table: &Managed) -> String {
     table
         .tenant_column
@@ -56,7 +47,7 @@ fn delete_keys(
     let mut params = Params::default();
     params.bind(keys);
     let matching = key_match_sql(client, table, 1)?;
-    let category = category_sql(table, &mut params);
+    let category = table.category_sql(&mut params);
     let covered = holds::any_covers_sql(&held, table, None, &category, &mut params)
         .unwrap_or_else(|| "false".into());
     let tenant = tenant_sql(table);
@@ -118,7 +109,7 @@ fn delete_keys(
         };
         let mut group_params = Params::default();
         group_params.bind(keys_arg_copy(&params));
-        let group_category = category_sql(table, &mut group_params);
+        let group_category = table.category_sql(&mut group_params);
         let group_covered =
             holds::any_covers_sql(&held, table, None, &group_category, &mut group_params)
                 .unwrap_or_else(|| "false".into());
@@ -292,7 +283,9 @@ fn restore(tbl: Option<PgRelation>, keys: Option<AnyArray>) -> SqlResult<i64> {
         let mut params = Params::default();
         params.bind(keys_arg(&keys));
         let matching = key_match_sql(client, &table, 1)?;
-        let category = category_sql(&table, &mut params);
+        // Held rows are left as they are, soft-deleted included.
+        let unheld = holds::unheld_sql(client, &table, &mut params)?;
+        let category = table.category_sql(&mut params);
         let tenant = tenant_sql(&table);
         let rows: Vec<(
             String,
@@ -303,7 +296,7 @@ fn restore(tbl: Option<PgRelation>, keys: Option<AnyArray>) -> SqlResult<i64> {
             .update(
                 &format!(
                     "SELECT {}::text, {category}, {tenant}, t.{soft}::timestamptz
-                       FROM {} AS t WHERE {matching} FOR UPDATE OF t",
+                       FROM {} AS t WHERE {matching} AND {unheld} FOR UPDATE OF t",
                     table.key_json_sql(),
                     table.display_name
                 ),
@@ -357,11 +350,12 @@ fn restore(tbl: Option<PgRelation>, keys: Option<AnyArray>) -> SqlResult<i64> {
         }
         client.update(
             &format!(
-                "UPDATE {} AS t SET {soft} = NULL WHERE {matching} AND t.{soft} IS NOT NULL",
+                "UPDATE {} AS t SET {soft} = NULL
+                  WHERE {matching} AND {unheld} AND t.{soft} IS NOT NULL",
                 table.display_name
             ),
             None,
-            &params.args()[..1],
+            params.args(),
         )?;
         deletion_log::append(
             client,
@@ -375,4 +369,137 @@ fn restore(tbl: Option<PgRelation>, keys: Option<AnyArray>) -> SqlResult<i64> {
         )?;
         Ok(entries.len() as i64)
     })?)
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::testing::{int, sqlstate};
+    use pgrx::prelude::*;
+
+    fn setup() {
+        Spi::run(
+            "SELECT retention.define_category('projects', '90 days', clock => 'event', event => 'termination', soft_delete_window => '30 days');
+             SELECT retention.define_category('conversations', '1 year');
+             CREATE TABLE projects (id int PRIMARY KEY, tenant text NOT NULL, deleted_at timestamptz);
+             SELECT retention.manage('projects', 'projects', tenant_column => 'tenant', soft_delete_column => 'deleted_at');
+             CREATE TABLE chats (id int PRIMARY KEY, tenant text, created_at timestamptz);
+             SELECT retention.manage('chats', 'conversations', created_column => 'created_at', tenant_column => 'tenant');
+             INSERT INTO projects VALUES (1, 'acme', NULL), (2, 'acme', NULL), (3, 'globex', NULL);
+             INSERT INTO chats VALUES (1, 'acme', now()), (2, 'acme', now());",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn request_delete_soft_deletes_with_a_window_and_hard_deletes_without() {
+        setup();
+        assert_eq!(
+            int("SELECT retention.request_delete('projects', ARRAY[1])"),
+            1
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM projects WHERE id = 1 AND deleted_at IS NOT NULL"),
+            1
+        );
+        assert_eq!(int("SELECT retention.request_delete('chats', ARRAY[1])"), 1);
+        assert_eq!(int("SELECT count(*) FROM chats"), 1);
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log WHERE reason = 'customer_request' AND action = 'soft_delete' AND table_name = 'public.projects'"), 1);
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log WHERE reason = 'customer_request' AND action = 'hard_delete' AND table_name = 'public.chats'"), 1);
+        assert_eq!(int("SELECT retention.restore('projects', ARRAY[1])"), 1);
+        assert_eq!(
+            int("SELECT count(*) FROM projects WHERE deleted_at IS NOT NULL"),
+            0
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE action = 'restore'"),
+            1
+        );
+    }
+
+    #[pg_test]
+    fn soft_deleted_rows_are_finished_after_the_window() {
+        setup();
+        Spi::run("SELECT retention.request_delete('projects', ARRAY[3]); UPDATE projects SET deleted_at = now() - interval '31 days' WHERE id = 3").unwrap();
+        assert_eq!(
+            sqlstate("SELECT retention.restore('projects', ARRAY[3])"),
+            "55000"
+        );
+        assert_eq!(
+            int("SELECT sum(hard_deleted)::bigint FROM retention.run()"),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM projects WHERE id = 3"), 0);
+    }
+
+    #[pg_test]
+    fn termination_soft_deletes_then_hard_deletes() {
+        setup();
+        Spi::run(
+            "SELECT retention.record_event('acme', 'termination', now() - interval '100 days')",
+        )
+        .unwrap();
+        assert_eq!(
+            int("SELECT sum(soft_deleted)::bigint FROM retention.run()"),
+            2
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM projects WHERE tenant = 'acme' AND deleted_at IS NOT NULL"),
+            2
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM projects WHERE tenant = 'globex' AND deleted_at IS NULL"),
+            1
+        );
+    }
+
+    #[pg_test]
+    fn held_rows_are_queued_until_release() {
+        setup();
+        let hold = int("SELECT retention.place_hold('case', tenant => 'acme', notify => false)");
+        assert_eq!(
+            int("SELECT retention.request_delete('projects', ARRAY[1, 3])"),
+            1
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.queued_deletions WHERE row_key = '{\"id\": 1}'"),
+            1
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM projects WHERE id = 1 AND deleted_at IS NULL"),
+            1
+        );
+        Spi::run(&format!("SELECT retention.release_hold({hold}, 'done')")).unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM projects WHERE id = 1 AND deleted_at IS NOT NULL"),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.queued_deletions"), 0);
+    }
+
+    #[pg_test]
+    fn customer_requests_reject_bad_input() {
+        setup();
+        assert_eq!(
+            sqlstate("SELECT retention.request_delete('projects', ARRAY[]::int[])"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.request_delete('projects', ARRAY['x'])"),
+            "22P02"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.request_delete('projects', NULL::int[])"),
+            "22004"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.request_delete('pg_class', ARRAY[1])"),
+            "42704"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.restore('chats', ARRAY[1])"),
+            "55000"
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log"), 0);
+    }
 }

@@ -145,3 +145,54 @@ pub fn append(
     )?;
     Ok(())
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::testing::{int, seed, sqlstate};
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn entries_chain_and_verify() {
+        seed(400);
+        Spi::run("SELECT retention.set_tenant_policy('t2', 'conversations', '2 years 3 mons 4 days 05:06:07.000008')").unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        Spi::run("SELECT retention.request_delete('conversations', ARRAY[1, 2])").unwrap();
+        assert!(int("SELECT count(*) FROM retention.deletion_log") > 0);
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT retention.verify_log()").unwrap(),
+            None
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE row_key::text LIKE '%secret%'"),
+            0
+        );
+        // Ids are consecutive and each entry links to the previous one.
+        assert_eq!(int("SELECT count(*) FROM (SELECT id - lag(id) OVER (ORDER BY id) AS step FROM retention.deletion_log) s WHERE step <> 1"), 0);
+    }
+
+    #[pg_test]
+    fn the_log_is_append_only_and_tampering_is_detected() {
+        seed(400);
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            sqlstate("UPDATE retention.deletion_log SET tenant = 'x'"),
+            "42501"
+        );
+        assert_eq!(sqlstate("DELETE FROM retention.deletion_log"), "42501");
+        assert_eq!(sqlstate("TRUNCATE retention.deletion_log"), "42501");
+        // A superuser who disables the guard is still caught by the chain.
+        Spi::run("ALTER TABLE retention.deletion_log DISABLE TRIGGER deletion_log_append_only")
+            .unwrap();
+        Spi::run("UPDATE retention.deletion_log SET tenant = 'forged' WHERE id = (SELECT min(id) + 3 FROM retention.deletion_log)").unwrap();
+        assert_eq!(
+            int("SELECT retention.verify_log()"),
+            int("SELECT min(id) + 3 FROM retention.deletion_log")
+        );
+        Spi::run("DELETE FROM retention.deletion_log WHERE id = (SELECT min(id) + 1 FROM retention.deletion_log)").unwrap();
+        assert_eq!(
+            int("SELECT retention.verify_log()"),
+            int("SELECT min(id) + 2 FROM retention.deletion_log")
+        );
+    }
+}

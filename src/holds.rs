@@ -14,6 +14,33 @@ use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
+use std::cell::Cell;
+
+thread_local! {
+    /// Set only while release_hold() or review_hold() stamps a hold (see `stamp`).
+    static STAMPING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with hold stamping allowed; the flag is cleared even when `f` raises (pgrx
+/// unwinds Rust frames on Postgres errors).
+fn stamp<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            STAMPING.with(|s| s.set(false));
+        }
+    }
+    STAMPING.with(|s| s.set(true));
+    let _reset = Reset;
+    f()
+}
+
+/// Whether this backend is inside release_hold() or review_hold(): the holds guard trigger
+/// allows stamping a hold only then. Nothing in SQL can set it.
+#[pg_extern(volatile, parallel_unsafe)]
+fn hold_stamping() -> bool {
+    STAMPING.with(|s| s.get())
+}
 use pgrx::PgRelation;
 
 /// First key of every advisory lock the extension takes ("RETN").
@@ -160,6 +187,24 @@ pub fn any_covers_sql(
     }
 }
 
+/// Takes the shared hold lock and returns SQL over row alias `t` that is true when no active
+/// hold covers the row: every path that alters rows outside a purge batch adds it.
+pub fn unheld_sql(
+    client: &mut SpiClient,
+    table: &Managed,
+    params: &mut Params,
+) -> Result<String, RetentionError> {
+    advisory_lock(client, LockKey::Holds, false)?;
+    let held = active_for(client, table)?;
+    let category = table.category_sql(params);
+    Ok(
+        match any_covers_sql(&held, table, None, &category, params) {
+            Some(covered) => format!("NOT {covered}"),
+            None => "true".into(),
+        },
+    )
+}
+
 /// Writes the notification row and sends `pg_notify('retention_hold', payload)`.
 fn send_notification(
     client: &mut SpiClient,
@@ -256,12 +301,14 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
     let hold_id = required(hold_id, "hold_id")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
         let notify_customer = lock_active(client, hold_id)?;
-        client.update(
-            "UPDATE retention.holds SET released_at = now(), released_by = current_user,
-                    release_note = $2 WHERE id = $1",
-            None,
-            &[hold_id.into(), note.into()],
-        )?;
+        stamp(|| {
+            client.update(
+                "UPDATE retention.holds SET released_at = now(), released_by = current_user,
+                        release_note = $2 WHERE id = $1",
+                None,
+                &[hold_id.into(), note.into()],
+            )
+        })?;
         if notify_customer {
             send_notification(client, hold_id, "released")?;
         }
@@ -276,12 +323,14 @@ fn review_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
     let hold_id = required(hold_id, "hold_id")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
         lock_active(client, hold_id)?;
-        client.update(
-            "UPDATE retention.holds SET reviewed_at = now(), reviewed_by = current_user,
-                    review_note = $2 WHERE id = $1",
-            None,
-            &[hold_id.into(), note.into()],
-        )?;
+        stamp(|| {
+            client.update(
+                "UPDATE retention.holds SET reviewed_at = now(), reviewed_by = current_user,
+                        review_note = $2 WHERE id = $1",
+                None,
+                &[hold_id.into(), note.into()],
+            )
+        })?;
         Ok(())
     })?;
     Ok(())
@@ -290,4 +339,113 @@ fn review_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
 /// Whether this backend is a hot standby (purges refuse to run there).
 pub fn in_recovery() -> bool {
     unsafe { pg_sys::RecoveryInProgress() }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::testing::{int, seed, sqlstate};
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn held_rows_survive_every_purge_path() {
+        seed(800);
+        let hold = int("SELECT retention.place_hold('litigation', tenant => 't1')");
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(int("SELECT count(*) FROM conversations WHERE tenant = 't1' AND created_at <= now() - interval '1 year'"), 145);
+        assert_eq!(int("SELECT count(*) FROM conversations WHERE tenant <> 't1' AND created_at <= now() - interval '1 year'"), 0);
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE tenant = 't1'"),
+            0
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.preview() WHERE held_by IS NOT NULL"),
+            1
+        );
+        assert_eq!(
+            int(&format!(
+                "SELECT rows FROM retention.preview() WHERE held_by = {hold}"
+            )),
+            145
+        );
+        Spi::run(&format!("SELECT retention.release_hold({hold}, 'settled')")).unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE created_at <= now() - interval '1 year'"),
+            0
+        );
+    }
+
+    #[pg_test]
+    fn holds_match_all_their_scopes() {
+        seed(800);
+        Spi::run("SELECT retention.place_hold('one person at one customer', tenant => 't1', subject => 's2', notify => false)").unwrap();
+        Spi::run("SELECT retention.place_hold('the whole table', tbl => 'conversations', category => 'audit_logs', notify => false)").unwrap();
+        Spi::run("UPDATE conversations SET category = 'audit_logs' WHERE id = 800").unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        // ids ≡ 1 (mod 3) and ≡ 2 (mod 5), older than a year, are held; id 800 is under the category hold.
+        assert_eq!(int("SELECT count(*) FROM conversations WHERE created_at <= now() - interval '1 year'"),
+                   int("SELECT count(*) FROM generate_series(366, 800) i WHERE now() - i * interval '1 day' <= now() - interval '1 year' AND i % 3 = 1 AND i % 5 = 2") + 1);
+    }
+
+    #[pg_test]
+    fn hold_lifecycle_is_stamped_and_notified() {
+        let hold = int("SELECT retention.place_hold('subpoena', tenant => 'acme')");
+        assert_eq!(int("SELECT count(*) FROM retention.notifications WHERE payload->>'action' = 'placed' AND (payload->>'hold_id')::bigint = (SELECT max(id) FROM retention.holds)"), 1);
+        Spi::run(&format!(
+            "SELECT retention.review_hold({hold}, 'still needed')"
+        ))
+        .unwrap();
+        Spi::run(&format!(
+            "SELECT retention.release_hold({hold}, 'case closed')"
+        ))
+        .unwrap();
+        assert_eq!(int(&format!("SELECT count(*) FROM retention.holds WHERE id = {hold} AND released_by = current_user AND release_note = 'case closed' AND reviewed_at IS NOT NULL")), 1);
+        assert_eq!(int("SELECT count(*) FROM retention.notifications"), 2);
+        let quiet =
+            int("SELECT retention.place_hold('gag order', tenant => 'acme', notify => false)");
+        Spi::run(&format!("SELECT retention.release_hold({quiet}, NULL)")).unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.notifications"), 2);
+    }
+
+    #[pg_test]
+    fn hold_errors_and_guards() {
+        assert_eq!(
+            sqlstate("SELECT retention.place_hold('everything')"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.place_hold('', tenant => 'a')"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.place_hold(NULL, tenant => 'a')"),
+            "22004"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.place_hold('x', category => 'nope')"),
+            "42704"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.release_hold(424242, 'n')"),
+            "42704"
+        );
+        let hold = int("SELECT retention.place_hold('case', tenant => 'acme', notify => false)");
+        assert_eq!(sqlstate(&format!("UPDATE retention.holds SET released_at = now() - interval '2 years', released_by = 'bob' WHERE id = {hold}")), "42501");
+        assert_eq!(sqlstate(&format!("UPDATE retention.holds SET reviewed_at = now() + interval '1 year' WHERE id = {hold}")), "42501");
+        assert_eq!(
+            sqlstate(&format!("DELETE FROM retention.holds WHERE id = {hold}")),
+            "42501"
+        );
+        Spi::run(&format!("SELECT retention.release_hold({hold}, 'done')")).unwrap();
+        assert_eq!(
+            sqlstate(&format!("SELECT retention.release_hold({hold}, 'again')")),
+            "55000"
+        );
+        assert_eq!(
+            sqlstate(&format!("SELECT retention.review_hold({hold}, 'late')")),
+            "55000"
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.holds"), 1);
+    }
 }

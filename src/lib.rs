@@ -19,6 +19,8 @@ mod runs;
 mod subxact;
 mod tagging;
 mod tenants;
+#[cfg(any(test, feature = "pg_test"))]
+mod testing;
 mod worker;
 
 ::pgrx::pg_module_magic!();

@@ -175,6 +175,15 @@ impl Managed {
         Ok(client.select(&sql, Some(1), &[category.into()])?.len() > 0)
     }
 
+    /// SQL for the category of row alias `t`: its tag, else the table's default.
+    pub fn category_sql(&self, params: &mut crate::params::Params) -> String {
+        let default = params.bind(self.category.as_str());
+        match &self.category_column {
+            Some(c) => format!("coalesce(t.{}, {default})", quote_identifier(c)),
+            None => format!("{default}::text"),
+        }
+    }
+
     /// SQL for the primary key of row alias `t` as a jsonb object `{"<pk column>": value, …}`.
     pub fn key_json_sql(&self) -> String {
         let pairs: Vec<String> = self
@@ -459,4 +468,113 @@ fn unmanage(tbl: Option<PgRelation>) -> SqlResult<()> {
         Ok(())
     })?;
     Ok(())
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::testing::{int, sqlstate};
+    use pgrx::prelude::*;
+
+    fn setup() {
+        Spi::run(
+            "SELECT retention.define_category('conversations', '1 year');
+             SELECT retention.define_category('projects', '0', soft_delete_window => '90 days');
+             CREATE TABLE chats (id int PRIMARY KEY, created_at timestamptz, tenant uuid, note int);",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn manage_records_the_table_and_its_key() {
+        setup();
+        Spi::run("SELECT retention.manage('chats', 'conversations', created_column => 'created_at', tenant_column => 'tenant')").unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.managed_tables WHERE tbl = 'chats'::regclass AND key_columns = '{id}' AND tenant_column = 'tenant'"), 1);
+        Spi::run("SELECT retention.unmanage('chats')").unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.managed_tables"), 0);
+    }
+
+    #[pg_test]
+    fn manage_rejects_bad_input() {
+        setup();
+        assert_eq!(
+            sqlstate("SELECT retention.manage('chats', 'nope', created_column => 'created_at')"),
+            "42704"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.manage('chats', 'conversations', created_column => 'nope')"),
+            "42703"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.manage('chats', 'conversations', created_column => 'note')"),
+            "42804"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.manage('chats', 'conversations')"),
+            "55000"
+        );
+        assert_eq!(
+            sqlstate(
+                "SELECT retention.manage('chats', 'projects', created_column => 'created_at')"
+            ),
+            "55000"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.manage(NULL, 'conversations')"),
+            "22004"
+        );
+        Spi::run("CREATE TABLE nokey (created_at timestamptz)").unwrap();
+        assert_eq!(
+            sqlstate(
+                "SELECT retention.manage('nokey', 'conversations', created_column => 'created_at')"
+            ),
+            "42P16"
+        );
+        Spi::run("CREATE VIEW chat_view AS SELECT * FROM chats").unwrap();
+        assert_eq!(sqlstate("SELECT retention.manage('chat_view', 'conversations', created_column => 'created_at')"), "42809");
+        assert_eq!(sqlstate("SELECT retention.manage('chats', 'conversations', created_column => 'created_at', anonymize => '[1]')"), "22023");
+        assert_eq!(sqlstate("SELECT retention.unmanage('chats')"), "42704");
+        assert_eq!(int("SELECT count(*) FROM retention.managed_tables"), 0);
+        Spi::run(
+            "SELECT retention.manage('chats', 'conversations', created_column => 'created_at')",
+        )
+        .unwrap();
+        assert_eq!(
+            sqlstate(
+                "SELECT retention.manage('chats', 'conversations', created_column => 'created_at')"
+            ),
+            "42710"
+        );
+    }
+
+    #[pg_test]
+    fn dropping_a_managed_table_unmanages_it() {
+        setup();
+        Spi::run(
+            "SELECT retention.manage('chats', 'conversations', created_column => 'created_at')",
+        )
+        .unwrap();
+        Spi::run("DROP TABLE chats").unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.managed_tables"), 0);
+    }
+
+    #[pg_test]
+    fn hostile_names_are_quoted() {
+        Spi::run(
+            r#"SELECT retention.define_category('conversations', '1 year');
+               CREATE SCHEMA "We; DROP";
+               CREATE TABLE "We; DROP"."Chat ""Log""" ("Key" int PRIMARY KEY, "Created At" timestamptz, "Ten'ant" text);
+               INSERT INTO "We; DROP"."Chat ""Log""" VALUES (1, now() - interval '2 years', 'a'), (2, now(), 'b');
+               SELECT retention.manage('"We; DROP"."Chat ""Log"""', 'conversations', created_column => 'Created At', tenant_column => 'Ten''ant');
+               SELECT * FROM retention.run();"#,
+        )
+        .unwrap();
+        assert_eq!(int(r#"SELECT count(*) FROM "We; DROP"."Chat ""Log""""#), 1);
+        assert_eq!(
+            int(
+                r#"SELECT count(*) FROM retention.deletion_log WHERE table_name = '"We; DROP"."Chat ""Log"""' AND row_key = '{"Key": 1}' AND tenant = 'a'"#
+            ),
+            1
+        );
+    }
 }

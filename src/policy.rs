@@ -171,6 +171,61 @@ pub fn segments(
     Ok(out)
 }
 
+/// Segments whose soft-deleted rows are finished (hard-deleted) once the recovery window has
+/// passed: every category with a window, whatever its clock says (a customer can soft-delete a
+/// row long before it is due).
+pub fn window_segments(
+    table: &Managed,
+    categories: &[Category],
+    overrides: &BTreeMap<String, Vec<Override>>,
+) -> Vec<Segment> {
+    let mut out = Vec::new();
+    if table.soft_delete_column.is_none() {
+        return out;
+    }
+    for category in categories {
+        let is_default = category.name == table.category;
+        if (!is_default && table.category_column.is_none()) || category.clock == Clock::Parent {
+            continue;
+        }
+        let tenant_overrides: &[Override] =
+            match (&table.tenant_column, overrides.get(&category.name)) {
+                (Some(_), Some(list)) => list,
+                _ => &[],
+            };
+        let excluded: Vec<String> = tenant_overrides.iter().map(|o| o.tenant.clone()).collect();
+        let mut push = |tenant: TenantScope, retain_for: Interval, window: Option<Interval>| {
+            if window.is_some() {
+                out.push(Segment {
+                    category: category.clone(),
+                    is_default,
+                    tenant,
+                    clock_column: None,
+                    retain_for,
+                    soft_delete_window: window,
+                });
+            }
+        };
+        push(
+            if excluded.is_empty() {
+                TenantScope::All
+            } else {
+                TenantScope::AllExcept(excluded)
+            },
+            category.retain_for,
+            category.soft_delete_window,
+        );
+        for o in tenant_overrides {
+            push(
+                TenantScope::Only(o.tenant.clone()),
+                o.retain_for,
+                o.soft_delete_window.or(category.soft_delete_window),
+            );
+        }
+    }
+    out
+}
+
 impl Segment {
     /// Conditions (over row alias `t`) selecting this segment's rows, due or not.
     pub fn rows_sql(&self, table: &Managed, params: &mut Params) -> Vec<String> {

@@ -64,42 +64,46 @@ impl Step {
     }
 }
 
-/// The steps of a table's purge, in order: soft deletes before the hard deletes that finish
-/// earlier soft deletes, per segment.
-pub fn plan(table: &Managed, segments: Vec<Segment>) -> Result<Vec<Step>, RetentionError> {
+/// The steps of a table's purge, in order: expired rows first (soft-deleted when their policy
+/// has a window), then soft-deleted rows whose window has passed.
+pub fn plan(
+    table: &Managed,
+    expiring: Vec<Segment>,
+    windows: Vec<Segment>,
+) -> Result<Vec<Step>, RetentionError> {
     let mut steps = Vec::new();
-    for segment in segments {
+    for segment in expiring {
+        // Rows can carry a category the table cannot act on only by being written directly
+        // (tag() refuses it): those are left alone; the default category must be workable.
+        let workable = segment.category.action != Action::Anonymize
+            && (segment.soft_delete_window.is_none() || table.soft_delete_column.is_some());
+        if !workable && !segment.is_default {
+            continue;
+        }
         if segment.category.action == Action::Anonymize {
             return Err(RetentionError::InvalidValue(format!(
                 "category \"{}\" anonymizes: anonymization is not available in this version",
                 segment.category.name
             )));
         }
-        if segment.soft_delete_window.is_some() {
-            if table.soft_delete_column.is_none() {
-                return Err(RetentionError::MissingColumnRole(
-                    format!(
-                        "the policy of category \"{}\" has a soft-delete window, and table {} has no soft_delete_column",
-                        segment.category.name, table.display_name
-                    ),
-                    "Manage the table with soft_delete_column, or clear the window.".into(),
-                ));
-            }
-            steps.push(Step {
-                segment: segment.clone(),
-                phase: Phase::Expire,
-            });
-            steps.push(Step {
-                segment,
-                phase: Phase::Finish,
-            });
-        } else {
-            steps.push(Step {
-                segment,
-                phase: Phase::Expire,
-            });
+        if segment.soft_delete_window.is_some() && table.soft_delete_column.is_none() {
+            return Err(RetentionError::MissingColumnRole(
+                format!(
+                    "the policy of category \"{}\" has a soft-delete window, and table {} has no soft_delete_column",
+                    segment.category.name, table.display_name
+                ),
+                "Manage the table with soft_delete_column, or clear the window.".into(),
+            ));
         }
+        steps.push(Step {
+            segment,
+            phase: Phase::Expire,
+        });
     }
+    steps.extend(windows.into_iter().map(|segment| Step {
+        segment,
+        phase: Phase::Finish,
+    }));
     Ok(steps)
 }
 
@@ -115,7 +119,7 @@ fn step_sql(
     let order = match step.phase {
         Phase::Expire => {
             conditions.extend(step.segment.due_sql(horizon, params));
-            if let Some(soft) = &soft {
+            if let (Act::SoftDelete, Some(soft)) = (step.act(table), &soft) {
                 conditions.push(format!("t.{soft} IS NULL"));
             }
             step.segment.order_sql()

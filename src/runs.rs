@@ -55,18 +55,17 @@ impl TableOutcome {
     }
 }
 
-/// The purge steps of one table under the current catalog.
-pub fn table_steps(client: &SpiClient, table: &Managed) -> Result<Vec<Step>, RetentionError> {
+/// The purge steps of one table under the current catalog, at `now() + horizon`.
+pub fn table_steps(
+    client: &SpiClient,
+    table: &Managed,
+    horizon: Interval,
+) -> Result<Vec<Step>, RetentionError> {
     let categories = catalog::load_all(client)?;
     let overrides = policy::overrides(client)?;
-    let segments = policy::segments(
-        client,
-        table,
-        &categories,
-        &overrides,
-        crate::catalog::zero(),
-    )?;
-    purge::plan(table, segments)
+    let expiring = policy::segments(client, table, &categories, &overrides, horizon)?;
+    let windows = policy::window_segments(table, &categories, &overrides);
+    purge::plan(table, expiring, windows)
 }
 
 /// Inserts a `running` row into retention.runs and returns its id.
@@ -131,7 +130,7 @@ fn purge_table(
 ) -> Result<TableOutcome, RetentionError> {
     Spi::connect_mut(|client| {
         let mut outcome = TableOutcome::new(&table.display_name);
-        for step in table_steps(client, table)? {
+        for step in table_steps(client, table, crate::catalog::zero())? {
             let act = step.act(table);
             loop {
                 let rows = purge::batch(client, table, &step, Some(run_id), batch_size)?;
@@ -149,7 +148,7 @@ fn purge_table(
 fn dry_run_table(table: &Managed) -> Result<TableOutcome, RetentionError> {
     Spi::connect_mut(|client| {
         let mut outcome = TableOutcome::new(&table.display_name);
-        for step in table_steps(client, table)? {
+        for step in table_steps(client, table, crate::catalog::zero())? {
             let rows = purge::preview(client, table, &step, crate::catalog::zero())?
                 .iter()
                 .filter(|l| l.held_by.is_none())
@@ -241,7 +240,7 @@ fn run(
     })))
 }
 
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(volatile, parallel_unsafe)]
 fn preview(
     horizon: default!(Option<Interval>, "'0'"),
 ) -> Result<
@@ -263,7 +262,7 @@ fn preview(
     let rows = Spi::connect_mut(|client| -> Result<Vec<_>, RetentionError> {
         let mut rows = Vec::new();
         for table in Managed::load_all(client)? {
-            for step in table_steps(client, &table)? {
+            for step in table_steps(client, &table, horizon)? {
                 for line in purge::preview(client, &table, &step, horizon)? {
                     rows.push((
                         table.display_name.clone(),
@@ -279,4 +278,113 @@ fn preview(
         Ok(rows)
     })?;
     Ok(TableIterator::new(rows))
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::testing::{int, seed, sqlstate};
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn run_purges_exactly_the_expired_rows() {
+        seed(800);
+        let due =
+            int("SELECT count(*) FROM conversations WHERE created_at <= now() - interval '1 year'");
+        assert_eq!(
+            int("SELECT sum(hard_deleted)::bigint FROM retention.run(dry_run => true)"),
+            due
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM conversations"),
+            800,
+            "a dry run changes nothing"
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log"),
+            0,
+            "a dry run logs nothing"
+        );
+        assert_eq!(
+            int("SELECT sum(hard_deleted)::bigint FROM retention.run()"),
+            due
+        );
+        assert_eq!(int("SELECT count(*) FROM conversations"), 800 - due);
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE created_at <= now() - interval '1 year'"),
+            0
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log WHERE action = 'hard_delete' AND reason = 'expired' AND category = 'conversations' AND retain_for = '1 year'"), due);
+        assert_eq!(int("SELECT count(*) FROM retention.runs WHERE trigger = 'manual' AND status = 'succeeded'"), 1);
+        assert_eq!(
+            int("SELECT rows_acted FROM retention.runs WHERE trigger = 'manual'"),
+            due
+        );
+        assert_eq!(
+            int("SELECT sum(hard_deleted)::bigint FROM retention.run()"),
+            0,
+            "a second run finds nothing"
+        );
+    }
+
+    #[pg_test]
+    fn tenant_overrides_come_first() {
+        seed(800);
+        Spi::run("SELECT retention.set_tenant_policy('t1', 'conversations', '30 days'); SELECT retention.set_tenant_policy('t2', 'conversations', '2 years')").unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(int("SELECT count(*) FROM conversations WHERE tenant = 't1' AND created_at <= now() - interval '30 days'"), 0);
+        assert!(int("SELECT count(*) FROM conversations WHERE tenant = 't1'") > 0);
+        assert_eq!(int("SELECT count(*) FROM conversations WHERE tenant = 't2' AND created_at <= now() - interval '2 years'"), 0);
+        assert!(int("SELECT count(*) FROM conversations WHERE tenant = 't2' AND created_at <= now() - interval '1 year'") > 0, "t2 keeps two years");
+        assert_eq!(int("SELECT count(*) FROM conversations WHERE tenant = 't0' AND created_at <= now() - interval '1 year'"), 0);
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log WHERE tenant = 't1' AND retain_for <> '30 days'"), 0);
+    }
+
+    #[pg_test]
+    fn tagged_rows_follow_their_category_and_zero_retention_purges_at_once() {
+        seed(800);
+        Spi::run("SELECT retention.define_category('raw_audio', '0'); SELECT retention.tag_where('conversations', 'audit_logs', 'id > 700'); SELECT retention.tag('conversations', 'raw_audio', ARRAY[1, 2])").unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE id > 700"),
+            100,
+            "audit logs keep 7 years"
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE id IN (1, 2)"),
+            0,
+            "zero retention"
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE category = 'raw_audio'"),
+            2
+        );
+    }
+
+    #[pg_test]
+    fn last_activity_clock_and_preview_horizon() {
+        Spi::run(
+            "SELECT retention.define_category('support_records', '3 years', clock => 'last_activity');
+             CREATE TABLE tickets (id int PRIMARY KEY, opened_at timestamptz, last_activity_at timestamptz);
+             SELECT retention.manage('tickets', 'support_records', activity_column => 'last_activity_at');
+             INSERT INTO tickets VALUES (1, now() - interval '5 years', now() - interval '4 years'),
+                                        (2, now() - interval '5 years', now() - interval '1 year'),
+                                        (3, now() - interval '5 years', now() - interval '2 years 11 months');",
+        )
+        .unwrap();
+        assert_eq!(int("SELECT sum(rows)::bigint FROM retention.preview()"), 1);
+        assert_eq!(
+            int("SELECT sum(rows)::bigint FROM retention.preview('60 days')"),
+            2
+        );
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(int("SELECT count(*) FROM tickets"), 2);
+        assert_eq!(int("SELECT count(*) FROM tickets WHERE id = 1"), 0);
+    }
+
+    #[pg_test]
+    fn run_refuses_where_it_cannot_purge_safely() {
+        assert_eq!(sqlstate("SELECT retention.preview('-1 day')"), "22023");
+        assert_eq!(sqlstate("SELECT * FROM retention.run('pg_class')"), "42704");
+    }
 }

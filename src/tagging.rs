@@ -4,7 +4,9 @@
 
 use crate::catalog;
 use crate::error::{required, RetentionError, SqlResult};
+use crate::holds;
 use crate::managed::Managed;
+use crate::params::Params;
 use pgrx::datum::{AnyArray, DatumWithOid};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -109,15 +111,18 @@ fn tag(tbl: Option<PgRelation>, category: Option<&str>, keys: Option<AnyArray>) 
         let column = category_column(&table)?;
         table.check_category(client, &catalog::load(client, category)?)?;
         check_keys(client, &table, &keys)?;
+        let mut params = Params::default();
+        let name = params.bind(category);
+        params.bind(keys_arg(&keys));
+        let matching = key_match_sql(client, &table, 2)?;
+        // A held row keeps its category: a hold preserves rows as they are.
+        let unheld = holds::unheld_sql(client, &table, &mut params)?;
         let sql = format!(
-            "UPDATE {} AS t SET {} = $1 WHERE {}",
+            "UPDATE {} AS t SET {} = {name} WHERE {matching} AND {unheld}",
             table.display_name,
             quote_identifier(column),
-            key_match_sql(client, &table, 2)?
         );
-        Ok(client
-            .update(&sql, None, &[category.into(), keys_arg(&keys)])?
-            .len() as i64)
+        Ok(client.update(&sql, None, params.args())?.len() as i64)
     })?)
 }
 
@@ -158,12 +163,124 @@ fn tag_where(
         let table = Managed::load(client, oid)?;
         let column = category_column(&table)?;
         table.check_category(client, &catalog::load(client, category)?)?;
+        let mut params = Params::default();
+        let name = params.bind(category);
+        let unheld = holds::unheld_sql(client, &table, &mut params)?;
         let sql = format!(
-            "UPDATE {} AS t SET {} = $1 WHERE ({condition})",
+            "UPDATE {} AS t SET {} = {name} WHERE ({condition}) AND {unheld}",
             table.display_name,
             quote_identifier(column)
         );
         check_single_statement(&sql)?;
-        Ok(client.update(&sql, None, &[category.into()])?.len() as i64)
+        Ok(client.update(&sql, None, params.args())?.len() as i64)
     })?)
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::testing::{int, seed, sqlstate};
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn tag_and_tag_where_set_the_category_column() {
+        seed(10);
+        assert_eq!(
+            int("SELECT retention.tag('conversations', 'audit_logs', ARRAY[1, 2, 99])"),
+            2
+        );
+        assert_eq!(
+            int("SELECT retention.tag('conversations', 'audit_logs', ARRAY['3'])"),
+            1
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE category = 'audit_logs'"),
+            3
+        );
+    }
+
+    #[pg_test]
+    fn tag_where_counts_matching_rows() {
+        seed(10);
+        assert_eq!(
+            int("SELECT retention.tag_where('conversations', 'audit_logs', $$tenant = 't1'$$)"),
+            4
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE category = 'audit_logs'"),
+            4
+        );
+    }
+
+    #[pg_test]
+    fn tagging_rejects_bad_input() {
+        seed(10);
+        assert_eq!(
+            sqlstate("SELECT retention.tag('conversations', 'nope', ARRAY[1])"),
+            "42704"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.tag('conversations', 'audit_logs', ARRAY[]::int[])"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.tag('conversations', 'audit_logs', ARRAY['abc'])"),
+            "22P02"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.tag('conversations', 'audit_logs', NULL::int[])"),
+            "22004"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.tag('conversations', 'support_records', ARRAY[1])"),
+            "55000"
+        );
+        assert_eq!(sqlstate("SELECT retention.tag_where('conversations', 'audit_logs', 'true; DROP TABLE conversations')"), "42601");
+        assert_eq!(sqlstate("SELECT retention.tag_where('conversations', 'audit_logs', 'true) OR (true); DROP TABLE conversations; SELECT (1')"), "22023");
+        assert_eq!(
+            sqlstate("SELECT retention.tag_where('conversations', 'audit_logs', '')"),
+            "22023"
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE category IS NOT NULL"),
+            0
+        );
+        Spi::run("CREATE TABLE plain (id int PRIMARY KEY, created_at timestamptz); SELECT retention.manage('plain', 'conversations', created_column => 'created_at')").unwrap();
+        assert_eq!(
+            sqlstate("SELECT retention.tag('plain', 'audit_logs', ARRAY[1])"),
+            "55000"
+        );
+    }
+
+    #[pg_test]
+    fn tagging_leaves_held_rows_alone() {
+        seed(10);
+        Spi::run("SELECT retention.place_hold('case', tenant => 't1', notify => false)").unwrap();
+        assert_eq!(
+            int("SELECT retention.tag('conversations', 'audit_logs', ARRAY[1, 2, 3])"),
+            2
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE id = 1 AND category IS NULL"),
+            1
+        );
+    }
+
+    #[pg_test]
+    fn composite_keys_take_two_dimensional_arrays() {
+        Spi::run(
+            "SELECT retention.define_category('conversations', '1 year');
+             SELECT retention.define_category('audit_logs', '7 years');
+             CREATE TABLE pairs (a int, b text, created_at timestamptz, category text, PRIMARY KEY (a, b));
+             INSERT INTO pairs VALUES (1, 'x', now(), NULL), (1, 'y', now(), NULL), (2, 'x', now(), NULL);
+             SELECT retention.manage('pairs', 'conversations', created_column => 'created_at', category_column => 'category');",
+        )
+        .unwrap();
+        assert_eq!(int("SELECT retention.tag('pairs', 'audit_logs', ARRAY[ARRAY['1', 'y'], ARRAY['2', 'x']])"), 2);
+        assert_eq!(int("SELECT count(*) FROM pairs WHERE category = 'audit_logs' AND (a, b) IN ((1, 'y'), (2, 'x'))"), 2);
+        assert_eq!(
+            sqlstate("SELECT retention.tag('pairs', 'audit_logs', ARRAY[1, 2])"),
+            "22023"
+        );
+    }
 }

@@ -133,3 +133,65 @@ fn cancel_event(tenant: Option<&str>, event: Option<&str>) -> SqlResult<()> {
     })?;
     Ok(())
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::testing::{int, sqlstate};
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn tenant_policies_and_events() {
+        Spi::run("SELECT retention.define_category('conversations', '1 year'); SELECT retention.define_category('projects', '90 days', clock => 'event', event => 'termination')").unwrap();
+        Spi::run("SELECT retention.set_tenant_policy('acme', 'conversations', '30 days')").unwrap();
+        Spi::run(
+            "SELECT retention.set_tenant_policy('acme', 'conversations', '60 days', '7 days')",
+        )
+        .unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.tenant_policies WHERE tenant = 'acme' AND retain_for = '60 days' AND soft_delete_window = '7 days'"), 1);
+        Spi::run("SELECT retention.clear_tenant_policy('acme', 'conversations')").unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.tenant_policies"), 0);
+        Spi::run("SELECT retention.record_event('acme', 'termination', '2026-01-01')").unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.tenant_events WHERE tenant = 'acme' AND occurred_at = '2026-01-01'"), 1);
+        Spi::run("SELECT retention.cancel_event('acme', 'termination')").unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.tenant_events"), 0);
+    }
+
+    #[pg_test]
+    fn tenant_functions_reject_bad_input() {
+        Spi::run("SELECT retention.define_category('conversations', '1 year')").unwrap();
+        assert_eq!(
+            sqlstate("SELECT retention.set_tenant_policy('acme', 'nope', '1 day')"),
+            "42704"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.set_tenant_policy('acme', 'conversations', '-1 day')"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.set_tenant_policy('', 'conversations', '1 day')"),
+            "22023"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.set_tenant_policy(NULL, 'conversations', '1 day')"),
+            "22004"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.clear_tenant_policy('acme', 'conversations')"),
+            "42704"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.record_event('acme', 'termination')"),
+            "42704"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.cancel_event('acme', 'termination')"),
+            "42704"
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.tenant_policies")
+                + int("SELECT count(*) FROM retention.tenant_events"),
+            0
+        );
+    }
+}

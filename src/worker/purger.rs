@@ -80,7 +80,9 @@ fn throttle(rows: i64, spent: Duration) -> bool {
 /// Purges one table batch by batch; returns what was done (with the error, if one stopped it).
 fn purge_table(table: &Managed, run_id: i64) -> TableOutcome {
     let mut outcome = TableOutcome::new(&table.display_name);
-    let steps = match in_transaction(|| Spi::connect(|client| runs::table_steps(client, table))) {
+    let steps = match in_transaction(|| {
+        Spi::connect(|client| runs::table_steps(client, table, crate::catalog::zero()))
+    }) {
         Ok(steps) => steps,
         Err(e) => {
             outcome.error = Some(e);

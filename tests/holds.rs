@@ -1,0 +1,330 @@
+//! Legal holds, soft deletes and customer requests against a real server: holds placed while
+//! purges run never lose a row; the log tells a project's whole story; queued deletions run
+//! on release; LISTEN receives hold notifications.
+#![cfg(not(feature = "pg_test"))]
+
+mod common;
+use common::*;
+use postgres::fallible_iterator::FallibleIterator;
+use std::time::Duration;
+
+/// Rows of `tenant` still present once `place_hold` has returned must all survive every
+/// purge that follows, whether the purge was already running or not.
+fn race_rounds(cluster: &Cluster, rounds: usize, rows: i64, use_worker: bool) {
+    let mut db = cluster.connect("app");
+    for round in 0..rounds {
+        let tenant = format!("r{round}");
+        db.execute(
+            "INSERT INTO messages (tenant, created_at)
+             SELECT $1, now() - interval '2 years' FROM generate_series(1, $2::bigint)",
+            &[&tenant, &rows],
+        )
+        .unwrap();
+        let purger = if use_worker {
+            None
+        } else {
+            let mut c = cluster.connect("app");
+            Some(std::thread::spawn(move || {
+                c.batch_execute("SELECT * FROM retention.run()").unwrap();
+            }))
+        };
+        // Place the hold at a varying moment of the purge: for the worker, once it has started
+        // on this round's rows (so the hold lands between its batches).
+        if use_worker {
+            let mut watcher = cluster.connect("app");
+            wait_for(
+                Duration::from_secs(10),
+                "the worker to start on the round",
+                || {
+                    count(
+                        &mut watcher,
+                        &format!("SELECT count(*) FROM messages WHERE tenant = '{tenant}'"),
+                    ) < rows
+                },
+            );
+        }
+        std::thread::sleep(Duration::from_micros((round as u64 * 7919) % 15_000));
+        db.query_one(
+            "SELECT retention.place_hold('race', tenant => $1, notify => false)",
+            &[&tenant],
+        )
+        .unwrap();
+        let after_hold = count(
+            &mut db,
+            &format!("SELECT count(*) FROM messages WHERE tenant = '{tenant}'"),
+        );
+        if let Some(p) = purger {
+            p.join().unwrap();
+        } else {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        db.batch_execute("SELECT * FROM retention.run()").unwrap();
+        let at_end = count(
+            &mut db,
+            &format!("SELECT count(*) FROM messages WHERE tenant = '{tenant}'"),
+        );
+        assert_eq!(
+            at_end, after_hold,
+            "round {round}: a held row was deleted after its hold committed"
+        );
+        let logged_after = count(
+            &mut db,
+            &format!(
+                "SELECT count(*) FROM retention.deletion_log l
+                  WHERE l.tenant = '{tenant}'
+                    AND EXISTS (SELECT 1 FROM messages m WHERE m.id = (l.row_key->>'id')::bigint)"
+            ),
+        );
+        assert_eq!(
+            logged_after, 0,
+            "round {round}: a logged row is still present"
+        );
+    }
+}
+
+fn race_cluster(name: &str) -> Cluster {
+    let cluster = Cluster::start(
+        name,
+        &[
+            "pg_retention.database = 'app'",
+            "pg_retention.naptime = 1",
+            "pg_retention.batch_size = 50",
+        ],
+    );
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(SEED_CATEGORIES).unwrap();
+    db.batch_execute(
+        "CREATE TABLE messages (id bigserial PRIMARY KEY, tenant text NOT NULL, created_at timestamptz NOT NULL);
+         CREATE INDEX ON messages (created_at);
+         SELECT retention.manage('messages', 'conversations', created_column => 'created_at', tenant_column => 'tenant');",
+    )
+    .unwrap();
+    cluster
+}
+
+#[test]
+fn hold_placed_during_a_session_purge_never_loses_a_row() {
+    let cluster = race_cluster("race-run");
+    race_rounds(&cluster, 300, 400, false);
+}
+
+#[test]
+fn hold_placed_during_worker_batches_never_loses_a_row() {
+    let cluster = race_cluster("race-worker");
+    race_rounds(&cluster, 40, 2000, true);
+    let mut db = cluster.connect("app");
+    assert!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention.runs WHERE trigger = 'worker' AND rows_acted > 0"
+        ) > 0
+    );
+    assert!(db
+        .query_one("SELECT retention.verify_log()", &[])
+        .unwrap()
+        .get::<_, Option<i64>>(0)
+        .is_none());
+}
+
+const PROJECTS: &str = "
+    SELECT retention.define_category('projects', '90 days', clock => 'event', event => 'termination',
+                                     soft_delete_window => '30 days');
+    CREATE TABLE projects (id int PRIMARY KEY, tenant text NOT NULL, name text, deleted_at timestamptz);
+    SELECT retention.manage('projects', 'projects', tenant_column => 'tenant', soft_delete_column => 'deleted_at');
+    INSERT INTO projects VALUES (1, 'acme', 'apollo', NULL), (2, 'acme', 'gemini', NULL), (3, 'globex', 'mercury', NULL);
+";
+
+#[test]
+fn a_customer_deleted_project_tells_its_whole_story() {
+    let cluster = Cluster::start("story", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(PROJECTS).unwrap();
+
+    let n = |db: &mut postgres::Client, sql: &str| db.query_one(sql, &[]).unwrap().get::<_, i64>(0);
+    assert_eq!(
+        n(
+            &mut db,
+            "SELECT retention.request_delete('projects', ARRAY[1])"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM projects WHERE id = 1 AND deleted_at IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        n(&mut db, "SELECT retention.restore('projects', ARRAY[1])"),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM projects WHERE id = 1 AND deleted_at IS NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        n(
+            &mut db,
+            "SELECT retention.request_delete('projects', ARRAY[1])"
+        ),
+        1
+    );
+    // Nothing is hard-deleted inside the window.
+    db.batch_execute("SELECT * FROM retention.run()").unwrap();
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM projects WHERE id = 1"),
+        1
+    );
+    // The window passes (the test moves the stamp back instead of waiting 30 days).
+    db.batch_execute("UPDATE projects SET deleted_at = now() - interval '31 days' WHERE id = 1")
+        .unwrap();
+    let err = db
+        .query_one("SELECT retention.restore('projects', ARRAY[1])", &[])
+        .unwrap_err();
+    assert_eq!(
+        err.code().unwrap().code(),
+        "55000",
+        "restore after the window: {err}"
+    );
+    db.batch_execute("SELECT * FROM retention.run()").unwrap();
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM projects WHERE id = 1"),
+        0
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM projects"), 2);
+
+    let story: Vec<(String, String)> = db
+        .query(
+            "SELECT action, reason FROM retention.deletion_log WHERE row_key = '{\"id\": 1}' ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("soft_delete", "customer_request"),
+        ("restore", "customer_request"),
+        ("soft_delete", "customer_request"),
+        ("hard_delete", "expired"),
+    ]
+    .iter()
+    .map(|(a, r)| (a.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(story, expected);
+    assert!(db
+        .query_one("SELECT retention.verify_log()", &[])
+        .unwrap()
+        .get::<_, Option<i64>>(0)
+        .is_none());
+}
+
+#[test]
+fn queued_deletion_runs_when_the_hold_is_released_and_listeners_hear_of_holds() {
+    let cluster = Cluster::start("queue", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(PROJECTS).unwrap();
+    let mut listener = cluster.connect("app");
+    listener.batch_execute("LISTEN retention_hold").unwrap();
+
+    let hold: i64 = db
+        .query_one(
+            "SELECT retention.place_hold('subpoena 42', tenant => 'acme')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let heard: Vec<String> = listener
+        .notifications()
+        .timeout_iter(Duration::from_secs(5))
+        .take(1)
+        .map(|n| Ok(n.payload().to_string()))
+        .collect()
+        .unwrap();
+    assert_eq!(heard.len(), 1, "LISTEN retention_hold hears the placement");
+    let payload: serde_json::Value = serde_json::from_str(&heard[0]).unwrap();
+    assert_eq!(payload["hold_id"], hold);
+    assert_eq!(payload["action"], "placed");
+    assert_eq!(payload["tenant"], "acme");
+
+    // A customer deletion of a held row is queued, not executed.
+    assert_eq!(
+        db.query_one(
+            "SELECT retention.request_delete('projects', ARRAY[2, 3])",
+            &[]
+        )
+        .unwrap()
+        .get::<_, i64>(0),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM projects WHERE id = 2 AND deleted_at IS NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM projects WHERE id = 3 AND deleted_at IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention.queued_deletions WHERE row_key = '{\"id\": 2}'"
+        ),
+        1
+    );
+
+    // A hold without notification writes nothing and sends nothing.
+    db.query_one(
+        "SELECT retention.place_hold('gag order', tenant => 'globex', notify => false)",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.notifications"),
+        1
+    );
+
+    db.execute("SELECT retention.release_hold($1, 'case closed')", &[&hold])
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM projects WHERE id = 2 AND deleted_at IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.queued_deletions"),
+        0
+    );
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.deletion_log WHERE row_key = '{\"id\": 2}' AND action = 'soft_delete' AND reason = 'customer_request'"),
+        1
+    );
+    let released: Vec<String> = listener
+        .notifications()
+        .timeout_iter(Duration::from_secs(5))
+        .take(1)
+        .map(|n| Ok(n.payload().to_string()))
+        .collect()
+        .unwrap();
+    let payload: serde_json::Value = serde_json::from_str(&released[0]).unwrap();
+    assert_eq!(payload["action"], "released");
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.notifications"),
+        2
+    );
+    let stamped = count(&mut db, &format!(
+        "SELECT count(*) FROM retention.holds WHERE id = {hold} AND released_by = current_user AND release_note = 'case closed'"));
+    assert_eq!(stamped, 1);
+}
