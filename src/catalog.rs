@@ -169,7 +169,6 @@ fn define_category(
                 Some(1),
                 &[name.into()],
             )?
-            .into_iter()
             .next()
             .and_then(|r| r.get::<bool>(1).ok().flatten())
             .unwrap_or(false);
@@ -235,7 +234,6 @@ fn drop_category(name: Option<&str>) -> SqlResult<()> {
                 Some(1),
                 &[name.into()],
             )?
-            .into_iter()
             .next()
             .ok_or_else(|| RetentionError::UnknownCategory(name.to_string()))?;
         if row.get::<bool>(1)?.unwrap_or(false) {

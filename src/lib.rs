@@ -3,6 +3,10 @@
 //! One module per concept; the catalog DDL is in sql/bootstrap.sql, the comments, views and
 //! guards over the functions in sql/finalize.sql.
 
+// SQL functions return pgrx's `ErrorReport` (large, by value) as pgrx expects; internal
+// helpers return `RetentionError`, which converts into it.
+#![allow(clippy::result_large_err)]
+
 use pgrx::prelude::*;
 
 mod catalog;

@@ -108,15 +108,14 @@ impl Managed {
                 return Err(missing("tenant", "tenant_column"))
             }
             Clock::Parent => {
-                let has_fk = client
+                let has_fk = !client
                     .select(
                         "SELECT 1 FROM pg_catalog.pg_constraint
                           WHERE conrelid = $1 AND contype = 'f'",
                         Some(1),
                         &[self.oid.into()],
                     )?
-                    .len()
-                    > 0;
+                    .is_empty();
                 if !has_fk {
                     return Err(RetentionError::MissingColumnRole(
                         format!(
@@ -133,15 +132,14 @@ impl Managed {
             return Err(missing("soft-delete", "soft_delete_column"));
         }
         if category.action == Action::Anonymize {
-            let has_map = client
+            let has_map = !client
                 .select(
                     "SELECT 1 FROM retention.managed_tables
                       WHERE tbl = $1 AND jsonb_typeof(anonymize) = 'object'",
                     Some(1),
                     &[self.oid.into()],
                 )?
-                .len()
-                > 0;
+                .is_empty();
             if !has_map {
                 return Err(RetentionError::MissingColumnRole(
                     format!(
@@ -172,7 +170,7 @@ impl Managed {
             self.display_name,
             quote_identifier(column)
         );
-        Ok(client.select(&sql, Some(1), &[category.into()])?.len() > 0)
+        Ok(!client.select(&sql, Some(1), &[category.into()])?.is_empty())
     }
 
     /// SQL for the category of row alias `t`: its tag, else the table's default.
@@ -271,7 +269,7 @@ const TIME_TYPES: [pg_sys::Oid; 3] = [
 
 /// Warns, with the statement to run, when no index leads with `column`.
 fn advise_index(client: &SpiClient, table: &Managed, column: &str) -> Result<(), RetentionError> {
-    let indexed = client
+    let indexed = !client
         .select(
             "SELECT 1 FROM pg_catalog.pg_index i
                JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
@@ -279,8 +277,7 @@ fn advise_index(client: &SpiClient, table: &Managed, column: &str) -> Result<(),
             Some(1),
             &[table.oid.into(), column.into()],
         )?
-        .len()
-        > 0;
+        .is_empty();
     if !indexed {
         pgrx::ereport!(
             PgLogLevel::WARNING,
@@ -325,7 +322,6 @@ fn manage(
                 Some(1),
                 &[oid.into()],
             )?
-            .into_iter()
             .next()
             .map(|r| -> Result<(String, String), RetentionError> {
                 Ok((
@@ -339,14 +335,13 @@ fn manage(
             .ok_or_else(|| {
                 RetentionError::WrongObjectType(relation_name(client, oid).unwrap_or_default())
             })?;
-        if client
+        if !client
             .select(
                 "SELECT 1 FROM retention.managed_tables WHERE tbl = $1",
                 Some(1),
                 &[oid.into()],
             )?
-            .len()
-            > 0
+            .is_empty()
         {
             return Err(RetentionError::AlreadyManaged(display_name));
         }

@@ -176,6 +176,7 @@ pub fn check_can_purge() -> Result<(), RetentionError> {
     Ok(())
 }
 
+#[allow(clippy::type_complexity)] // the result row, spelled out for pgrx
 #[pg_extern(volatile, parallel_unsafe)]
 fn run(
     tbl: default!(Option<PgRelation>, "NULL"),
@@ -240,6 +241,7 @@ fn run(
     })))
 }
 
+#[allow(clippy::type_complexity)] // the result row, spelled out for pgrx
 #[pg_extern(volatile, parallel_unsafe)]
 fn preview(
     horizon: default!(Option<Interval>, "'0'"),

@@ -88,14 +88,13 @@ fn record_event(
     let event = required(event, "event")?;
     let occurred_at = required(occurred_at, "occurred_at")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let known = client
+        let known = !client
             .select(
                 "SELECT 1 FROM retention.categories WHERE clock = 'event' AND event = $1",
                 Some(1),
                 &[event.into()],
             )?
-            .len()
-            > 0;
+            .is_empty();
         if !known {
             return Err(RetentionError::UnknownEvent(event.into()));
         }

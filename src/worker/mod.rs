@@ -84,10 +84,10 @@ pub extern "C-unwind" fn pg_retention_launcher_main(_arg: pg_sys::Datum) {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         for database in gucs::databases() {
-            let running = match workers.get(&database).map(|w| w.pid()) {
-                Some(Ok(_)) | Some(Err(BackgroundWorkerStatus::NotYetStarted)) => true,
-                _ => false,
-            };
+            let running = matches!(
+                workers.get(&database).map(|w| w.pid()),
+                Some(Ok(_)) | Some(Err(BackgroundWorkerStatus::NotYetStarted))
+            );
             if !running && database_exists(&database) {
                 match launch(&database) {
                     Some(worker) => {
