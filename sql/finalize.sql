@@ -62,6 +62,11 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- Entries leave only through the log's own retention (retention.log_trimming() is true
+    -- only inside it).
+    IF TG_OP = 'DELETE' AND retention.log_trimming() THEN
+        RETURN OLD;
+    END IF;
     RAISE EXCEPTION 'retention.deletion_log is append-only: % is not allowed', TG_OP
         USING ERRCODE = 'insufficient_privilege',
               HINT = 'Entries leave the log only through its own retention (category deletion_log).';
@@ -107,6 +112,37 @@ ALTER TABLE retention.deletion_log ENABLE ALWAYS TRIGGER deletion_log_append_onl
 ALTER TABLE retention.deletion_log ENABLE ALWAYS TRIGGER deletion_log_no_truncate;
 ALTER TABLE retention.holds ENABLE ALWAYS TRIGGER holds_append_only;
 ALTER TABLE retention.holds ENABLE ALWAYS TRIGGER holds_no_truncate;
+
+CREATE FUNCTION retention.export_log(since timestamptz DEFAULT '-infinity',
+                                    until timestamptz DEFAULT 'infinity')
+RETURNS SETOF text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT jsonb_build_object(
+           'id', l.id,
+           'logged_at', to_char(l.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'logged_at_us', (extract(epoch FROM l.logged_at) * 1000000)::bigint,
+           'action', l.action,
+           'table_name', l.table_name,
+           'row_key', l.row_key::text,
+           'tenant', l.tenant,
+           'category', l.category,
+           'reason', l.reason,
+           'retain_for', CASE WHEN l.retain_for IS NOT NULL THEN
+               ((extract(year FROM l.retain_for) * 12 + extract(month FROM l.retain_for))::bigint)::text
+               || ',' || (extract(day FROM l.retain_for)::bigint)::text
+               || ',' || ((extract(hour FROM l.retain_for) * 3600000000
+                           + extract(minute FROM l.retain_for) * 60000000
+                           + extract(microseconds FROM l.retain_for))::bigint)::text END,
+           'run_id', l.run_id,
+           'actor', l.actor::text,
+           'prev_hash', encode(l.prev_hash, 'hex'),
+           'hash', encode(l.hash, 'hex'))::text
+  FROM retention.deletion_log l
+ WHERE l.logged_at >= since AND l.logged_at < until
+ ORDER BY l.id
+$$;
 
 ------------------------------------------------------------------------------------------------
 -- Dropped tables leave retention management with them.
@@ -216,6 +252,11 @@ COMMENT ON FUNCTION retention.run(regclass, boolean) IS 'Runs one purge cycle in
 COMMENT ON FUNCTION retention.preview(interval) IS 'Rows due now or within the horizon, per table, category and tenant, and the holds keeping rows back';
 COMMENT ON FUNCTION retention.hold_stamping() IS 'Internal: true only while release_hold() or review_hold() stamps a hold';
 COMMENT ON FUNCTION retention.verify_log() IS 'Id of the first deletion-log entry whose hash-chain link is broken; NULL when intact';
+COMMENT ON FUNCTION retention.reapply_deletions(timestamptz) IS
+    'After a restore from backup: deletes again every row the log says was removed since a time and that is present again (holds honoured)';
+COMMENT ON FUNCTION retention.export_log(timestamptz, timestamptz) IS
+    'Deletion-log entries in [since, until) as JSON lines, with every field of the canonical form, for verification outside the database';
+COMMENT ON FUNCTION retention.log_trimming() IS 'Internal: true only while the log''s own retention removes old entries';
 COMMENT ON FUNCTION retention.log_canonical(retention.deletion_log) IS 'The bytes hashed for a deletion-log entry (see README, "Verifying the log")';
 COMMENT ON FUNCTION retention.log_field(text) IS 'Length-prefixed encoding of one field of the canonical form';
 COMMENT ON FUNCTION retention.refuse_log_change() IS 'Trigger: keeps deletion_log append-only';

@@ -135,25 +135,20 @@ fn delete_keys(
             table.display_name,
             conditions.join(" AND ")
         );
-        let entries = act_and_collect(
+        acted += purge::act_and_log(
             client,
             table,
             act,
             &due,
             &group_params,
-            &category_name,
-            retain_for,
-        )?;
-        acted += entries.len() as i64;
-        deletion_log::append(
-            client,
             &deletion_log::Batch {
                 action: act.log_action(),
                 table_name: &table.display_name,
                 reason,
                 run_id: None,
             },
-            &entries,
+            Some(&category_name),
+            Some(retain_for),
         )?;
     }
     Ok(Requested { acted, queued })
@@ -163,28 +158,6 @@ fn delete_keys(
 fn keys_arg_copy<'a>(params: &Params<'a>) -> DatumWithOid<'a> {
     let first = &params.args()[0];
     unsafe { DatumWithOid::new_from_datum(first.datum(), first.oid()) }
-}
-
-fn act_and_collect(
-    client: &mut SpiClient,
-    table: &Managed,
-    act: Act,
-    due: &str,
-    params: &Params,
-    category: &str,
-    retain_for: Interval,
-) -> Result<Vec<Entry>, RetentionError> {
-    client
-        .update(&purge::act_sql(table, act, due), None, params.args())?
-        .map(|row| {
-            Ok(Entry {
-                row_key: row.get::<String>(1)?.unwrap_or_default(),
-                tenant: row.get::<String>(2)?,
-                category: Some(category.to_string()),
-                retain_for: Some(retain_for),
-            })
-        })
-        .collect()
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -226,16 +199,7 @@ pub fn process_queue(client: &mut SpiClient) -> Result<(), RetentionError> {
         .collect::<Result<_, RetentionError>>()?;
     for (oid, reason) in pending {
         let table = Managed::load(client, oid)?;
-        let key_values: Vec<String> = table
-            .key_columns
-            .iter()
-            .map(|c| format!("q.row_key->>{}", crate::managed::quote_literal_text(c)))
-            .collect();
-        let element = if key_values.len() == 1 {
-            key_values[0].clone()
-        } else {
-            format!("ARRAY[{}]", key_values.join(", "))
-        };
+        let element = table.key_from_json_sql("q.row_key");
         let keys = client
             .select(
                 &format!(

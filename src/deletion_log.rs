@@ -14,6 +14,67 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use sha2::{Digest, Sha256};
+use std::cell::Cell;
+
+thread_local! {
+    /// Set only while `trim` removes entries past the log's own retention.
+    static TRIMMING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this backend is inside the log's own retention: the append-only trigger lets a
+/// DELETE through only then. Nothing in SQL can set it.
+#[pg_extern(volatile, parallel_unsafe)]
+fn log_trimming() -> bool {
+    TRIMMING.with(|t| t.get())
+}
+
+/// Applies the log's own retention (category `deletion_log`): removes the oldest entries, a
+/// prefix of the chain, older than the period, and records the removal once in
+/// `retention.log_anchor` with the id and hash of the last entry removed, where verification
+/// of the rest of the chain starts. Returns the number of entries removed.
+pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
+    advisory_lock(client, LockKey::LogChain, true)?;
+    let cutoff = client.update(
+        "SELECT coalesce(
+                    (SELECT min(id) - 1 FROM retention.deletion_log
+                      WHERE logged_at >= now() - (SELECT retain_for FROM retention.categories
+                                                   WHERE name = 'deletion_log')),
+                    (SELECT max(id) FROM retention.deletion_log)),
+                now() - (SELECT retain_for FROM retention.categories WHERE name = 'deletion_log')",
+        Some(1),
+        &[],
+    )?;
+    let row = cutoff.first();
+    let (Some(last), Some(before)) = (row.get::<i64>(1)?, row.get::<TimestampWithTimeZone>(2)?)
+    else {
+        return Ok(0);
+    };
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            TRIMMING.with(|t| t.set(false));
+        }
+    }
+    TRIMMING.with(|t| t.set(true));
+    let _reset = Reset;
+    let removed = client
+        .update(
+            "WITH gone AS (DELETE FROM retention.deletion_log WHERE id <= $1 RETURNING id, hash)
+             INSERT INTO retention.log_anchor (last_id, last_hash, trimmed_entries, trimmed_before)
+             SELECT max(id), (array_agg(hash ORDER BY id DESC))[1], count(*), $2
+               FROM gone HAVING count(*) > 0
+             RETURNING trimmed_entries",
+            None,
+            &[last.into(), before.into()],
+        )?
+        .into_iter()
+        .next()
+        .map(|row| row.get::<i64>(1))
+        .transpose()?
+        .flatten()
+        .unwrap_or(0);
+    Ok(removed)
+}
 
 /// What every entry of one batch shares.
 pub struct Batch<'a> {
@@ -193,6 +254,81 @@ mod tests {
         assert_eq!(
             int("SELECT retention.verify_log()"),
             int("SELECT min(id) + 2 FROM retention.deletion_log")
+        );
+    }
+
+    /// Writes `n` valid, chained entries dated ten years ago (as if written then).
+    fn old_entries(n: i64) {
+        Spi::run(&format!(
+            "DO $$
+             DECLARE e retention.deletion_log; prev bytea;
+             BEGIN
+               FOR i IN 1..{n} LOOP
+                 prev := coalesce((SELECT hash FROM retention.deletion_log ORDER BY id DESC LIMIT 1),
+                                  decode(repeat('00', 32), 'hex'));
+                 e := ROW(coalesce((SELECT max(id) FROM retention.deletion_log), 0) + 1,
+                          now() - interval '10 years', 'hard_delete', 'public.old', jsonb_build_object('id', i),
+                          NULL, 'conversations', 'expired', interval '1 year', NULL, current_user, prev, NULL);
+                 e.hash := sha256(prev || retention.log_canonical(e));
+                 INSERT INTO retention.deletion_log SELECT e.*;
+               END LOOP;
+             END $$"
+        ))
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn the_log_trims_itself_and_keeps_a_verifiable_anchor() {
+        seed(400);
+        old_entries(5);
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT retention.verify_log()").unwrap(),
+            None
+        );
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.old'"),
+            0
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.log_anchor WHERE last_id = 5 AND trimmed_entries = 5"), 1);
+        assert!(int("SELECT count(*) FROM retention.deletion_log") > 0);
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT retention.verify_log()").unwrap(),
+            None,
+            "the chain verifies from the anchor"
+        );
+        assert_eq!(
+            sqlstate("DELETE FROM retention.deletion_log"),
+            "42501",
+            "only the log's own retention removes entries"
+        );
+    }
+
+    #[pg_test]
+    fn export_gives_every_canonical_field() {
+        seed(400);
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.export_log()"),
+            int("SELECT count(*) FROM retention.deletion_log")
+        );
+        // Re-hashing the exported fields gives the exported hash.
+        assert_eq!(
+            int(
+                "SELECT count(*) FROM retention.export_log() j, LATERAL (SELECT j::jsonb AS e) x
+                  WHERE encode(sha256(decode(e->>'prev_hash', 'hex') || convert_to(
+                        retention.log_field(e->>'id') || retention.log_field(e->>'logged_at_us')
+                     || retention.log_field(e->>'action') || retention.log_field(e->>'table_name')
+                     || retention.log_field(e->>'row_key') || retention.log_field(e->>'tenant')
+                     || retention.log_field(e->>'category') || retention.log_field(e->>'reason')
+                     || retention.log_field(e->>'retain_for') || retention.log_field(e->>'run_id')
+                     || retention.log_field(e->>'actor'), 'UTF8')), 'hex') = e->>'hash'"
+            ),
+            int("SELECT count(*) FROM retention.deletion_log")
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.export_log(now() + interval '1 day')"),
+            0
         );
     }
 }

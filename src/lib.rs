@@ -19,6 +19,7 @@ mod managed;
 mod params;
 mod policy;
 mod purge;
+mod reapply;
 mod runs;
 mod subxact;
 mod tagging;

@@ -192,6 +192,21 @@ impl Managed {
         format!("jsonb_build_object({})", pairs.join(", "))
     }
 
+    /// SQL turning a `row_key` jsonb expression back into the key-array element
+    /// `tagging::key_match_sql` takes: the value as text, or an array of them for a composite key.
+    pub fn key_from_json_sql(&self, json: &str) -> String {
+        let values: Vec<String> = self
+            .key_columns
+            .iter()
+            .map(|c| format!("{json}->>{}", quote_literal_text(c)))
+            .collect();
+        if values.len() == 1 {
+            values[0].clone()
+        } else {
+            format!("ARRAY[{}]", values.join(", "))
+        }
+    }
+
     /// `format_type` of each primary-key column, in key order.
     pub fn key_types(&self, client: &SpiClient) -> Result<Vec<String>, RetentionError> {
         let mut types = Vec::with_capacity(self.key_columns.len());

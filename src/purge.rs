@@ -187,6 +187,34 @@ pub fn row_id_sql(table: &Managed) -> String {
     }
 }
 
+/// Acts on the rows `due` selects (see [`act_sql`]) and logs one entry per row, with the given
+/// category and period; returns the number of rows.
+#[allow(clippy::too_many_arguments)]
+pub fn act_and_log(
+    client: &mut SpiClient,
+    table: &Managed,
+    act: Act,
+    due: &str,
+    params: &Params,
+    batch: &deletion_log::Batch,
+    category: Option<&str>,
+    retain_for: Option<Interval>,
+) -> Result<i64, RetentionError> {
+    let entries: Vec<Entry> = client
+        .update(&act_sql(table, act, due), None, params.args())?
+        .map(|row| {
+            Ok(Entry {
+                row_key: row.get::<String>(1)?.unwrap_or_default(),
+                tenant: row.get::<String>(2)?,
+                category: category.map(str::to_string),
+                retain_for,
+            })
+        })
+        .collect::<Result<_, RetentionError>>()?;
+    deletion_log::append(client, batch, &entries)?;
+    Ok(entries.len() as i64)
+}
+
 /// Acts on one batch of a step's due rows and logs them; returns the number of rows.
 pub fn batch(
     client: &mut SpiClient,
@@ -220,29 +248,21 @@ pub fn batch(
         params.bind(batch_size)
     );
     let act = step.act(table);
-    let sql = act_sql(table, act, &due);
-    let entries: Vec<Entry> = client
-        .update(&sql, None, params.args())?
-        .map(|row| {
-            Ok(Entry {
-                row_key: row.get::<String>(1)?.unwrap_or_default(),
-                tenant: row.get::<String>(2)?,
-                category: Some(step.segment.category.name.clone()),
-                retain_for: Some(step.segment.retain_for),
-            })
-        })
-        .collect::<Result<_, RetentionError>>()?;
-    deletion_log::append(
+    act_and_log(
         client,
+        table,
+        act,
+        &due,
+        &params,
         &deletion_log::Batch {
             action: act.log_action(),
             table_name: &table.display_name,
             reason: "expired",
             run_id,
         },
-        &entries,
-    )?;
-    Ok(entries.len() as i64)
+        Some(&step.segment.category.name),
+        Some(step.segment.retain_for),
+    )
 }
 
 /// One line of a preview: rows of a step due by `now() + horizon`, per tenant, and the hold

@@ -144,6 +144,15 @@ fn purge_table(
     })
 }
 
+/// The log's own retention, reported like a table.
+pub fn trim_log() -> Result<TableOutcome, RetentionError> {
+    let trimmed = Spi::connect_mut(crate::deletion_log::trim)?;
+    Ok(TableOutcome {
+        hard_deleted: trimmed,
+        ..TableOutcome::new("retention.deletion_log")
+    })
+}
+
 /// Counts what a purge of one table would do now.
 fn dry_run_table(table: &Managed) -> Result<TableOutcome, RetentionError> {
     Spi::connect_mut(|client| {
@@ -227,6 +236,10 @@ fn run(
                 },
             };
             outcomes.push(outcome);
+        }
+        let trimmed = trim_log()?;
+        if trimmed.hard_deleted > 0 {
+            outcomes.push(trimmed);
         }
         Spi::connect_mut(|client| finish(client, run_id, &outcomes, None))?;
     }

@@ -147,6 +147,16 @@ fn cycle(first: bool) {
             }
             outcomes.push(purge_table(table, run_id));
         }
+        if !stopping() {
+            match in_transaction(runs::trim_log) {
+                Ok(outcome) if outcome.hard_deleted > 0 => outcomes.push(outcome),
+                Ok(_) => {}
+                Err(e) => outcomes.push(TableOutcome {
+                    error: Some(e),
+                    ..TableOutcome::new("retention.deletion_log")
+                }),
+            }
+        }
         let stopped =
             stopping().then(|| "stopped by shutdown before the cycle finished".to_string());
         if let Err(e) =

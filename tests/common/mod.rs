@@ -167,3 +167,23 @@ pub const SEED_CATEGORIES: &str = "
     SELECT retention.define_category('support_records', '3 years', clock => 'last_activity');
     SELECT retention.define_category('audit_logs', '7 years', erasure_exempt => true);
 ";
+
+/// A Postgres client program (pg_dump, pg_restore, …) from the server's bin directory.
+pub fn pg_bin(program: &str) -> std::path::PathBuf {
+    let out = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .expect("pg_config");
+    std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join(program)
+}
+
+/// md5 of a query's rows (as text, in the query's order): equal results, equal digests.
+pub fn digest(client: &mut Client, sql: &str) -> String {
+    client
+        .query_one(
+            &format!("SELECT coalesce(md5(string_agg(q::text, E'\\n')), '') FROM ({sql}) q"),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
