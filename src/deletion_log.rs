@@ -67,7 +67,6 @@ pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
             None,
             &[last.into(), before.into()],
         )?
-        .into_iter()
         .next()
         .map(|row| row.get::<i64>(1))
         .transpose()?
