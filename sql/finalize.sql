@@ -223,6 +223,10 @@ COMMENT ON TABLE retention.holds IS 'Legal holds: never deleted; release and rev
 COMMENT ON TABLE retention.notifications IS 'Notifications sent on retention_hold when holds are placed or released';
 COMMENT ON TABLE retention.deletion_queue IS 'Customer-requested deletions waiting for the holds that cover their rows to be released';
 COMMENT ON VIEW retention.queued_deletions IS 'Customer-requested deletions still waiting on a legal hold';
+COMMENT ON TABLE retention.erasure_records IS 'Erasure requests per data subject (the table behind retention.erasure_requests)';
+COMMENT ON VIEW retention.erasure_requests IS 'Erasure requests: status (pending, verified, completed, waiting_on_hold), due_at = received + 30 days, overdue';
+COMMENT ON VIEW retention.overdue_erasure_requests IS 'Erasure requests past their 30-day due date and not completed';
+COMMENT ON TABLE retention.anonymized_rows IS 'Rows anonymized by their category''s policy or an erasure request: never anonymized twice';
 COMMENT ON TABLE retention.runs IS 'History of purge cycles (worker and retention.run()), with per-table counts and errors';
 COMMENT ON TABLE retention.deletion_log IS 'One hash-chained entry per row acted on; never the content. Append-only';
 COMMENT ON TABLE retention.log_anchor IS 'Where the hash chain starts after the log''s own retention removed old entries';
@@ -252,6 +256,9 @@ COMMENT ON FUNCTION retention.run(regclass, boolean) IS 'Runs one purge cycle in
 COMMENT ON FUNCTION retention.preview(interval) IS 'Rows due now or within the horizon, per table, category and tenant, and the holds keeping rows back';
 COMMENT ON FUNCTION retention.hold_stamping() IS 'Internal: true only while release_hold() or review_hold() stamps a hold';
 COMMENT ON FUNCTION retention.verify_log() IS 'Id of the first deletion-log entry whose hash-chain link is broken; NULL when intact';
+COMMENT ON FUNCTION retention.request_erasure(text, timestamptz, text) IS
+    'Records an erasure request for a data subject (scoped to one tenant, or all); due 30 days after receipt; returns its id';
+COMMENT ON FUNCTION retention.verify_erasure(bigint) IS 'Marks an erasure request verified: the next purge cycle executes it';
 COMMENT ON FUNCTION retention.reapply_deletions(timestamptz) IS
     'After a restore from backup: deletes again every row the log says was removed since a time and that is present again (holds honoured)';
 COMMENT ON FUNCTION retention.export_log(timestamptz, timestamptz) IS

@@ -5,7 +5,7 @@
 use crate::catalog;
 use crate::deletion_log::{self, Entry};
 use crate::error::{required, RetentionError, SqlResult};
-use crate::holds::{self, advisory_lock, LockKey};
+use crate::holds;
 use crate::managed::Managed;
 use crate::params::Params;
 use crate::policy;
@@ -39,8 +39,6 @@ fn delete_keys(
     keys: DatumWithOid,
     reason: &str,
 ) -> Result<Requested, RetentionError> {
-    advisory_lock(client, LockKey::Holds, false)?;
-    let held = holds::active_for(client, table)?;
     let categories = catalog::load_all(client)?;
     let overrides = policy::overrides(client)?;
 
@@ -48,8 +46,7 @@ fn delete_keys(
     params.bind(keys);
     let matching = key_match_sql(client, table, 1)?;
     let category = table.category_sql(&mut params);
-    let covered = holds::any_covers_sql(&held, table, None, &category, &mut params)
-        .unwrap_or_else(|| "false".into());
+    let covered = holds::covered_sql(client, table, &mut params)?.unwrap_or_else(|| "false".into());
     let tenant = tenant_sql(table);
 
     // Queue the held rows.
@@ -111,8 +108,7 @@ fn delete_keys(
         group_params.bind(keys_arg_copy(&params));
         let group_category = table.category_sql(&mut group_params);
         let group_covered =
-            holds::any_covers_sql(&held, table, None, &group_category, &mut group_params)
-                .unwrap_or_else(|| "false".into());
+            holds::covered_sql(client, table, &mut group_params)?.unwrap_or_else(|| "false".into());
         let mut conditions = vec![
             matching.clone(),
             format!("NOT {group_covered}"),
@@ -140,7 +136,7 @@ fn delete_keys(
             table,
             act,
             &due,
-            &group_params,
+            &mut group_params,
             &deletion_log::Batch {
                 action: act.log_action(),
                 table_name: &table.display_name,

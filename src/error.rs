@@ -49,6 +49,10 @@ pub enum RetentionError {
     InRecovery(String),
     #[error("{0}")]
     RestoreWindowPassed(String),
+    #[error("erasure request {0} does not exist")]
+    UnknownErasureRequest(i64),
+    #[error("erasure request {0} is {1}, not pending")]
+    ErasureNotPending(i64, String),
     #[error("{0} is not a table")]
     WrongObjectType(String),
     #[error("SPI: {0}")]
@@ -66,15 +70,17 @@ impl RetentionError {
             | Self::UnknownTenantPolicy(..)
             | Self::UnknownEvent(_)
             | Self::EventNotRecorded(..)
-            | Self::UnknownHold(_) => ERRCODE_UNDEFINED_OBJECT,
+            | Self::UnknownHold(_)
+            | Self::UnknownErasureRequest(_) => ERRCODE_UNDEFINED_OBJECT,
             Self::CategoryInUse(..) => ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
             Self::AlreadyManaged(_) => ERRCODE_DUPLICATE_OBJECT,
             Self::NoPrimaryKey(_) => ERRCODE_INVALID_TABLE_DEFINITION,
             Self::UnknownColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
             Self::WrongColumnType { .. } => ERRCODE_DATATYPE_MISMATCH,
-            Self::MissingColumnRole(..) | Self::HoldReleased(_) | Self::RestoreWindowPassed(_) => {
-                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
-            }
+            Self::MissingColumnRole(..)
+            | Self::HoldReleased(_)
+            | Self::RestoreWindowPassed(_)
+            | Self::ErasureNotPending(..) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::WrongIsolation(_) => ERRCODE_ACTIVE_SQL_TRANSACTION,
             Self::InRecovery(_) => ERRCODE_READ_ONLY_SQL_TRANSACTION,
             Self::WrongObjectType(_) => ERRCODE_WRONG_OBJECT_TYPE,

@@ -188,21 +188,38 @@ pub fn any_covers_sql(
 }
 
 /// Takes the shared hold lock and returns SQL over row alias `t` that is true when no active
-/// hold covers the row: every path that alters rows outside a purge batch adds it.
+/// hold covers the row (nor a parent-bound descendant): every path that alters rows outside a
+/// purge batch adds it.
 pub fn unheld_sql(
     client: &mut SpiClient,
     table: &Managed,
     params: &mut Params,
 ) -> Result<String, RetentionError> {
+    Ok(match covered_sql(client, table, params)? {
+        Some(covered) => format!("NOT {covered}"),
+        None => "true".into(),
+    })
+}
+
+/// Takes the shared hold lock and returns SQL over row alias `t` that is true when an active
+/// hold covers the row or one of its parent-bound descendants (None: nothing can be held).
+pub fn covered_sql(
+    client: &mut SpiClient,
+    table: &Managed,
+    params: &mut Params,
+) -> Result<Option<String>, RetentionError> {
     advisory_lock(client, LockKey::Holds, false)?;
     let held = active_for(client, table)?;
     let category = table.category_sql(params);
-    Ok(
-        match any_covers_sql(&held, table, None, &category, params) {
-            Some(covered) => format!("NOT {covered}"),
-            None => "true".into(),
-        },
-    )
+    let mut terms: Vec<String> = any_covers_sql(&held, table, None, &category, params)
+        .into_iter()
+        .collect();
+    terms.extend(crate::cascade::held_descendant_sql(client, table, params)?);
+    Ok(if terms.is_empty() {
+        None
+    } else {
+        Some(format!("({})", terms.join(" OR ")))
+    })
 }
 
 /// Writes the notification row and sends `pg_notify('retention_hold', payload)`.

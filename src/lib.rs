@@ -9,9 +9,11 @@
 
 use pgrx::prelude::*;
 
+mod cascade;
 mod catalog;
 mod customer_delete;
 mod deletion_log;
+mod erasure;
 mod error;
 mod gucs;
 mod holds;

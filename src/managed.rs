@@ -26,12 +26,20 @@ pub struct Managed {
     pub key_columns: Vec<String>,
     /// Partitioned tables are acted on by primary key (a ctid is only unique per partition).
     pub partitioned: bool,
+    /// Column → replacement (`null`, `"hash"`, or a constant) for categories that anonymize.
+    pub anonymize: Vec<(String, serde_json::Value)>,
+    /// Column → `format_type` of the anonymized columns.
+    pub anonymize_types: std::collections::BTreeMap<String, String>,
 }
 
 const MANAGED_SELECT: &str = "
     SELECT m.tbl::oid, format('%I.%I', n.nspname, c.relname), m.category, m.created_column,
            m.activity_column, m.tenant_column, m.subject_column, m.category_column,
-           m.soft_delete_column, m.key_columns, c.relkind = 'p'
+           m.soft_delete_column, m.key_columns, c.relkind = 'p', m.anonymize,
+           (SELECT jsonb_object_agg(a.attname, format_type(a.atttypid, a.atttypmod))
+              FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = m.tbl AND a.attnum > 0 AND NOT a.attisdropped
+               AND a.attname::text IN (SELECT jsonb_object_keys(m.anonymize)))
       FROM retention.managed_tables m
       JOIN pg_catalog.pg_class c ON c.oid = m.tbl
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -49,6 +57,17 @@ fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Managed, RetentionError
         soft_delete_column: row.get::<String>(9)?,
         key_columns: row.get::<Vec<String>>(10)?.unwrap_or_default(),
         partitioned: row.get::<bool>(11)?.unwrap_or(false),
+        anonymize: match row.get::<pgrx::JsonB>(12)? {
+            Some(pgrx::JsonB(serde_json::Value::Object(map))) => map.into_iter().collect(),
+            _ => Vec::new(),
+        },
+        anonymize_types: match row.get::<pgrx::JsonB>(13)? {
+            Some(pgrx::JsonB(serde_json::Value::Object(map))) => map
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
+                .collect(),
+            _ => Default::default(),
+        },
     })
 }
 
@@ -182,6 +201,33 @@ impl Managed {
         }
     }
 
+    /// The SET list that anonymizes row `t`: `null` → NULL, `"hash"` → hex SHA-256 of the value
+    /// (one-way; NULL stays NULL), anything else → that constant, cast to the column's type.
+    pub fn anonymize_set_sql(&self, params: &mut crate::params::Params) -> String {
+        self.anonymize
+            .iter()
+            .map(|(column, value)| {
+                let c = quote_identifier(column);
+                let replacement = match value {
+                    serde_json::Value::Null => "NULL".to_string(),
+                    serde_json::Value::String(s) if s == "hash" => {
+                        format!("encode(sha256(convert_to(t.{c}::text, 'UTF8')), 'hex')")
+                    }
+                    constant => format!(
+                        "{}::text::{}",
+                        params.bind(constant_text(constant)),
+                        self.anonymize_types
+                            .get(column)
+                            .map(String::as_str)
+                            .unwrap_or("text")
+                    ),
+                };
+                format!("{c} = {replacement}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// SQL for the primary key of row alias `t` as a jsonb object `{"<pk column>": value, …}`.
     pub fn key_json_sql(&self) -> String {
         let pairs: Vec<String> = self
@@ -215,6 +261,14 @@ impl Managed {
             types.push(name);
         }
         Ok(types)
+    }
+}
+
+/// The text of an anonymize constant: a JSON string's content, any other value's JSON text.
+pub fn constant_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -388,6 +442,8 @@ fn manage(
             soft_delete_column: soft_delete_column.map(str::to_string),
             key_columns,
             partitioned: false,
+            anonymize: Vec::new(),
+            anonymize_types: Default::default(),
         };
         let times = "timestamp with time zone, timestamp without time zone or date";
         if let Some(c) = created_column {
@@ -423,8 +479,26 @@ fn manage(
                     "anonymize must be a JSON object {\"column\": replacement, …}".into(),
                 ));
             };
-            for column in columns.keys() {
-                check_column(client, &table, column, &[], "")?;
+            for (column, value) in columns {
+                if value.as_str() == Some("hash") {
+                    check_column(
+                        client,
+                        &table,
+                        column,
+                        &[pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID],
+                        "text (a one-way hash is text)",
+                    )?;
+                } else {
+                    let (_, type_name) = column_type(client, &table, column)?;
+                    if !value.is_null() {
+                        // The constant must fit the column: cast it once now.
+                        client.select(
+                            &format!("SELECT $1::text::{type_name}"),
+                            Some(1),
+                            &[constant_text(value).into()],
+                        )?;
+                    }
+                }
                 if table.key_columns.contains(column) {
                     return Err(RetentionError::InvalidValue(format!(
                         "primary-key column \"{column}\" cannot be anonymized"

@@ -6,6 +6,7 @@
 //! LOCKED) DELETE … WHERE ctid = ANY(…) RETURNING key, tenant`. The hold check is part of the
 //! statement that selects the rows, under the shared hold lock (see holds.rs).
 
+use crate::cascade;
 use crate::catalog::Action;
 use crate::deletion_log::{self, Entry};
 use crate::error::RetentionError;
@@ -21,6 +22,7 @@ use pgrx::spi::{quote_identifier, SpiClient};
 pub enum Act {
     SoftDelete,
     HardDelete,
+    Anonymize,
 }
 
 impl Act {
@@ -29,6 +31,7 @@ impl Act {
         match self {
             Act::SoftDelete => "soft_delete",
             Act::HardDelete => "hard_delete",
+            Act::Anonymize => "anonymize",
         }
     }
 }
@@ -51,6 +54,9 @@ pub struct Step {
 
 impl Step {
     pub fn act(&self, table: &Managed) -> Act {
+        if self.segment.category.action == Action::Anonymize {
+            return Act::Anonymize;
+        }
         match self.phase {
             Phase::Finish => Act::HardDelete,
             Phase::Expire
@@ -75,18 +81,26 @@ pub fn plan(
     for segment in expiring {
         // Rows can carry a category the table cannot act on only by being written directly
         // (tag() refuses it): those are left alone; the default category must be workable.
-        let workable = segment.category.action != Action::Anonymize
-            && (segment.soft_delete_window.is_none() || table.soft_delete_column.is_some());
+        let anonymizes = segment.category.action == Action::Anonymize;
+        let workable = if anonymizes {
+            !table.anonymize.is_empty()
+        } else {
+            segment.soft_delete_window.is_none() || table.soft_delete_column.is_some()
+        };
         if !workable && !segment.is_default {
             continue;
         }
-        if segment.category.action == Action::Anonymize {
-            return Err(RetentionError::InvalidValue(format!(
-                "category \"{}\" anonymizes: anonymization is not available in this version",
-                segment.category.name
-            )));
+        if anonymizes && table.anonymize.is_empty() {
+            return Err(RetentionError::MissingColumnRole(
+                format!(
+                    "category \"{}\" anonymizes, and table {} has no anonymize map",
+                    segment.category.name, table.display_name
+                ),
+                "Call retention.manage() with anonymize => '{\"column\": null, …}'.".into(),
+            ));
         }
-        if segment.soft_delete_window.is_some() && table.soft_delete_column.is_none() {
+        if !anonymizes && segment.soft_delete_window.is_some() && table.soft_delete_column.is_none()
+        {
             return Err(RetentionError::MissingColumnRole(
                 format!(
                     "the policy of category \"{}\" has a soft-delete window, and table {} has no soft_delete_column",
@@ -119,8 +133,10 @@ fn step_sql(
     let order = match step.phase {
         Phase::Expire => {
             conditions.extend(step.segment.due_sql(horizon, params));
-            if let (Act::SoftDelete, Some(soft)) = (step.act(table), &soft) {
-                conditions.push(format!("t.{soft} IS NULL"));
+            match (step.act(table), &soft) {
+                (Act::SoftDelete, Some(soft)) => conditions.push(format!("t.{soft} IS NULL")),
+                (Act::Anonymize, _) => conditions.push(not_anonymized_sql(table, params)),
+                _ => {}
             }
             step.segment.order_sql()
         }
@@ -141,9 +157,20 @@ fn step_sql(
     (conditions, order)
 }
 
+/// SQL, over row alias `t`, that is true when the row has not been anonymized yet.
+pub fn not_anonymized_sql(table: &Managed, params: &mut Params) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM retention.anonymized_rows a
+                      WHERE a.tbl = {}::oid::regclass AND a.row_key = {})",
+        params.bind(table.oid),
+        table.key_json_sql()
+    )
+}
+
 /// SQL that acts on the rows selected by `due` (a query returning `ctid`, or the key columns
-/// of a partitioned table) and returns each row's key (jsonb text) and tenant.
-pub fn act_sql(table: &Managed, act: Act, due: &str) -> String {
+/// of a partitioned table) and returns each row's key (jsonb text) and tenant. Anonymized
+/// rows are marked in retention.anonymized_rows by the same statement.
+pub fn act_sql(table: &Managed, act: Act, due: &str, params: &mut Params) -> String {
     let matching = if table.partitioned {
         let keys: Vec<String> = table
             .key_columns
@@ -166,9 +193,25 @@ pub fn act_sql(table: &Managed, act: Act, due: &str) -> String {
             table.display_name,
             quote_identifier(table.soft_delete_column.as_deref().unwrap_or_default()),
         ),
+        Act::Anonymize => format!(
+            "UPDATE {} AS t SET {}",
+            table.display_name,
+            table.anonymize_set_sql(params)
+        ),
+    };
+    let mark = if act == Act::Anonymize {
+        format!(
+            ", marked AS (INSERT INTO retention.anonymized_rows (tbl, row_key)
+                          SELECT {}::oid::regclass, k FROM acted ON CONFLICT DO NOTHING)",
+            params.bind(table.oid)
+        )
+    } else {
+        String::new()
     };
     format!(
-        "WITH due AS ({due}) {verb} WHERE {matching} RETURNING {}::text, {tenant}",
+        "WITH due AS ({due}),
+              acted AS ({verb} WHERE {matching} RETURNING {} AS k, {tenant} AS tn){mark}
+         SELECT k::text, tn FROM acted",
         table.key_json_sql()
     )
 }
@@ -188,20 +231,45 @@ pub fn row_id_sql(table: &Managed) -> String {
 }
 
 /// Acts on the rows `due` selects (see [`act_sql`]) and logs one entry per row, with the given
-/// category and period; returns the number of rows.
+/// category and period; returns the number of rows. A hard delete takes the rows'
+/// parent-bound descendants with them (see cascade.rs).
 #[allow(clippy::too_many_arguments)]
 pub fn act_and_log(
     client: &mut SpiClient,
     table: &Managed,
     act: Act,
     due: &str,
-    params: &Params,
+    params: &mut Params,
     batch: &deletion_log::Batch,
     category: Option<&str>,
     retain_for: Option<Interval>,
 ) -> Result<i64, RetentionError> {
+    if act == Act::HardDelete {
+        let kids = cascade::children(client, table)?;
+        if !kids.is_empty() {
+            return cascade::hard_delete(
+                client, table, kids, due, params, batch, category, retain_for,
+            );
+        }
+    }
+    act_without_children(client, table, act, due, params, batch, category, retain_for)
+}
+
+/// [`act_and_log`] for rows without parent-bound children.
+#[allow(clippy::too_many_arguments)]
+pub fn act_without_children(
+    client: &mut SpiClient,
+    table: &Managed,
+    act: Act,
+    due: &str,
+    params: &mut Params,
+    batch: &deletion_log::Batch,
+    category: Option<&str>,
+    retain_for: Option<Interval>,
+) -> Result<i64, RetentionError> {
+    let sql = act_sql(table, act, due, params);
     let entries: Vec<Entry> = client
-        .update(&act_sql(table, act, due), None, params.args())?
+        .update(&sql, None, params.args())?
         .map(|row| {
             Ok(Entry {
                 row_key: row.get::<String>(1)?.unwrap_or_default(),
@@ -227,6 +295,11 @@ pub fn batch(
     let held = holds::active_for(client, table)?;
     let mut params = Params::default();
     let (mut conditions, order) = step_sql(table, step, crate::catalog::zero(), &mut params);
+    if step.act(table) == Act::HardDelete {
+        if let Some(blocked) = cascade::held_descendant_sql(client, table, &mut params)? {
+            conditions.push(format!("NOT {blocked}"));
+        }
+    }
     if let Some(covered) = holds::any_covers_sql(
         &held,
         table,
@@ -253,7 +326,7 @@ pub fn batch(
         table,
         act,
         &due,
-        &params,
+        &mut params,
         &deletion_log::Batch {
             action: act.log_action(),
             table_name: &table.display_name,

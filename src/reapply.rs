@@ -98,7 +98,7 @@ fn reapply_table(
             table,
             act,
             &due,
-            &params,
+            &mut params,
             &Batch {
                 action: &group.action,
                 table_name: &table.display_name,

@@ -37,6 +37,7 @@ impl TableOutcome {
         match act {
             Act::SoftDelete => self.soft_deleted += rows,
             Act::HardDelete => self.hard_deleted += rows,
+            Act::Anonymize => self.anonymized += rows,
         }
     }
 
@@ -61,6 +62,7 @@ pub fn table_steps(
     table: &Managed,
     horizon: Interval,
 ) -> Result<Vec<Step>, RetentionError> {
+    crate::cascade::check_unlogged_cascades(client, table)?;
     let categories = catalog::load_all(client)?;
     let overrides = policy::overrides(client)?;
     let expiring = policy::segments(client, table, &categories, &overrides, horizon)?;
@@ -153,6 +155,15 @@ pub fn trim_log() -> Result<TableOutcome, RetentionError> {
     })
 }
 
+/// Verified erasure requests, executed as part of a cycle and reported like a table.
+pub fn process_erasures() -> Result<TableOutcome, RetentionError> {
+    let rows = Spi::connect_mut(crate::erasure::process)?;
+    Ok(TableOutcome {
+        hard_deleted: rows,
+        ..TableOutcome::new("retention.erasure_requests")
+    })
+}
+
 /// Counts what a purge of one table would do now.
 fn dry_run_table(table: &Managed) -> Result<TableOutcome, RetentionError> {
     Spi::connect_mut(|client| {
@@ -236,6 +247,10 @@ fn run(
                 },
             };
             outcomes.push(outcome);
+        }
+        let erased = process_erasures()?;
+        if erased.hard_deleted > 0 {
+            outcomes.push(erased);
         }
         let trimmed = trim_log()?;
         if trimmed.hard_deleted > 0 {
@@ -401,5 +416,44 @@ mod tests {
     fn run_refuses_where_it_cannot_purge_safely() {
         assert_eq!(sqlstate("SELECT retention.preview('-1 day')"), "22023");
         assert_eq!(sqlstate("SELECT * FROM retention.run('pg_class')"), "42704");
+    }
+
+    #[pg_test]
+    fn anonymizing_categories_rewrite_rows_once() {
+        Spi::run(
+            "SELECT retention.define_category('marketing', '2 years', clock => 'last_activity', action => 'anonymize');
+             CREATE TABLE contacts (id int PRIMARY KEY, email text, name text, phone text, score int, last_engaged timestamptz);
+             SELECT retention.manage('contacts', 'marketing', activity_column => 'last_engaged',
+                 anonymize => '{\"email\": \"hash\", \"name\": null, \"phone\": \"REDACTED\", \"score\": 0}');
+             INSERT INTO contacts VALUES (1, 'a@x.io', 'Ann', '555-1', 7, now() - interval '3 years'),
+                                         (2, 'b@x.io', 'Ben', '555-2', 9, now() - interval '1 year');",
+        )
+        .unwrap();
+        assert_eq!(
+            int("SELECT sum(anonymized)::bigint FROM retention.run()"),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM contacts WHERE id = 1 AND email = encode(sha256('a@x.io'), 'hex') AND name IS NULL AND phone = 'REDACTED' AND score = 0"), 1);
+        assert_eq!(
+            int("SELECT count(*) FROM contacts WHERE id = 2 AND email = 'b@x.io' AND name = 'Ben'"),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log WHERE action = 'anonymize' AND row_key = '{\"id\": 1}'"), 1);
+        assert_eq!(
+            int("SELECT sum(anonymized)::bigint FROM retention.run()"),
+            0,
+            "never anonymized twice"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.manage('contacts', 'marketing')"),
+            "42710"
+        );
+        Spi::run("CREATE TABLE c2 (id int PRIMARY KEY, n int, t timestamptz)").unwrap();
+        assert_eq!(sqlstate("SELECT retention.manage('c2', 'marketing', activity_column => 't', anonymize => '{\"n\": \"hash\"}')"), "42804");
+        assert_eq!(sqlstate("SELECT retention.manage('c2', 'marketing', activity_column => 't', anonymize => '{\"n\": \"abc\"}')"), "22P02");
+        assert_eq!(
+            sqlstate("SELECT retention.manage('c2', 'marketing', activity_column => 't')"),
+            "55000"
+        );
     }
 }

@@ -147,13 +147,16 @@ fn cycle(first: bool) {
             }
             outcomes.push(purge_table(table, run_id));
         }
-        if !stopping() {
-            match in_transaction(runs::trim_log) {
+        for step in [runs::process_erasures as fn() -> _, runs::trim_log] {
+            if stopping() {
+                break;
+            }
+            match in_transaction(step) {
                 Ok(outcome) if outcome.hard_deleted > 0 => outcomes.push(outcome),
                 Ok(_) => {}
                 Err(e) => outcomes.push(TableOutcome {
                     error: Some(e),
-                    ..TableOutcome::new("retention.deletion_log")
+                    ..TableOutcome::new("retention")
                 }),
             }
         }

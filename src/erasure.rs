@@ -1,0 +1,412 @@
+//! Erasure requests (GDPR Art. 17): `retention.request_erasure`, `retention.verify_erasure`,
+//! and their execution by every purge cycle. A verified request erases every row whose
+//! subject column matches, in every managed table (of the request's tenant, when it has one):
+//! deleted, or anonymized where the row's category anonymizes; erasure-exempt categories are
+//! recorded as exempt; held rows wait for their holds (status `waiting_on_hold`).
+
+use crate::catalog::{self, Action};
+use crate::deletion_log::Batch;
+use crate::error::{required, RetentionError, SqlResult};
+use crate::holds;
+use crate::managed::Managed;
+use crate::params::Params;
+use crate::policy;
+use crate::purge::{self, Act};
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+
+struct Request {
+    id: i64,
+    subject: String,
+    tenant: Option<String>,
+}
+
+/// What a request did to one table.
+#[derive(Default)]
+struct Erased {
+    erased: i64,
+    anonymized: i64,
+    exempt: i64,
+    held: i64,
+    exempt_categories: Vec<String>,
+}
+
+fn erase_in_table(
+    client: &mut SpiClient,
+    table: &Managed,
+    request: &Request,
+    categories: &[catalog::Category],
+    overrides: &std::collections::BTreeMap<String, Vec<policy::Override>>,
+) -> Result<Erased, RetentionError> {
+    let mut done = Erased::default();
+    let Some(subject_column) = &table.subject_column else {
+        return Ok(done);
+    };
+    let mut params = Params::default();
+    let mut conditions = vec![format!(
+        "t.{}::text = {}",
+        quote_identifier(subject_column),
+        params.bind(request.subject.as_str())
+    )];
+    if let Some(tenant) = &request.tenant {
+        // Scoped to one customer's data: a table without tenants is not that customer's.
+        let Some(column) = &table.tenant_column else {
+            return Ok(done);
+        };
+        conditions.push(format!(
+            "t.{}::text = {}",
+            quote_identifier(column),
+            params.bind(tenant.as_str())
+        ));
+    }
+    let unheld = holds::unheld_sql(client, table, &mut params)?;
+    let category = table.category_sql(&mut params);
+    let tenant_sql = table
+        .tenant_column
+        .as_deref()
+        .map(|c| format!("t.{}::text", quote_identifier(c)))
+        .unwrap_or_else(|| "NULL::text".into());
+    let groups: Vec<(String, Option<String>, i64, i64)> = client
+        .update(
+            &format!(
+                "SELECT {category}, {tenant_sql}, count(*) FILTER (WHERE NOT ({unheld})), count(*)
+                   FROM {} AS t WHERE {} GROUP BY 1, 2",
+                table.display_name,
+                conditions.join(" AND ")
+            ),
+            None,
+            params.args(),
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?,
+                r.get::<i64>(3)?.unwrap_or(0),
+                r.get::<i64>(4)?.unwrap_or(0),
+            ))
+        })
+        .collect::<Result<_, RetentionError>>()?;
+    for (category_name, tenant, held, rows) in groups {
+        let found = categories.iter().find(|c| c.name == category_name);
+        let exempt = client
+            .select(
+                "SELECT erasure_exempt FROM retention.categories WHERE name = $1",
+                Some(1),
+                &[category_name.as_str().into()],
+            )?
+            .next()
+            .map(|r| r.get::<bool>(1))
+            .transpose()?
+            .flatten()
+            .unwrap_or(false);
+        if exempt {
+            done.exempt += rows;
+            done.exempt_categories.push(category_name);
+            continue;
+        }
+        done.held += held;
+        let anonymize = found
+            .map(|c| c.action == Action::Anonymize)
+            .unwrap_or(false)
+            && !table.anonymize.is_empty();
+        let act = if anonymize {
+            Act::Anonymize
+        } else {
+            Act::HardDelete
+        };
+        let mut group_params = Params::default();
+        let mut group_conditions = vec![format!(
+            "t.{}::text = {}",
+            quote_identifier(subject_column),
+            group_params.bind(request.subject.as_str())
+        )];
+        group_conditions.push(format!(
+            "{tenant_sql} IS NOT DISTINCT FROM {}",
+            group_params.bind(tenant.clone())
+        ));
+        group_conditions.push(holds::unheld_sql(client, table, &mut group_params)?);
+        let group_category = table.category_sql(&mut group_params);
+        group_conditions.push(format!(
+            "{group_category} = {}",
+            group_params.bind(category_name.as_str())
+        ));
+        if anonymize {
+            group_conditions.push(purge::not_anonymized_sql(table, &mut group_params));
+        }
+        let due = format!(
+            "SELECT {} FROM {} AS t WHERE {} FOR UPDATE OF t",
+            purge::row_id_sql(table),
+            table.display_name,
+            group_conditions.join(" AND ")
+        );
+        let retain_for = found.map(|c| policy::in_force(c, tenant.as_deref(), overrides).0);
+        let acted = purge::act_and_log(
+            client,
+            table,
+            act,
+            &due,
+            &mut group_params,
+            &Batch {
+                action: if anonymize { "anonymize" } else { "erasure" },
+                table_name: &table.display_name,
+                reason: "erasure_request",
+                run_id: None,
+            },
+            Some(&category_name),
+            retain_for,
+        )?;
+        if anonymize {
+            done.anonymized += acted;
+        } else {
+            done.erased += acted;
+        }
+    }
+    Ok(done)
+}
+
+/// Executes every verified (or hold-waiting) erasure request; returns the rows acted on.
+pub fn process(client: &mut SpiClient) -> Result<i64, RetentionError> {
+    let requests: Vec<Request> = client
+        .update(
+            "SELECT id, subject, tenant FROM retention.erasure_records
+              WHERE status IN ('verified', 'waiting_on_hold') ORDER BY id FOR UPDATE SKIP LOCKED",
+            None,
+            &[],
+        )?
+        .map(|r| {
+            Ok(Request {
+                id: r.get::<i64>(1)?.unwrap_or_default(),
+                subject: r.get::<String>(2)?.unwrap_or_default(),
+                tenant: r.get::<String>(3)?,
+            })
+        })
+        .collect::<Result<_, RetentionError>>()?;
+    if requests.is_empty() {
+        return Ok(0);
+    }
+    let tables = Managed::load_all(client)?;
+    let categories = catalog::load_all(client)?;
+    let overrides = policy::overrides(client)?;
+    let mut total = 0;
+    for request in requests {
+        let mut details = Vec::new();
+        let (mut erased, mut anonymized, mut exempt, mut held) = (0, 0, 0, 0);
+        for table in &tables {
+            let done = erase_in_table(client, table, &request, &categories, &overrides)?;
+            if done.erased + done.anonymized + done.exempt + done.held > 0 {
+                details.push(serde_json::json!({
+                    "table": table.display_name,
+                    "erased": done.erased,
+                    "anonymized": done.anonymized,
+                    "exempt": done.exempt,
+                    "exempt_reason": if done.exempt > 0 {
+                        Some(format!("erasure-exempt categories: {}", done.exempt_categories.join(", ")))
+                    } else {
+                        None
+                    },
+                    "held": done.held,
+                }));
+            }
+            erased += done.erased;
+            anonymized += done.anonymized;
+            exempt += done.exempt;
+            held += done.held;
+        }
+        total += erased + anonymized;
+        client.update(
+            "UPDATE retention.erasure_records
+                SET status = CASE WHEN $6 > 0 THEN 'waiting_on_hold' ELSE 'completed' END,
+                    completed_at = CASE WHEN $6 > 0 THEN NULL ELSE now() END,
+                    rows_erased = rows_erased + $2, rows_anonymized = rows_anonymized + $3,
+                    rows_exempt = $4, rows_held = $6, details = details || $5
+              WHERE id = $1",
+            None,
+            &[
+                request.id.into(),
+                erased.into(),
+                anonymized.into(),
+                exempt.into(),
+                pgrx::JsonB(serde_json::Value::Array(details)).into(),
+                held.into(),
+            ],
+        )?;
+    }
+    Ok(total)
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn request_erasure(
+    subject: Option<&str>,
+    received_at: default!(Option<TimestampWithTimeZone>, "now()"),
+    tenant: default!(Option<&str>, "NULL"),
+) -> SqlResult<i64> {
+    let subject = required(subject, "subject")?;
+    let received_at = required(received_at, "received_at")?;
+    if subject.is_empty() {
+        return Err(RetentionError::InvalidValue("subject must not be empty".into()).into());
+    }
+    if tenant == Some("") {
+        return Err(RetentionError::InvalidValue("tenant must not be empty".into()).into());
+    }
+    Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+        let future = client
+            .select("SELECT $1 > now()", Some(1), &[received_at.into()])?
+            .first()
+            .get_one::<bool>()?
+            .unwrap_or(false);
+        if future {
+            return Err(RetentionError::InvalidValue(
+                "received_at must not be in the future".into(),
+            ));
+        }
+        Ok(client
+            .update(
+                "INSERT INTO retention.erasure_records (subject, tenant, received_at, due_at)
+                 VALUES ($1, $2, $3, $3 + interval '30 days') RETURNING id",
+                None,
+                &[subject.into(), tenant.into(), received_at.into()],
+            )?
+            .first()
+            .get_one::<i64>()?
+            .unwrap_or_default())
+    })?)
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn verify_erasure(request_id: Option<i64>) -> SqlResult<()> {
+    let id = required(request_id, "request_id")?;
+    Spi::connect_mut(|client| -> Result<(), RetentionError> {
+        let status = client
+            .update(
+                "SELECT status FROM retention.erasure_records WHERE id = $1 FOR UPDATE",
+                None,
+                &[id.into()],
+            )?
+            .next()
+            .ok_or(RetentionError::UnknownErasureRequest(id))?
+            .get::<String>(1)?
+            .unwrap_or_default();
+        if status != "pending" {
+            return Err(RetentionError::ErasureNotPending(id, status));
+        }
+        client.update(
+            "UPDATE retention.erasure_records SET status = 'verified', verified_at = now(),
+                    verified_by = current_user WHERE id = $1",
+            None,
+            &[id.into()],
+        )?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::testing::{int, sqlstate};
+    use pgrx::prelude::*;
+
+    fn setup() {
+        Spi::run(
+            "SELECT retention.define_category('conversations', '1 year');
+             SELECT retention.define_category('audit_logs', '7 years', erasure_exempt => true);
+             SELECT retention.define_category('marketing', '2 years', clock => 'last_activity', action => 'anonymize');
+             CREATE TABLE conversations (id int PRIMARY KEY, tenant text, author text, created_at timestamptz);
+             CREATE TABLE audit_logs (id int PRIMARY KEY, tenant text, actor text, created_at timestamptz);
+             CREATE TABLE contacts (id int PRIMARY KEY, tenant text, email text, name text, last_engaged timestamptz);
+             SELECT retention.manage('conversations', 'conversations', created_column => 'created_at', tenant_column => 'tenant', subject_column => 'author');
+             SELECT retention.manage('audit_logs', 'audit_logs', created_column => 'created_at', tenant_column => 'tenant', subject_column => 'actor');
+             SELECT retention.manage('contacts', 'marketing', activity_column => 'last_engaged', tenant_column => 'tenant', subject_column => 'email',
+                                     anonymize => '{\"email\": \"hash\", \"name\": null}');
+             INSERT INTO conversations VALUES (1, 'acme', 'alice', now()), (2, 'acme', 'bob', now()), (3, 'globex', 'alice', now());
+             INSERT INTO audit_logs VALUES (1, 'acme', 'alice', now()), (2, 'acme', 'bob', now());
+             INSERT INTO contacts VALUES (1, 'acme', 'alice', 'Alice A.', now()), (2, 'acme', 'bob', 'Bob B.', now());",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn a_verified_request_erases_everywhere_but_exempt_categories() {
+        setup();
+        let id = int("SELECT retention.request_erasure('alice', now() - interval '2 days')");
+        assert_eq!(int(&format!("SELECT count(*) FROM retention.erasure_requests WHERE id = {id} AND status = 'pending' AND due_at = received_at + interval '30 days' AND NOT overdue")), 1);
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE author = 'alice'"),
+            2,
+            "nothing happens before verification"
+        );
+        Spi::run(&format!("SELECT retention.verify_erasure({id})")).unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE author = 'alice'"),
+            0
+        );
+        assert_eq!(int("SELECT count(*) FROM conversations"), 1);
+        assert_eq!(
+            int("SELECT count(*) FROM audit_logs WHERE actor = 'alice'"),
+            1,
+            "audit logs are exempt"
+        );
+        assert_eq!(int("SELECT count(*) FROM contacts WHERE id = 1 AND name IS NULL AND email = encode(sha256('alice'), 'hex')"), 1, "marketing is anonymized");
+        assert_eq!(
+            int("SELECT count(*) FROM contacts WHERE id = 2 AND email = 'bob' AND name = 'Bob B.'"),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log WHERE reason = 'erasure_request' AND action = 'erasure'"), 2);
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log WHERE reason = 'erasure_request' AND action = 'anonymize'"), 1);
+        assert_eq!(int(&format!("SELECT count(*) FROM retention.erasure_requests WHERE id = {id} AND status = 'completed' AND rows_erased = 2 AND rows_anonymized = 1 AND rows_exempt = 1")), 1);
+    }
+
+    #[pg_test]
+    fn a_tenant_scoped_request_stays_in_its_tenant_and_waits_for_holds() {
+        setup();
+        let hold = int("SELECT retention.place_hold('case', tenant => 'acme', subject => 'alice', tbl => 'conversations', notify => false)");
+        let id = int("SELECT retention.request_erasure('alice', tenant => 'acme')");
+        Spi::run(&format!(
+            "SELECT retention.verify_erasure({id}); SELECT * FROM retention.run();"
+        ))
+        .unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE author = 'alice'"),
+            2,
+            "held (acme) and other tenant (globex) stay"
+        );
+        assert_eq!(int(&format!("SELECT count(*) FROM retention.erasure_requests WHERE id = {id} AND status = 'waiting_on_hold' AND rows_held = 1")), 1);
+        Spi::run(&format!(
+            "SELECT retention.release_hold({hold}, 'done'); SELECT * FROM retention.run();"
+        ))
+        .unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE author = 'alice'"),
+            1
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE author = 'alice' AND tenant = 'globex'"),
+            1
+        );
+        assert_eq!(int(&format!("SELECT count(*) FROM retention.erasure_requests WHERE id = {id} AND status = 'completed'")), 1);
+    }
+
+    #[pg_test]
+    fn erasure_requests_reject_bad_input_and_show_overdue() {
+        setup();
+        assert_eq!(sqlstate("SELECT retention.request_erasure(NULL)"), "22004");
+        assert_eq!(sqlstate("SELECT retention.request_erasure('')"), "22023");
+        assert_eq!(
+            sqlstate("SELECT retention.request_erasure('alice', now() + interval '1 day')"),
+            "22023"
+        );
+        assert_eq!(sqlstate("SELECT retention.verify_erasure(424242)"), "42704");
+        let id = int("SELECT retention.request_erasure('bob', now() - interval '40 days')");
+        assert_eq!(
+            int("SELECT count(*) FROM retention.overdue_erasure_requests"),
+            1
+        );
+        Spi::run(&format!("SELECT retention.verify_erasure({id})")).unwrap();
+        assert_eq!(
+            sqlstate(&format!("SELECT retention.verify_erasure({id})")),
+            "55000"
+        );
+    }
+}
