@@ -210,6 +210,94 @@ SELECT h.*
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA retention FROM PUBLIC;
 
+-- Three duties, granted by the DBA to roles of their choosing (separation of duties). Every
+-- function runs with its caller's privileges, so a duty is exactly the grants below. A policy
+-- admin also needs SELECT, UPDATE and DELETE on the application tables it manages (the DBA's
+-- call, table by table).
+
+CREATE FUNCTION retention.grant_policy_admin(grantee regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION
+        retention.define_category(text, interval, text, text, interval, text, boolean, text),
+        retention.drop_category(text),
+        retention.manage(regclass, text, text, text, text, text, text, text, jsonb),
+        retention.unmanage(regclass),
+        retention.tag(regclass, text, anyarray),
+        retention.tag_where(regclass, text, text),
+        retention.set_tenant_policy(text, text, interval, interval),
+        retention.clear_tenant_policy(text, text),
+        retention.record_event(text, text, timestamptz),
+        retention.cancel_event(text, text),
+        retention.request_delete(regclass, anyarray, text),
+        retention.restore(regclass, anyarray),
+        retention.request_erasure(text, timestamptz, text),
+        retention.verify_erasure(bigint),
+        retention.run(regclass, boolean),
+        retention.preview(interval),
+        retention.reapply_deletions(timestamptz),
+        retention.log_trimming(),
+        retention.hold_stamping()
+        TO %s', grantee);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON
+        retention.categories, retention.managed_tables, retention.tenant_policies,
+        retention.tenant_events, retention.deletion_queue, retention.erasure_records,
+        retention.anonymized_rows, retention.runs TO %s', grantee);
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON retention.deletion_log TO %s', grantee);
+    EXECUTE format('GRANT SELECT, INSERT ON retention.log_anchor TO %s', grantee);
+    EXECUTE format('GRANT SELECT ON retention.holds, retention.status, retention.queued_deletions,
+        retention.erasure_requests, retention.overdue_erasure_requests TO %s', grantee);
+    EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE retention.deletion_queue_id_seq,
+        retention.runs_id_seq, retention.erasure_records_id_seq TO %s', grantee);
+END
+$$;
+
+CREATE FUNCTION retention.grant_legal(grantee regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION
+        retention.place_hold(text, text, text, regclass, text, boolean),
+        retention.release_hold(bigint, text),
+        retention.review_hold(bigint, text),
+        retention.hold_stamping()
+        TO %s', grantee);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON retention.holds TO %s', grantee);
+    EXECUTE format('GRANT SELECT, INSERT ON retention.notifications TO %s', grantee);
+    EXECUTE format('GRANT SELECT ON retention.categories, retention.holds_due_for_review,
+        retention.queued_deletions TO %s', grantee);
+    EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE retention.holds_id_seq,
+        retention.notifications_id_seq TO %s', grantee);
+END
+$$;
+
+CREATE FUNCTION retention.grant_auditor(grantee regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION
+        retention.verify_log(),
+        retention.export_log(timestamptz, timestamptz),
+        retention.log_canonical(retention.deletion_log),
+        retention.log_field(text)
+        TO %s', grantee);
+    EXECUTE format('GRANT SELECT ON retention.deletion_log, retention.log_anchor, retention.runs,
+        retention.holds, retention.notifications, retention.categories, retention.status,
+        retention.erasure_requests, retention.overdue_erasure_requests,
+        retention.holds_due_for_review TO %s', grantee);
+END
+$$;
+
+REVOKE ALL ON FUNCTION retention.grant_policy_admin(regrole), retention.grant_legal(regrole),
+    retention.grant_auditor(regrole) FROM PUBLIC;
+
 ------------------------------------------------------------------------------------------------
 -- Comments (\d+, \df+).
 ------------------------------------------------------------------------------------------------
@@ -255,6 +343,10 @@ COMMENT ON FUNCTION retention.restore(regclass, anyarray) IS 'Undoes a soft dele
 COMMENT ON FUNCTION retention.run(regclass, boolean) IS 'Runs one purge cycle in this session (or counts it, dry_run); per-table counts';
 COMMENT ON FUNCTION retention.preview(interval) IS 'Rows due now or within the horizon, per table, category and tenant, and the holds keeping rows back';
 COMMENT ON FUNCTION retention.hold_stamping() IS 'Internal: true only while release_hold() or review_hold() stamps a hold';
+COMMENT ON FUNCTION retention.grant_policy_admin(regrole) IS
+    'Grants a role the policy-admin duty: categories, managed tables, tagging, tenant policies and events, customer and erasure requests, runs';
+COMMENT ON FUNCTION retention.grant_legal(regrole) IS 'Grants a role the legal duty: placing, reviewing and releasing legal holds';
+COMMENT ON FUNCTION retention.grant_auditor(regrole) IS 'Grants a role the auditor duty: reading and verifying the deletion log, holds and runs';
 COMMENT ON FUNCTION retention.verify_log() IS 'Id of the first deletion-log entry whose hash-chain link is broken; NULL when intact';
 COMMENT ON FUNCTION retention.request_erasure(text, timestamptz, text) IS
     'Records an erasure request for a data subject (scoped to one tenant, or all); due 30 days after receipt; returns its id';

@@ -109,6 +109,7 @@ pub fn check_interval(what: &str, value: &Interval) -> Result<(), RetentionError
 
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn define_category(
     name: Option<&str>,
     retain_for: Option<Interval>,
@@ -225,6 +226,7 @@ fn define_category(
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn drop_category(name: Option<&str>) -> SqlResult<()> {
     let name = required(name, "name")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {

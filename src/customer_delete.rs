@@ -26,9 +26,11 @@ fn tenant_sql(table: &Managed) -> String {
         .unwrap_or_else(|| "NULL::text".into())
 }
 
-/// What a request did: rows acted on, and the keys (jsonb text) left queued under a hold.
+/// What a request did: rows soft- and hard-deleted, and the keys (jsonb text) left queued
+/// under a hold.
 pub struct Requested {
-    pub acted: i64,
+    pub soft_deleted: i64,
+    pub hard_deleted: i64,
     pub queued: Vec<String>,
 }
 
@@ -92,7 +94,7 @@ fn delete_keys(
         )?
         .map(|r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?)))
         .collect::<Result<_, RetentionError>>()?;
-    let mut acted = 0;
+    let (mut soft_deleted, mut hard_deleted) = (0, 0);
     for (category_name, tenant_value) in groups {
         let Some(category_row) = categories.iter().find(|c| c.name == category_name) else {
             return Err(RetentionError::UnknownCategory(category_name));
@@ -131,7 +133,7 @@ fn delete_keys(
             table.display_name,
             conditions.join(" AND ")
         );
-        acted += purge::act_and_log(
+        let rows = purge::act_and_log(
             client,
             table,
             act,
@@ -146,8 +148,17 @@ fn delete_keys(
             Some(&category_name),
             Some(retain_for),
         )?;
+        if act == Act::SoftDelete {
+            soft_deleted += rows;
+        } else {
+            hard_deleted += rows;
+        }
     }
-    Ok(Requested { acted, queued })
+    Ok(Requested {
+        soft_deleted,
+        hard_deleted,
+        queued,
+    })
 }
 
 /// The first bound parameter (the key array) again, for a second statement.
@@ -157,6 +168,7 @@ fn keys_arg_copy<'a>(params: &Params<'a>) -> DatumWithOid<'a> {
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn request_delete(
     tbl: Option<PgRelation>,
     keys: Option<AnyArray>,
@@ -172,12 +184,15 @@ fn request_delete(
     Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
         let table = Managed::load(client, oid)?;
         check_keys(client, &table, &keys)?;
-        Ok(delete_keys(client, &table, keys_arg(&keys), reason)?.acted)
+        let requested = delete_keys(client, &table, keys_arg(&keys), reason)?;
+        Ok(requested.soft_deleted + requested.hard_deleted)
     })?)
 }
 
-/// Executes queued deletions whose rows no hold covers anymore (after a release).
-pub fn process_queue(client: &mut SpiClient) -> Result<(), RetentionError> {
+/// Executes queued deletions whose rows no hold covers anymore (after a release); part of
+/// every purge cycle. Returns the rows soft- and hard-deleted.
+pub fn process_queue(client: &mut SpiClient) -> Result<(i64, i64), RetentionError> {
+    let (mut soft_deleted, mut hard_deleted) = (0, 0);
     let pending: Vec<(pg_sys::Oid, String)> = client
         .select(
             "SELECT DISTINCT q.tbl::oid, q.reason FROM retention.deletion_queue q
@@ -210,6 +225,8 @@ pub fn process_queue(client: &mut SpiClient) -> Result<(), RetentionError> {
         let Some(keys) = keys else { continue };
         let keys = unsafe { DatumWithOid::new(keys, pg_sys::TEXTARRAYOID) };
         let requested = delete_keys(client, &table, keys, &reason)?;
+        soft_deleted += requested.soft_deleted;
+        hard_deleted += requested.hard_deleted;
         client.update(
             "UPDATE retention.deletion_queue SET done_at = now()
               WHERE tbl = $1::oid::regclass AND reason = $2 AND done_at IS NULL
@@ -218,10 +235,11 @@ pub fn process_queue(client: &mut SpiClient) -> Result<(), RetentionError> {
             &[oid.into(), reason.as_str().into(), requested.queued.into()],
         )?;
     }
-    Ok(())
+    Ok((soft_deleted, hard_deleted))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn restore(tbl: Option<PgRelation>, keys: Option<AnyArray>) -> SqlResult<i64> {
     let oid = required(tbl, "tbl")?.oid();
     let keys = required(keys, "keys")?;
@@ -430,6 +448,12 @@ mod tests {
             1
         );
         Spi::run(&format!("SELECT retention.release_hold({hold}, 'done')")).unwrap();
+        // The next purge cycle executes it.
+        assert_eq!(int("SELECT count(*) FROM retention.queued_deletions"), 1);
+        assert_eq!(
+            int("SELECT sum(soft_deleted)::bigint FROM retention.run()"),
+            1
+        );
         assert_eq!(
             int("SELECT count(*) FROM projects WHERE id = 1 AND deleted_at IS NOT NULL"),
             1

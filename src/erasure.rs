@@ -235,6 +235,7 @@ pub fn process(client: &mut SpiClient) -> Result<i64, RetentionError> {
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn request_erasure(
     subject: Option<&str>,
     received_at: default!(Option<TimestampWithTimeZone>, "now()"),
@@ -273,6 +274,7 @@ fn request_erasure(
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn verify_erasure(request_id: Option<i64>) -> SqlResult<()> {
     let id = required(request_id, "request_id")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {

@@ -38,6 +38,7 @@ fn stamp<R>(f: impl FnOnce() -> R) -> R {
 /// Whether this backend is inside release_hold() or review_hold(): the holds guard trigger
 /// allows stamping a hold only then. Nothing in SQL can set it.
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn hold_stamping() -> bool {
     STAMPING.with(|s| s.get())
 }
@@ -245,6 +246,7 @@ fn send_notification(
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn place_hold(
     reason: Option<&str>,
     tenant: default!(Option<&str>, "NULL"),
@@ -314,6 +316,7 @@ fn lock_active(client: &mut SpiClient, hold_id: i64) -> Result<bool, RetentionEr
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
     let hold_id = required(hold_id, "hold_id")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
@@ -329,13 +332,13 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
         if notify_customer {
             send_notification(client, hold_id, "released")?;
         }
-        crate::customer_delete::process_queue(client)?;
         Ok(())
     })?;
     Ok(())
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn review_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
     let hold_id = required(hold_id, "hold_id")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {

@@ -368,6 +368,7 @@ fn advise_index(client: &SpiClient, table: &Managed, column: &str) -> Result<(),
 
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn manage(
     tbl: Option<PgRelation>,
     category: Option<&str>,
@@ -536,6 +537,7 @@ fn manage(
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn unmanage(tbl: Option<PgRelation>) -> SqlResult<()> {
     let oid = required(tbl, "tbl")?.oid();
     Spi::connect_mut(|client| -> Result<(), RetentionError> {

@@ -113,6 +113,7 @@ fn reapply_table(
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn reapply_deletions(since: Option<TimestampWithTimeZone>) -> SqlResult<i64> {
     let since = required(since, "since")?;
     check_can_purge()?;

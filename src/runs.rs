@@ -155,6 +155,16 @@ pub fn trim_log() -> Result<TableOutcome, RetentionError> {
     })
 }
 
+/// Customer deletions queued behind holds since released, reported like a table.
+pub fn process_queue() -> Result<TableOutcome, RetentionError> {
+    let (soft_deleted, hard_deleted) = Spi::connect_mut(crate::customer_delete::process_queue)?;
+    Ok(TableOutcome {
+        soft_deleted,
+        hard_deleted,
+        ..TableOutcome::new("retention.deletion_queue")
+    })
+}
+
 /// Verified erasure requests, executed as part of a cycle and reported like a table.
 pub fn process_erasures() -> Result<TableOutcome, RetentionError> {
     let rows = Spi::connect_mut(crate::erasure::process)?;
@@ -198,6 +208,7 @@ pub fn check_can_purge() -> Result<(), RetentionError> {
 
 #[allow(clippy::type_complexity)] // the result row, spelled out for pgrx
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn run(
     tbl: default!(Option<PgRelation>, "NULL"),
     dry_run: default!(Option<bool>, "false"),
@@ -248,13 +259,11 @@ fn run(
             };
             outcomes.push(outcome);
         }
-        let erased = process_erasures()?;
-        if erased.hard_deleted > 0 {
-            outcomes.push(erased);
-        }
-        let trimmed = trim_log()?;
-        if trimmed.hard_deleted > 0 {
-            outcomes.push(trimmed);
+        for step in [process_queue, process_erasures, trim_log] {
+            let outcome = step()?;
+            if outcome.total() > 0 {
+                outcomes.push(outcome);
+            }
         }
         Spi::connect_mut(|client| finish(client, run_id, &outcomes, None))?;
     }
@@ -271,6 +280,7 @@ fn run(
 
 #[allow(clippy::type_complexity)] // the result row, spelled out for pgrx
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn preview(
     horizon: default!(Option<Interval>, "'0'"),
 ) -> Result<

@@ -102,6 +102,7 @@ fn category_column(table: &Managed) -> Result<&str, RetentionError> {
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn tag(tbl: Option<PgRelation>, category: Option<&str>, keys: Option<AnyArray>) -> SqlResult<i64> {
     let oid = required(tbl, "tbl")?.oid();
     let category = required(category, "category")?;

@@ -18,6 +18,7 @@ fn check_tenant(tenant: Option<&str>) -> Result<&str, RetentionError> {
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn set_tenant_policy(
     tenant: Option<&str>,
     category: Option<&str>,
@@ -55,6 +56,7 @@ fn set_tenant_policy(
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn clear_tenant_policy(tenant: Option<&str>, category: Option<&str>) -> SqlResult<()> {
     let tenant = check_tenant(tenant)?;
     let category = required(category, "category")?;
@@ -79,6 +81,7 @@ fn clear_tenant_policy(tenant: Option<&str>, category: Option<&str>) -> SqlResul
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn record_event(
     tenant: Option<&str>,
     event: Option<&str>,
@@ -111,6 +114,7 @@ fn record_event(
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn cancel_event(tenant: Option<&str>, event: Option<&str>) -> SqlResult<()> {
     let tenant = check_tenant(tenant)?;
     let event = required(event, "event")?;

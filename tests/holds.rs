@@ -296,6 +296,12 @@ fn queued_deletion_runs_when_the_hold_is_released_and_listeners_hear_of_holds() 
 
     db.execute("SELECT retention.release_hold($1, 'case closed')", &[&hold])
         .unwrap();
+    // The next purge cycle (the worker's, or this one) executes the queued deletion.
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.queued_deletions"),
+        1
+    );
+    db.batch_execute("SELECT * FROM retention.run()").unwrap();
     assert_eq!(
         count(
             &mut db,

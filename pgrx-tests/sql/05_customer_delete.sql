@@ -105,6 +105,10 @@ SELECT retention.request_delete('projects', ARRAY[6]);
 SELECT count(*) AS queued FROM retention.queued_deletions;
 
 SELECT retention.release_hold(:initech_hold, 'Dispute resolved');
+-- The release is recorded at once; the queued deletion runs with the next purge cycle (the
+-- worker's, within pg_retention.naptime, or a retention.run()).
+SELECT count(*) AS queued FROM retention.queued_deletions;
+SELECT table_name, soft_deleted, hard_deleted FROM retention.run() WHERE table_name = 'retention.deletion_queue';
 SELECT id, deleted_at IS NOT NULL AS soft_deleted FROM projects WHERE id = 6;
 SELECT count(*) AS queued FROM retention.queued_deletions;
 

@@ -147,12 +147,16 @@ fn cycle(first: bool) {
             }
             outcomes.push(purge_table(table, run_id));
         }
-        for step in [runs::process_erasures as fn() -> _, runs::trim_log] {
+        for step in [
+            runs::process_queue as fn() -> _,
+            runs::process_erasures,
+            runs::trim_log,
+        ] {
             if stopping() {
                 break;
             }
             match in_transaction(step) {
-                Ok(outcome) if outcome.hard_deleted > 0 => outcomes.push(outcome),
+                Ok(outcome) if outcome.total() > 0 => outcomes.push(outcome),
                 Ok(_) => {}
                 Err(e) => outcomes.push(TableOutcome {
                     error: Some(e),
