@@ -78,6 +78,11 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- A hold inserted directly waits for running purge batches, as place_hold() does.
+    IF TG_OP = 'INSERT' THEN
+        PERFORM pg_advisory_xact_lock(1380275278, 1);
+        RETURN NEW;
+    END IF;
     -- A hold's release and review are stamped only through release_hold() and review_hold()
     -- (retention.hold_stamping() is true only inside them); every other column stays as
     -- placed, and a release is stamped once.
@@ -103,7 +108,7 @@ CREATE TRIGGER deletion_log_append_only BEFORE UPDATE OR DELETE ON retention.del
     FOR EACH ROW EXECUTE FUNCTION retention.refuse_log_change();
 CREATE TRIGGER deletion_log_no_truncate BEFORE TRUNCATE ON retention.deletion_log
     FOR EACH STATEMENT EXECUTE FUNCTION retention.refuse_log_change();
-CREATE TRIGGER holds_append_only BEFORE UPDATE OR DELETE ON retention.holds
+CREATE TRIGGER holds_append_only BEFORE INSERT OR UPDATE OR DELETE ON retention.holds
     FOR EACH ROW EXECUTE FUNCTION retention.guard_hold_change();
 CREATE TRIGGER holds_no_truncate BEFORE TRUNCATE ON retention.holds
     FOR EACH STATEMENT EXECUTE FUNCTION retention.guard_hold_change();
@@ -335,7 +340,7 @@ COMMENT ON FUNCTION retention.record_event(text, text, timestamptz) IS 'Records 
 COMMENT ON FUNCTION retention.cancel_event(text, text) IS 'Cancels a tenant event, stopping its event clocks';
 COMMENT ON FUNCTION retention.place_hold(text, text, text, regclass, text, boolean) IS
     'Places a legal hold over every row matching all its scopes; returns the hold id';
-COMMENT ON FUNCTION retention.release_hold(bigint, text) IS 'Releases a hold (stamped with who, when, note) and runs deletions queued behind it';
+COMMENT ON FUNCTION retention.release_hold(bigint, text) IS 'Releases a hold (stamped with who, when, note); deletions queued behind it run with the next purge cycle';
 COMMENT ON FUNCTION retention.review_hold(bigint, text) IS 'Stamps a counsel review of an active hold';
 COMMENT ON FUNCTION retention.request_delete(regclass, anyarray, text) IS
     'Customer-initiated deletion through the standard path; held rows are queued; returns rows acted on';

@@ -21,6 +21,35 @@ use pgrx::spi::{quote_identifier, SpiClient};
 /// How deep parent → child → grandchild chains are followed.
 const MAX_DEPTH: usize = 8;
 
+thread_local! {
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Nesting of [`hard_delete`] (parent → child → …), bounded like the held-descendant check.
+struct Depth;
+
+impl Depth {
+    fn enter() -> Result<Depth, RetentionError> {
+        let depth = DEPTH.with(|d| {
+            d.set(d.get() + 1);
+            d.get()
+        });
+        let guard = Depth;
+        if depth > MAX_DEPTH {
+            return Err(RetentionError::InvalidValue(format!(
+                "parent-bound tables nest deeper than {MAX_DEPTH} levels (or in a cycle)"
+            )));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for Depth {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
 /// A parent-bound child of a table, through one foreign key.
 pub struct Child {
     pub table: Managed,
@@ -180,6 +209,7 @@ pub fn hard_delete(
     category: Option<&str>,
     retain_for: Option<Interval>,
 ) -> Result<i64, RetentionError> {
+    let _depth = Depth::enter()?;
     // Lock the rows and collect their keys and the values their children reference.
     let mut referenced: Vec<String> = Vec::new();
     for kid in &kids {
@@ -421,6 +451,12 @@ mod tests {
         .unwrap_or_default();
         assert!(error.contains("comments"), "{error}");
         assert_eq!(int("SELECT count(*) FROM projects"), 3);
+        assert_eq!(int("SELECT count(*) FROM comments"), 1);
+        // Every hard-delete path refuses, not only the purge.
+        assert_eq!(
+            crate::testing::sqlstate("SELECT retention.request_delete('projects', ARRAY[1])"),
+            "55000"
+        );
         assert_eq!(int("SELECT count(*) FROM comments"), 1);
     }
 }

@@ -164,8 +164,9 @@ fn erase_in_table(
     Ok(done)
 }
 
-/// Executes every verified (or hold-waiting) erasure request; returns the rows acted on.
-pub fn process(client: &mut SpiClient) -> Result<i64, RetentionError> {
+/// Executes every verified (or hold-waiting) erasure request; returns the rows erased and
+/// anonymized.
+pub fn process(client: &mut SpiClient) -> Result<(i64, i64), RetentionError> {
     let requests: Vec<Request> = client
         .update(
             "SELECT id, subject, tenant FROM retention.erasure_records
@@ -182,12 +183,12 @@ pub fn process(client: &mut SpiClient) -> Result<i64, RetentionError> {
         })
         .collect::<Result<_, RetentionError>>()?;
     if requests.is_empty() {
-        return Ok(0);
+        return Ok((0, 0));
     }
     let tables = Managed::load_all(client)?;
     let categories = catalog::load_all(client)?;
     let overrides = policy::overrides(client)?;
-    let mut total = 0;
+    let (mut total_erased, mut total_anonymized) = (0, 0);
     for request in requests {
         let mut details = Vec::new();
         let (mut erased, mut anonymized, mut exempt, mut held) = (0, 0, 0, 0);
@@ -212,7 +213,8 @@ pub fn process(client: &mut SpiClient) -> Result<i64, RetentionError> {
             exempt += done.exempt;
             held += done.held;
         }
-        total += erased + anonymized;
+        total_erased += erased;
+        total_anonymized += anonymized;
         client.update(
             "UPDATE retention.erasure_records
                 SET status = CASE WHEN $6 > 0 THEN 'waiting_on_hold' ELSE 'completed' END,
@@ -231,7 +233,7 @@ pub fn process(client: &mut SpiClient) -> Result<i64, RetentionError> {
             ],
         )?;
     }
-    Ok(total)
+    Ok((total_erased, total_anonymized))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

@@ -489,6 +489,25 @@ fn manage(
                         &[pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID],
                         "text (a one-way hash is text)",
                     )?;
+                    let (_, type_name) = column_type(client, &table, column)?;
+                    let short = client
+                        .select(
+                            "SELECT atttypmod > 0 AND atttypmod - 4 < 64 FROM pg_catalog.pg_attribute
+                              WHERE attrelid = $1 AND attname = $2",
+                            Some(1),
+                            &[table.oid.into(), column.as_str().into()],
+                        )?
+                        .first()
+                        .get_one::<bool>()?
+                        .unwrap_or(false);
+                    if short {
+                        return Err(RetentionError::WrongColumnType {
+                            table: table.display_name.clone(),
+                            column: column.clone(),
+                            found: type_name,
+                            expected: "text or a length of at least 64 (a hex SHA-256)".into(),
+                        });
+                    }
                 } else {
                     let (_, type_name) = column_type(client, &table, column)?;
                     if !value.is_null() {

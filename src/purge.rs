@@ -245,6 +245,7 @@ pub fn act_and_log(
     retain_for: Option<Interval>,
 ) -> Result<i64, RetentionError> {
     if act == Act::HardDelete {
+        cascade::check_unlogged_cascades(client, table)?;
         let kids = cascade::children(client, table)?;
         if !kids.is_empty() {
             return cascade::hard_delete(

@@ -1,7 +1,7 @@
 //! `retention.reapply_deletions(since)`: after a restore from a backup taken before some
-//! deletions, deletes (soft-deletes) again every row whose last deletion-log entry since
-//! `since` says it was removed and that is present again, holds honoured, logged with reason
-//! `reapplied`. The log is the source of truth; backups roll off on their own schedule.
+//! deletions, deletes (soft-deletes, anonymizes) again every row whose last deletion-log entry
+//! since `since` says it was removed or anonymized and that is present again (as it was),
+//! holds honoured, logged with reason `reapplied`. The log is the source of truth; backups roll off on their own schedule.
 
 use crate::deletion_log::Batch;
 use crate::error::{required, RetentionError, SqlResult};
@@ -34,7 +34,8 @@ fn reapply_table(
                       FROM retention.deletion_log l WHERE l.table_name = $1
                      ORDER BY l.row_key, l.id DESC)
                 SELECT * FROM last
-                 WHERE logged_at >= $2 AND action IN ('hard_delete', 'erasure', 'soft_delete')";
+                 WHERE logged_at >= $2
+                   AND action IN ('hard_delete', 'erasure', 'soft_delete', 'anonymize')";
     let groups: Vec<Group> = client
         .select(
             &format!("SELECT DISTINCT action, category, retain_for FROM ({last}) r"),
@@ -51,12 +52,14 @@ fn reapply_table(
         .collect::<Result<_, RetentionError>>()?;
     let mut total = 0;
     for group in groups {
-        let act = if group.action == "soft_delete" {
-            Act::SoftDelete
-        } else {
-            Act::HardDelete
+        let act = match group.action.as_str() {
+            "soft_delete" => Act::SoftDelete,
+            "anonymize" => Act::Anonymize,
+            _ => Act::HardDelete,
         };
-        if act == Act::SoftDelete && table.soft_delete_column.is_none() {
+        if (act == Act::SoftDelete && table.soft_delete_column.is_none())
+            || (act == Act::Anonymize && table.anonymize.is_empty())
+        {
             continue;
         }
         let keys = client
@@ -86,6 +89,9 @@ fn reapply_table(
         if act == Act::SoftDelete {
             let soft = quote_identifier(table.soft_delete_column.as_deref().unwrap_or_default());
             conditions.push(format!("t.{soft} IS NULL"));
+        }
+        if act == Act::Anonymize {
+            conditions.push(purge::not_anonymized_sql(table, &mut params));
         }
         let due = format!(
             "SELECT {} FROM {} AS t WHERE {} FOR UPDATE OF t",

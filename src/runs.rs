@@ -167,9 +167,10 @@ pub fn process_queue() -> Result<TableOutcome, RetentionError> {
 
 /// Verified erasure requests, executed as part of a cycle and reported like a table.
 pub fn process_erasures() -> Result<TableOutcome, RetentionError> {
-    let rows = Spi::connect_mut(crate::erasure::process)?;
+    let (hard_deleted, anonymized) = Spi::connect_mut(crate::erasure::process)?;
     Ok(TableOutcome {
-        hard_deleted: rows,
+        hard_deleted,
+        anonymized,
         ..TableOutcome::new("retention.erasure_requests")
     })
 }
@@ -259,9 +260,24 @@ fn run(
             };
             outcomes.push(outcome);
         }
-        for step in [process_queue, process_erasures, trim_log] {
-            let outcome = step()?;
-            if outcome.total() > 0 {
+        let steps: [(&str, fn() -> Result<TableOutcome, RetentionError>); 3] = [
+            ("retention.deletion_queue", process_queue),
+            ("retention.erasure_requests", process_erasures),
+            ("retention.deletion_log", trim_log),
+        ];
+        for (name, step) in steps {
+            let outcome = match isolate(step) {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(e)) => TableOutcome {
+                    error: Some(e.to_string()),
+                    ..TableOutcome::new(name)
+                },
+                Err(message) => TableOutcome {
+                    error: Some(message),
+                    ..TableOutcome::new(name)
+                },
+            };
+            if outcome.total() > 0 || outcome.error.is_some() {
                 outcomes.push(outcome);
             }
         }
@@ -465,5 +481,14 @@ mod tests {
             sqlstate("SELECT retention.manage('c2', 'marketing', activity_column => 't')"),
             "55000"
         );
+        Spi::run("CREATE TABLE c3 (id int PRIMARY KEY, code varchar(8), t timestamptz)").unwrap();
+        assert_eq!(sqlstate("SELECT retention.manage('c3', 'marketing', activity_column => 't', anonymize => '{\"code\": \"hash\"}')"), "42804");
+        // After a restore, anonymized rows that came back readable are anonymized again.
+        Spi::run("UPDATE contacts SET email = 'a@x.io', name = 'Ann' WHERE id = 1; DELETE FROM retention.anonymized_rows").unwrap();
+        assert_eq!(
+            int("SELECT retention.reapply_deletions(now() - interval '1 hour')"),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM contacts WHERE id = 1 AND name IS NULL AND email = encode(sha256('a@x.io'), 'hex')"), 1);
     }
 }

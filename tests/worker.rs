@@ -188,3 +188,44 @@ fn worker_survives_a_broken_table() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(worker_pid(), pid, "the same worker keeps running");
 }
+
+#[test]
+fn two_purgers_never_work_on_one_database_at_once() {
+    let cluster = Cluster::start(
+        "one-purger",
+        &["pg_retention.database = 'app'", "pg_retention.naptime = 1"],
+    );
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(SEED_CATEGORIES).unwrap();
+    wait_for(Duration::from_secs(20), "the worker's first cycle", || {
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention.runs WHERE trigger = 'worker'",
+        ) > 0
+    });
+    // A session purging in an open transaction holds the database's purger lock ...
+    let mut session = cluster.connect("app");
+    let mut tx = session.transaction().unwrap();
+    tx.batch_execute("SELECT * FROM retention.run()").unwrap();
+    let before = count(
+        &mut db,
+        "SELECT max(id) FROM retention.runs WHERE trigger = 'worker'",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    // ... so the worker, whose naptime is 1 s, skips its cycles meanwhile.
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT max(id) FROM retention.runs WHERE trigger = 'worker'"
+        ),
+        before,
+        "the worker purged while a session was purging"
+    );
+    tx.commit().unwrap();
+    wait_for(Duration::from_secs(20), "the worker to resume", || {
+        count(
+            &mut db,
+            "SELECT max(id) FROM retention.runs WHERE trigger = 'worker'",
+        ) > before
+    });
+}
