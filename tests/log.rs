@@ -24,7 +24,7 @@ const SETUP: &str = "
 ";
 
 fn dump(cluster: &Cluster, db: &str, file: &std::path::Path) {
-    let status = Command::new(pg_bin("pg_dump"))
+    let status = Command::new(pg_bin().join("pg_dump"))
         .args([
             "-h",
             "127.0.0.1",
@@ -47,7 +47,7 @@ fn restore(cluster: &Cluster, db: &str, file: &std::path::Path) {
         .connect("postgres")
         .batch_execute(&format!("CREATE DATABASE {db}"))
         .unwrap();
-    let output = Command::new(pg_bin("pg_restore"))
+    let output = Command::new(pg_bin().join("pg_restore"))
         .args([
             "-h",
             "127.0.0.1",

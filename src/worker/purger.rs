@@ -17,8 +17,13 @@ use std::time::{Duration, Instant};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// True once SIGTERM arrived (the pgrx flag clears when read; this one stays set).
+/// True once SIGTERM arrived (the pgrx flag clears when read; this one stays set). A worker
+/// whose postmaster died exits at once, as every Postgres process does: its batch rolls back.
 fn stopping() -> bool {
+    // Orphaned: the postmaster died and this process was re-parented.
+    if std::os::unix::process::parent_id() as i32 != unsafe { pg_sys::PostmasterPid } {
+        unsafe { pg_sys::proc_exit(1) };
+    }
     if BackgroundWorker::sigterm_received() {
         STOP.store(true, Ordering::SeqCst);
     }
