@@ -110,22 +110,30 @@ pub struct Hold {
 /// Read with a fresh snapshot (a non-read-only SPI statement), so that a hold committed while
 /// the caller waited for the hold lock is seen.
 pub fn active_for(client: &mut SpiClient, table: &Managed) -> Result<Vec<Hold>, RetentionError> {
-    client
-        .update(
-            "SELECT id, tenant, subject, category FROM retention.holds
-              WHERE released_at IS NULL AND (tbl IS NULL OR tbl = $1::oid::regclass) ORDER BY id",
-            None,
-            &[table.oid.into()],
-        )?
-        .map(|r| {
-            Ok(Hold {
-                id: r.get::<i64>(1)?.unwrap_or_default(),
-                tenant: r.get::<String>(2)?,
-                subject: r.get::<String>(3)?,
-                category: r.get::<String>(4)?,
-            })
-        })
-        .collect()
+    let rows = client.update(ACTIVE_HOLDS, None, &[table.oid.into()])?;
+    rows.map(hold_from_row).collect()
+}
+
+/// [`active_for`] for read-only callers (previews, dry runs): works on a standby, where a
+/// non-read-only statement cannot run.
+pub fn active_for_reading(
+    client: &SpiClient,
+    table: &Managed,
+) -> Result<Vec<Hold>, RetentionError> {
+    let rows = client.select(ACTIVE_HOLDS, None, &[table.oid.into()])?;
+    rows.map(hold_from_row).collect()
+}
+
+const ACTIVE_HOLDS: &str = "SELECT id, tenant, subject, category FROM retention.holds
+     WHERE released_at IS NULL AND (tbl IS NULL OR tbl = $1::oid::regclass) ORDER BY id";
+
+fn hold_from_row(r: pgrx::spi::SpiHeapTupleData) -> Result<Hold, RetentionError> {
+    Ok(Hold {
+        id: r.get::<i64>(1)?.unwrap_or_default(),
+        tenant: r.get::<String>(2)?,
+        subject: r.get::<String>(3)?,
+        category: r.get::<String>(4)?,
+    })
 }
 
 /// SQL, over row alias `t`, that is true when `hold` covers the row; None when the hold can

@@ -349,12 +349,12 @@ pub struct PreviewLine {
 
 /// Counts a step's due rows per tenant and covering hold, changing nothing.
 pub fn preview(
-    client: &mut SpiClient,
+    client: &SpiClient,
     table: &Managed,
     step: &Step,
     horizon: Interval,
 ) -> Result<Vec<PreviewLine>, RetentionError> {
-    let held = holds::active_for(client, table)?;
+    let held = holds::active_for_reading(client, table)?;
     let mut params = Params::default();
     let (conditions, _) = step_sql(table, step, horizon, &mut params);
     let cases: Vec<String> = held

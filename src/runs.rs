@@ -177,7 +177,7 @@ pub fn process_erasures() -> Result<TableOutcome, RetentionError> {
 
 /// Counts what a purge of one table would do now.
 fn dry_run_table(table: &Managed) -> Result<TableOutcome, RetentionError> {
-    Spi::connect_mut(|client| {
+    Spi::connect(|client| {
         let mut outcome = TableOutcome::new(&table.display_name);
         for step in table_steps(client, table, crate::catalog::zero())? {
             let rows = purge::preview(client, table, &step, crate::catalog::zero())?
@@ -295,7 +295,7 @@ fn run(
 }
 
 #[allow(clippy::type_complexity)] // the result row, spelled out for pgrx
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn preview(
     horizon: default!(Option<Interval>, "'0'"),
@@ -315,7 +315,7 @@ fn preview(
 > {
     let horizon = horizon.unwrap_or_else(catalog::zero);
     catalog::check_interval("horizon", &horizon)?;
-    let rows = Spi::connect_mut(|client| -> Result<Vec<_>, RetentionError> {
+    let rows = Spi::connect(|client| -> Result<Vec<_>, RetentionError> {
         let mut rows = Vec::new();
         for table in Managed::load_all(client)? {
             for step in table_steps(client, &table, horizon)? {
