@@ -98,8 +98,9 @@ pub fn check_interval(what: &str, value: &Interval) -> Result<(), RetentionError
             "{what} must not be negative"
         )));
     }
-    let days = value.months() as i64 * 30 + value.days() as i64 + value.micros() / 86_400_000_000;
-    if days > MAX_YEARS as i64 * 366 {
+    let years = value.months() as f64 / 12.0
+        + (value.days() as f64 + value.micros() as f64 / 86_400_000_000.0) / 365.25;
+    if years > MAX_YEARS as f64 {
         return Err(RetentionError::InvalidValue(format!(
             "{what} must not exceed {MAX_YEARS} years"
         )));

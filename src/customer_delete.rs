@@ -16,7 +16,7 @@ use pgrx::datum::{AnyArray, DatumWithOid};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
-use pgrx::PgRelation;
+use crate::regclass::RegClass;
 
 fn tenant_sql(table: &Managed) -> String {
     table
@@ -170,7 +170,7 @@ fn keys_arg_copy<'a>(params: &Params<'a>) -> DatumWithOid<'a> {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn request_delete(
-    tbl: Option<PgRelation>,
+    tbl: Option<RegClass>,
     keys: Option<AnyArray>,
     reason: default!(Option<&str>, "'customer_request'"),
 ) -> SqlResult<i64> {
@@ -240,7 +240,7 @@ pub fn process_queue(client: &mut SpiClient) -> Result<(i64, i64), RetentionErro
 
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn restore(tbl: Option<PgRelation>, keys: Option<AnyArray>) -> SqlResult<i64> {
+fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
     let oid = required(tbl, "tbl")?.oid();
     let keys = required(keys, "keys")?;
     check_can_purge()?;

@@ -53,6 +53,8 @@ pub enum RetentionError {
     UnknownErasureRequest(i64),
     #[error("erasure request {0} is {1}, not pending")]
     ErasureNotPending(i64, String),
+    #[error("relation with OID {0} does not exist")]
+    UnknownTable(u32),
     #[error("{0} is not a table")]
     WrongObjectType(String),
     #[error("SPI: {0}")]
@@ -84,6 +86,7 @@ impl RetentionError {
             Self::WrongIsolation(_) => ERRCODE_ACTIVE_SQL_TRANSACTION,
             Self::InRecovery(_) => ERRCODE_READ_ONLY_SQL_TRANSACTION,
             Self::WrongObjectType(_) => ERRCODE_WRONG_OBJECT_TYPE,
+            Self::UnknownTable(_) => ERRCODE_UNDEFINED_TABLE,
             Self::Spi(_) => ERRCODE_INTERNAL_ERROR,
         }
     }

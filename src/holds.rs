@@ -42,7 +42,7 @@ fn stamp<R>(f: impl FnOnce() -> R) -> R {
 fn hold_stamping() -> bool {
     STAMPING.with(|s| s.get())
 }
-use pgrx::PgRelation;
+use crate::regclass::RegClass;
 
 /// First key of every advisory lock the extension takes ("RETN").
 const LOCK_CLASS: i32 = 0x5245_544e;
@@ -259,7 +259,7 @@ fn place_hold(
     reason: Option<&str>,
     tenant: default!(Option<&str>, "NULL"),
     subject: default!(Option<&str>, "NULL"),
-    tbl: default!(Option<PgRelation>, "NULL"),
+    tbl: default!(Option<RegClass>, "NULL"),
     category: default!(Option<&str>, "NULL"),
     notify: default!(Option<bool>, "true"),
 ) -> SqlResult<i64> {
@@ -274,8 +274,14 @@ fn place_hold(
         .into());
     }
     let notify_customer = required(notify, "notify")?;
-    let tbl_oid = tbl.as_ref().map(|r| r.oid());
+    if tenant == Some("") || subject == Some("") {
+        return Err(RetentionError::InvalidValue(
+            "a hold's tenant and subject scopes must not be empty".into(),
+        )
+        .into());
+    }
     Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+        let tbl_oid = tbl.map(|t| t.table(client)).transpose()?;
         if let Some(category) = category {
             crate::catalog::load(client, category)?;
         }

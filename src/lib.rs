@@ -22,6 +22,7 @@ mod params;
 mod policy;
 mod purge;
 mod reapply;
+mod regclass;
 mod runs;
 mod subxact;
 mod tagging;

@@ -7,7 +7,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
-use pgrx::PgRelation;
+use crate::regclass::RegClass;
 
 /// A table under retention, as recorded in `retention.managed_tables`.
 #[derive(Debug, Clone)]
@@ -87,7 +87,10 @@ impl Managed {
         let rows = client.select(&sql, Some(1), &[oid.into()])?;
         match rows.into_iter().next() {
             Some(row) => from_row(&row),
-            None => Err(RetentionError::NotManaged(relation_name(client, oid)?)),
+            None => {
+                crate::regclass::RegClass(oid).table(client)?;
+                Err(RetentionError::NotManaged(relation_name(client, oid)?))
+            }
         }
     }
 
@@ -370,7 +373,7 @@ fn advise_index(client: &SpiClient, table: &Managed, column: &str) -> Result<(),
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn manage(
-    tbl: Option<PgRelation>,
+    tbl: Option<RegClass>,
     category: Option<&str>,
     created_column: default!(Option<&str>, "NULL"),
     activity_column: default!(Option<&str>, "NULL"),
@@ -382,29 +385,23 @@ fn manage(
 ) -> SqlResult<()> {
     let tbl = required(tbl, "tbl")?;
     let category = required(category, "category")?;
-    let oid = tbl.oid();
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let display_name = client
+        let oid = tbl.table(client)?;
+        let (display_name, schema) = client
             .select(
-                "SELECT format('%I.%I', n.nspname, c.relname), c.relkind::text
+                "SELECT format('%I.%I', n.nspname, c.relname), n.nspname::text
                    FROM pg_catalog.pg_class c
                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
                 Some(1),
                 &[oid.into()],
             )?
-            .next()
-            .map(|r| -> Result<(String, String), RetentionError> {
-                Ok((
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<String>(2)?.unwrap_or_default(),
-                ))
-            })
-            .transpose()?
-            .filter(|(_, kind)| kind == "r" || kind == "p")
-            .map(|(name, _)| name)
-            .ok_or_else(|| {
-                RetentionError::WrongObjectType(relation_name(client, oid).unwrap_or_default())
-            })?;
+            .first()
+            .get_two::<String, String>()?;
+        let (display_name, schema) = (display_name.unwrap_or_default(), schema.unwrap_or_default());
+        // The extension's records and the system catalogs are not data to purge.
+        if matches!(schema.as_str(), "retention" | "pg_catalog" | "information_schema" | "pg_toast") {
+            return Err(RetentionError::WrongObjectType(display_name));
+        }
         if !client
             .select(
                 "SELECT 1 FROM retention.managed_tables WHERE tbl = $1",
@@ -557,7 +554,7 @@ fn manage(
 
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn unmanage(tbl: Option<PgRelation>) -> SqlResult<()> {
+fn unmanage(tbl: Option<RegClass>) -> SqlResult<()> {
     let oid = required(tbl, "tbl")?.oid();
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
         let gone = client
@@ -568,6 +565,7 @@ fn unmanage(tbl: Option<PgRelation>) -> SqlResult<()> {
             )?
             .len();
         if gone == 0 {
+            RegClass(oid).table(client)?;
             return Err(RetentionError::NotManaged(relation_name(client, oid)?));
         }
         Ok(())

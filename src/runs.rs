@@ -13,7 +13,7 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use pgrx::PgRelation;
+use crate::regclass::RegClass;
 
 /// What one cycle did to one table.
 #[derive(Debug, Default, Clone)]
@@ -211,7 +211,7 @@ pub fn check_can_purge() -> Result<(), RetentionError> {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn run(
-    tbl: default!(Option<PgRelation>, "NULL"),
+    tbl: default!(Option<RegClass>, "NULL"),
     dry_run: default!(Option<bool>, "false"),
 ) -> Result<
     TableIterator<
@@ -226,7 +226,7 @@ fn run(
     >,
     ErrorReport,
 > {
-    let dry_run = dry_run.unwrap_or(false);
+    let dry_run = crate::error::required(dry_run, "dry_run")?;
     let only = tbl.map(|r| r.oid());
     let tables = Spi::connect(|client| -> Result<Vec<Managed>, RetentionError> {
         Ok(match only {

@@ -11,7 +11,7 @@ use pgrx::datum::{AnyArray, DatumWithOid};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
-use pgrx::PgRelation;
+use crate::regclass::RegClass;
 use std::ffi::CString;
 
 /// SQL matching row alias `t` against the key array bound as `$param`.
@@ -103,7 +103,7 @@ fn category_column(table: &Managed) -> Result<&str, RetentionError> {
 
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn tag(tbl: Option<PgRelation>, category: Option<&str>, keys: Option<AnyArray>) -> SqlResult<i64> {
+fn tag(tbl: Option<RegClass>, category: Option<&str>, keys: Option<AnyArray>) -> SqlResult<i64> {
     let oid = required(tbl, "tbl")?.oid();
     let category = required(category, "category")?;
     let keys = required(keys, "keys")?;
@@ -150,7 +150,7 @@ fn check_single_statement(sql: &str) -> Result<(), RetentionError> {
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn tag_where(
-    tbl: Option<PgRelation>,
+    tbl: Option<RegClass>,
     category: Option<&str>,
     condition: Option<&str>,
 ) -> SqlResult<i64> {
@@ -167,8 +167,11 @@ fn tag_where(
         let mut params = Params::default();
         let name = params.bind(category);
         let unheld = holds::unheld_sql(client, &table, &mut params)?;
+        // The condition must stand on its own (balanced, one expression, no second
+        // statement), and sits on its own lines so a trailing comment cannot reach past it.
+        check_single_statement(&format!("SELECT {condition}"))?;
         let sql = format!(
-            "UPDATE {} AS t SET {} = {name} WHERE ({condition}) AND {unheld}",
+            "UPDATE {} AS t SET {} = {name} WHERE (\n{condition}\n) AND {unheld}",
             table.display_name,
             quote_identifier(column)
         );
