@@ -10,13 +10,13 @@ use crate::managed::Managed;
 use crate::params::Params;
 use crate::policy;
 use crate::purge::{self, Act};
+use crate::regclass::RegClass;
 use crate::runs::check_can_purge;
 use crate::tagging::{check_keys, key_match_sql, keys_arg};
 use pgrx::datum::{AnyArray, DatumWithOid};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
-use crate::regclass::RegClass;
 
 fn tenant_sql(table: &Managed) -> String {
     table

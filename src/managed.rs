@@ -3,11 +3,11 @@
 
 use crate::catalog::{self, Action, Category, Clock};
 use crate::error::{required, RetentionError, SqlResult};
+use crate::regclass::RegClass;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
-use crate::regclass::RegClass;
 
 /// A table under retention, as recorded in `retention.managed_tables`.
 #[derive(Debug, Clone)]
@@ -399,7 +399,10 @@ fn manage(
             .get_two::<String, String>()?;
         let (display_name, schema) = (display_name.unwrap_or_default(), schema.unwrap_or_default());
         // The extension's records and the system catalogs are not data to purge.
-        if matches!(schema.as_str(), "retention" | "pg_catalog" | "information_schema" | "pg_toast") {
+        if matches!(
+            schema.as_str(),
+            "retention" | "pg_catalog" | "information_schema" | "pg_toast"
+        ) {
             return Err(RetentionError::WrongObjectType(display_name));
         }
         if !client

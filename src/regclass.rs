@@ -17,7 +17,11 @@ use pgrx::spi::SpiClient;
 pub struct RegClass(pub pg_sys::Oid);
 
 impl FromDatum for RegClass {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
         if is_null {
             None
         } else {
@@ -51,7 +55,8 @@ unsafe impl<'fcx> ArgAbi<'fcx> for RegClass {
 unsafe impl SqlTranslatable for RegClass {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(RegClass);
     const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("regclass"));
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> =
+        Ok(SqlMappingRef::literal("regclass"));
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
         Ok(ReturnsRef::One(SqlMappingRef::literal("regclass")));
 }
@@ -65,8 +70,11 @@ impl RegClass {
     /// 42809 when it is not a table).
     pub fn table(self, client: &SpiClient) -> Result<pg_sys::Oid, RetentionError> {
         let kind = client
-            .select("SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = $1", Some(1), &[self.0.into()])?
-            .into_iter()
+            .select(
+                "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = $1",
+                Some(1),
+                &[self.0.into()],
+            )?
             .next()
             .map(|r| r.get::<String>(1))
             .transpose()?
@@ -74,7 +82,9 @@ impl RegClass {
         match kind.as_deref() {
             None => Err(RetentionError::UnknownTable(u32::from(self.0))),
             Some("r") | Some("p") => Ok(self.0),
-            Some(_) => Err(RetentionError::WrongObjectType(crate::managed::relation_name(client, self.0)?)),
+            Some(_) => Err(RetentionError::WrongObjectType(
+                crate::managed::relation_name(client, self.0)?,
+            )),
         }
     }
 }

@@ -8,12 +8,12 @@ use crate::holds::{advisory_lock, in_recovery, LockKey};
 use crate::managed::Managed;
 use crate::policy;
 use crate::purge::{self, Act, Step};
+use crate::regclass::RegClass;
 use crate::subxact::isolate;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
-use crate::regclass::RegClass;
 
 /// What one cycle did to one table.
 #[derive(Debug, Default, Clone)]

@@ -7,11 +7,11 @@ use crate::error::{required, RetentionError, SqlResult};
 use crate::holds;
 use crate::managed::Managed;
 use crate::params::Params;
+use crate::regclass::RegClass;
 use pgrx::datum::{AnyArray, DatumWithOid};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
-use crate::regclass::RegClass;
 use std::ffi::CString;
 
 /// SQL matching row alias `t` against the key array bound as `$param`.
@@ -239,8 +239,12 @@ mod tests {
             sqlstate("SELECT retention.tag('conversations', 'support_records', ARRAY[1])"),
             "55000"
         );
-        assert_eq!(sqlstate("SELECT retention.tag_where('conversations', 'audit_logs', 'true; DROP TABLE conversations')"), "42601");
-        assert_eq!(sqlstate("SELECT retention.tag_where('conversations', 'audit_logs', 'true) OR (true); DROP TABLE conversations; SELECT (1')"), "22023");
+        assert_eq!(sqlstate("SELECT retention.tag_where('conversations', 'audit_logs', 'true; DROP TABLE conversations')"), "22023");
+        assert_eq!(sqlstate("SELECT retention.tag_where('conversations', 'audit_logs', 'true) OR (true); DROP TABLE conversations; SELECT (1')"), "42601");
+        assert_eq!(
+            sqlstate("SELECT retention.tag_where('conversations', 'audit_logs', 'true) OR (true')"),
+            "42601"
+        );
         assert_eq!(
             sqlstate("SELECT retention.tag_where('conversations', 'audit_logs', '')"),
             "22023"

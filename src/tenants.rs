@@ -92,12 +92,18 @@ fn record_event(
     let occurred_at = required(occurred_at, "occurred_at")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
         let finite = client
-            .select("SELECT isfinite($1::timestamptz)", Some(1), &[occurred_at.into()])?
+            .select(
+                "SELECT isfinite($1::timestamptz)",
+                Some(1),
+                &[occurred_at.into()],
+            )?
             .first()
             .get_one::<bool>()?
             .unwrap_or(false);
         if !finite {
-            return Err(RetentionError::InvalidValue("occurred_at must be a finite time".into()));
+            return Err(RetentionError::InvalidValue(
+                "occurred_at must be a finite time".into(),
+            ));
         }
         let known = !client
             .select(
