@@ -5,16 +5,18 @@
 -- The deletion log: canonical form, chain verification, append-only guard.
 ------------------------------------------------------------------------------------------------
 
+-- log_field and log_canonical are plain SQL expressions with every function schema-qualified
+-- and no SET clause, so that the planner inlines them: verify_log() hashes every entry.
 CREATE FUNCTION retention.log_field(value text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT CASE WHEN value IS NULL THEN '-' ELSE octet_length(value)::text || ':' || value END $$;
+AS $$ SELECT CASE WHEN value IS NULL THEN '-'
+                  ELSE pg_catalog.octet_length(value)::text OPERATOR(pg_catalog.||) ':'
+                       OPERATOR(pg_catalog.||) value END $$;
 
 CREATE FUNCTION retention.log_canonical(entry retention.deletion_log) RETURNS bytea
 LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT convert_to(
+SELECT pg_catalog.convert_to(
        retention.log_field(entry.id::text)
     || retention.log_field(((extract(epoch FROM entry.logged_at) * 1000000)::bigint)::text)
     || retention.log_field(entry.action)

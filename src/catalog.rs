@@ -174,9 +174,11 @@ fn define_category(
             .next()
             .and_then(|r| r.get::<bool>(1).ok().flatten())
             .unwrap_or(false);
-        if builtin && clock != Clock::Created {
+        if builtin
+            && (clock != Clock::Created || action != "delete" || soft_delete_window.is_some())
+        {
             return Err(RetentionError::InvalidValue(format!(
-                "built-in category \"{name}\" uses clock created"
+                "built-in category \"{name}\" deletes by creation time, without a window"
             )));
         }
         // A new clock must be computable on every table that already uses the category.

@@ -389,7 +389,8 @@ fn manage(
         let oid = tbl.table(client)?;
         let (display_name, schema) = client
             .select(
-                "SELECT format('%I.%I', n.nspname, c.relname), n.nspname::text
+                "SELECT format('%I.%I', n.nspname, c.relname),
+                        CASE WHEN c.relpersistence = 't' THEN 'pg_temp' ELSE n.nspname::text END
                    FROM pg_catalog.pg_class c
                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
                 Some(1),
@@ -398,10 +399,11 @@ fn manage(
             .first()
             .get_two::<String, String>()?;
         let (display_name, schema) = (display_name.unwrap_or_default(), schema.unwrap_or_default());
-        // The extension's records and the system catalogs are not data to purge.
+        // The extension's records, the system catalogs and temporary tables (which the worker
+        // cannot see) are not data to purge.
         if matches!(
             schema.as_str(),
-            "retention" | "pg_catalog" | "information_schema" | "pg_toast"
+            "retention" | "pg_catalog" | "information_schema" | "pg_toast" | "pg_temp"
         ) {
             return Err(RetentionError::WrongObjectType(display_name));
         }

@@ -313,7 +313,7 @@ fn preview(
     >,
     ErrorReport,
 > {
-    let horizon = horizon.unwrap_or_else(catalog::zero);
+    let horizon = crate::error::required(horizon, "horizon")?;
     catalog::check_interval("horizon", &horizon)?;
     let rows = Spi::connect(|client| -> Result<Vec<_>, RetentionError> {
         let mut rows = Vec::new();

@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 
 fn check_tenant(tenant: Option<&str>) -> Result<&str, RetentionError> {
     let tenant = required(tenant, "tenant")?;
-    if tenant.is_empty() {
+    if tenant.trim().is_empty() {
         return Err(RetentionError::InvalidValue(
             "tenant must not be empty".into(),
         ));
