@@ -335,7 +335,7 @@ pub fn hard_delete(
         table.display_name,
         crate::tagging::key_match_sql(client, table, 1)?
     );
-    purge::act_without_children(
+    Ok(purge::act_without_children(
         client,
         table,
         Act::HardDelete,
@@ -344,7 +344,9 @@ pub fn hard_delete(
         batch,
         category,
         retain_for,
-    )
+        None,
+    )?
+    .0)
 }
 
 fn child_fk_types(client: &SpiClient, child: &Child) -> Result<Vec<String>, RetentionError> {

@@ -16,6 +16,7 @@ use crate::params::Params;
 use crate::policy::Segment;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
+use std::cell::Cell;
 
 /// What a batch does to its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,9 @@ pub enum Phase {
 pub struct Step {
     pub segment: Segment,
     pub phase: Phase,
+    /// The newest clock value this step has acted on in this cycle: its next batch starts the
+    /// index range there (see [`batch`]).
+    pub resume: Cell<Option<TimestampWithTimeZone>>,
 }
 
 impl Step {
@@ -112,12 +116,19 @@ pub fn plan(
         steps.push(Step {
             segment,
             phase: Phase::Expire,
+            resume: Cell::new(None),
         });
     }
-    steps.extend(windows.into_iter().map(|segment| Step {
-        segment,
-        phase: Phase::Finish,
-    }));
+    steps.extend(
+        windows
+            .into_iter()
+            .filter(|s| s.category.action != Action::Anonymize)
+            .map(|segment| Step {
+                segment,
+                phase: Phase::Finish,
+                resume: Cell::new(None),
+            }),
+    );
     Ok(steps)
 }
 
@@ -168,9 +179,16 @@ pub fn not_anonymized_sql(table: &Managed, params: &mut Params) -> String {
 }
 
 /// SQL that acts on the rows selected by `due` (a query returning `ctid`, or the key columns
-/// of a partitioned table) and returns each row's key (jsonb text) and tenant. Anonymized
-/// rows are marked in retention.anonymized_rows by the same statement.
-pub fn act_sql(table: &Managed, act: Act, due: &str, params: &mut Params) -> String {
+/// of a partitioned table) and returns each row's key (jsonb text), tenant and `clock` (a
+/// timestamptz expression over the row, or NULL). Anonymized rows are marked in
+/// retention.anonymized_rows by the same statement.
+pub fn act_sql(
+    table: &Managed,
+    act: Act,
+    due: &str,
+    params: &mut Params,
+    clock: Option<&str>,
+) -> String {
     let matching = if table.partitioned {
         let keys: Vec<String> = table
             .key_columns
@@ -208,10 +226,11 @@ pub fn act_sql(table: &Managed, act: Act, due: &str, params: &mut Params) -> Str
     } else {
         String::new()
     };
+    let clock = clock.unwrap_or("NULL::timestamptz");
     format!(
         "WITH due AS ({due}),
-              acted AS ({verb} WHERE {matching} RETURNING {} AS k, {tenant} AS tn){mark}
-         SELECT k::text, tn FROM acted",
+              acted AS ({verb} WHERE {matching} RETURNING {} AS k, {tenant} AS tn, {clock} AS clk){mark}
+         SELECT k::text, tn, clk FROM acted",
         table.key_json_sql()
     )
 }
@@ -244,16 +263,39 @@ pub fn act_and_log(
     category: Option<&str>,
     retain_for: Option<Interval>,
 ) -> Result<i64, RetentionError> {
+    Ok(act_and_log_tracking(
+        client, table, act, due, params, batch, category, retain_for, None,
+    )?
+    .0)
+}
+
+/// [`act_and_log`], also returning the newest `clock` value (a timestamptz expression over the
+/// row) among the rows acted on, where a step's next batch resumes.
+#[allow(clippy::too_many_arguments)]
+pub fn act_and_log_tracking(
+    client: &mut SpiClient,
+    table: &Managed,
+    act: Act,
+    due: &str,
+    params: &mut Params,
+    batch: &deletion_log::Batch,
+    category: Option<&str>,
+    retain_for: Option<Interval>,
+    clock: Option<&str>,
+) -> Result<(i64, Option<TimestampWithTimeZone>), RetentionError> {
     if act == Act::HardDelete {
         cascade::check_unlogged_cascades(client, table)?;
         let kids = cascade::children(client, table)?;
         if !kids.is_empty() {
-            return cascade::hard_delete(
+            let rows = cascade::hard_delete(
                 client, table, kids, due, params, batch, category, retain_for,
-            );
+            )?;
+            return Ok((rows, None));
         }
     }
-    act_without_children(client, table, act, due, params, batch, category, retain_for)
+    act_without_children(
+        client, table, act, due, params, batch, category, retain_for, clock,
+    )
 }
 
 /// [`act_and_log`] for rows without parent-bound children.
@@ -267,11 +309,18 @@ pub fn act_without_children(
     batch: &deletion_log::Batch,
     category: Option<&str>,
     retain_for: Option<Interval>,
-) -> Result<i64, RetentionError> {
-    let sql = act_sql(table, act, due, params);
+    clock: Option<&str>,
+) -> Result<(i64, Option<TimestampWithTimeZone>), RetentionError> {
+    let sql = act_sql(table, act, due, params, clock);
+    let mut newest: Option<TimestampWithTimeZone> = None;
     let entries: Vec<Entry> = client
         .update(&sql, None, params.args())?
         .map(|row| {
+            if let Some(at) = row.get::<TimestampWithTimeZone>(3)? {
+                if newest.is_none_or(|n| i64::from(n) < i64::from(at)) {
+                    newest = Some(at);
+                }
+            }
             Ok(Entry {
                 row_key: row.get::<String>(1)?.unwrap_or_default(),
                 tenant: row.get::<String>(2)?,
@@ -281,7 +330,7 @@ pub fn act_without_children(
         })
         .collect::<Result<_, RetentionError>>()?;
     deletion_log::append(client, batch, &entries)?;
-    Ok(entries.len() as i64)
+    Ok((entries.len() as i64, newest))
 }
 
 /// Acts on one batch of a step's due rows and logs them; returns the number of rows.
@@ -313,16 +362,28 @@ pub fn batch(
     if conditions.is_empty() {
         conditions.push("true".into());
     }
+    // Keyset: resume the clock-ordered range where this step's previous batch stopped, so a
+    // cycle does not walk again, batch after batch, over rows it has passed (other segments'
+    // rows, held or locked rows, and inside one run() transaction the rows it deleted itself):
+    // that made a cycle quadratic in the table's size. Rows skipped this way (locked, or
+    // written with an older clock during the cycle) are due again at the next cycle.
+    if let (Some(order), Some(after)) = (&order, step.resume.get()) {
+        conditions.push(format!("{order} >= {}::timestamptz", params.bind(after)));
+    }
     let due = format!(
         "SELECT {} FROM {} AS t WHERE {} {} LIMIT {} FOR UPDATE OF t SKIP LOCKED",
         row_id_sql(table),
         table.display_name,
         conditions.join(" AND "),
-        order.map(|o| format!("ORDER BY {o}")).unwrap_or_default(),
+        order
+            .as_ref()
+            .map(|o| format!("ORDER BY {o}"))
+            .unwrap_or_default(),
         params.bind(batch_size)
     );
     let act = step.act(table);
-    act_and_log(
+    let clock = order.as_ref().map(|o| format!("{o}::timestamptz"));
+    let (rows, newest) = act_and_log_tracking(
         client,
         table,
         act,
@@ -336,7 +397,18 @@ pub fn batch(
         },
         Some(&step.segment.category.name),
         Some(step.segment.retain_for),
-    )
+        clock.as_deref(),
+    )?;
+    if let Some(at) = newest {
+        if step
+            .resume
+            .get()
+            .is_none_or(|r| i64::from(r) < i64::from(at))
+        {
+            step.resume.set(Some(at));
+        }
+    }
+    Ok(rows)
 }
 
 /// One line of a preview: rows of a step due by `now() + horizon`, per tenant, and the hold
