@@ -39,6 +39,9 @@ impl Cluster {
             .arg("start")
             .arg(&dir)
             .arg(port.to_string())
+            // Tests prove behaviour, not pacing: the worker purges unthrottled unless a test
+            // sets its own rate (later lines win).
+            .arg("pg_retention.max_rows_per_second = 0")
             .args(conf)
             .status()
             .expect("run scripts/cluster.sh");
