@@ -2,7 +2,10 @@
 -- Loaded before any function (extension_sql_file!(…, bootstrap)); comments are in finalize.sql.
 -- Every configuration table is registered with pg_extension_config_dump so pg_dump keeps it.
 
-CREATE TABLE retention.categories (
+-- The categories users define. retention.categories (below) shows them with the built-in
+-- deletion_log category, whose 7-year default is not a row: pg_dump carries every row here
+-- (a changed deletion_log period included) without clashing with CREATE EXTENSION.
+CREATE TABLE retention.category_definitions (
     name               text PRIMARY KEY
                        CONSTRAINT category_name_not_empty CHECK (name <> ''),
     retain_for         interval NOT NULL
@@ -18,19 +21,24 @@ CREATE TABLE retention.categories (
     event              text,
     erasure_exempt     boolean NOT NULL DEFAULT false,
     description        text,
-    builtin            boolean NOT NULL DEFAULT false,
     updated_at         timestamptz NOT NULL DEFAULT now(),
     updated_by         name NOT NULL DEFAULT current_user,
     CONSTRAINT category_event_iff_event_clock CHECK ((clock = 'event') = (event IS NOT NULL))
 );
 
--- The deletion log's own retention (7 years). It can be changed, not dropped.
-INSERT INTO retention.categories (name, retain_for, description, builtin)
-VALUES ('deletion_log', interval '7 years', 'Entries of retention.deletion_log', true);
+-- The deletion log's own retention: 7 years unless redefined. It can be changed, not dropped.
+CREATE VIEW retention.categories AS
+SELECT d.name, d.retain_for, d.clock, d.action, d.soft_delete_window, d.event, d.erasure_exempt,
+       d.description, d.name = 'deletion_log' AS builtin, d.updated_at, d.updated_by
+  FROM retention.category_definitions d
+UNION ALL
+SELECT 'deletion_log', interval '7 years', 'created', 'delete', NULL, NULL, false,
+       'Entries of retention.deletion_log', true, NULL, NULL
+ WHERE NOT EXISTS (SELECT 1 FROM retention.category_definitions WHERE name = 'deletion_log');
 
 CREATE TABLE retention.managed_tables (
     tbl                regclass PRIMARY KEY,
-    category           text NOT NULL REFERENCES retention.categories (name),
+    category           text NOT NULL REFERENCES retention.category_definitions (name),
     created_column     text,
     activity_column    text,
     tenant_column      text,
@@ -46,7 +54,7 @@ CREATE TABLE retention.managed_tables (
 
 CREATE TABLE retention.tenant_policies (
     tenant             text NOT NULL CONSTRAINT tenant_not_empty CHECK (tenant <> ''),
-    category           text NOT NULL REFERENCES retention.categories (name),
+    category           text NOT NULL REFERENCES retention.category_definitions (name),
     retain_for         interval NOT NULL
                        CONSTRAINT tenant_retain_for_not_negative CHECK (retain_for >= interval '0'),
     soft_delete_window interval
@@ -71,7 +79,7 @@ CREATE TABLE retention.holds (
     tenant       text,
     subject      text,
     tbl          regclass,
-    category     text REFERENCES retention.categories (name),
+    category     text REFERENCES retention.category_definitions (name),
     notify       boolean NOT NULL,
     placed_at    timestamptz NOT NULL DEFAULT now(),
     placed_by    name NOT NULL DEFAULT current_user,
@@ -204,7 +212,7 @@ CREATE TABLE retention.log_anchor (
 );
 
 -- Configuration and records that pg_dump must carry.
-SELECT pg_catalog.pg_extension_config_dump('retention.categories', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('retention.category_definitions', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.managed_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.tenant_policies', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.tenant_events', '');

@@ -250,12 +250,12 @@ BEGIN
         retention.hold_stamping()
         TO %s', grantee);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON
-        retention.categories, retention.managed_tables, retention.tenant_policies,
+        retention.category_definitions, retention.managed_tables, retention.tenant_policies,
         retention.tenant_events, retention.deletion_queue, retention.erasure_records,
         retention.anonymized_rows, retention.runs TO %s', grantee);
     EXECUTE format('GRANT SELECT, INSERT, DELETE ON retention.deletion_log TO %s', grantee);
     EXECUTE format('GRANT SELECT, INSERT ON retention.log_anchor TO %s', grantee);
-    EXECUTE format('GRANT SELECT ON retention.holds, retention.status, retention.queued_deletions,
+    EXECUTE format('GRANT SELECT ON retention.categories, retention.holds, retention.status, retention.queued_deletions,
         retention.erasure_requests, retention.overdue_erasure_requests TO %s', grantee);
     EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE retention.deletion_queue_id_seq,
         retention.runs_id_seq, retention.erasure_records_id_seq TO %s', grantee);
@@ -310,7 +310,8 @@ REVOKE ALL ON FUNCTION retention.grant_policy_admin(regrole), retention.grant_le
 ------------------------------------------------------------------------------------------------
 
 COMMENT ON SCHEMA retention IS 'pg_retention: data-retention policy, legal holds and the deletion log';
-COMMENT ON TABLE retention.categories IS 'Retention categories: how long data is kept, from which clock, and what happens when it runs out';
+COMMENT ON VIEW retention.categories IS 'Retention categories: how long data is kept, from which clock, and what happens when it runs out (with the built-in deletion_log category)';
+COMMENT ON TABLE retention.category_definitions IS 'The categories defined with retention.define_category() (the table behind retention.categories)';
 COMMENT ON TABLE retention.managed_tables IS 'Tables under retention, with their default category and the columns each clock and scope reads';
 COMMENT ON TABLE retention.tenant_policies IS 'Per-tenant overrides of a category''s period ("unless a customer agreement specifies otherwise")';
 COMMENT ON TABLE retention.tenant_events IS 'Tenant events (e.g. termination) that start event clocks';

@@ -7,6 +7,9 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
+/// The deletion log's own category: built in (7 years unless redefined), never dropped.
+const BUILTIN: &str = "deletion_log";
+
 /// The longest period a category or tenant policy may keep data: anything longer is a typo.
 const MAX_YEARS: i32 = 1000;
 
@@ -165,15 +168,7 @@ fn define_category(
     }
     let erasure_exempt = required(erasure_exempt, "erasure_exempt")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let builtin = client
-            .select(
-                "SELECT builtin FROM retention.categories WHERE name = $1",
-                Some(1),
-                &[name.into()],
-            )?
-            .next()
-            .and_then(|r| r.get::<bool>(1).ok().flatten())
-            .unwrap_or(false);
+        let builtin = name == BUILTIN;
         if builtin
             && (clock != Clock::Created || action != "delete" || soft_delete_window.is_some())
         {
@@ -210,7 +205,7 @@ fn define_category(
             description.into(),
         ];
         client.update(
-            "INSERT INTO retention.categories AS c
+            "INSERT INTO retention.category_definitions AS c
                  (name, retain_for, clock, action, soft_delete_window, event, erasure_exempt,
                   description)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -233,20 +228,21 @@ fn define_category(
 fn drop_category(name: Option<&str>) -> SqlResult<()> {
     let name = required(name, "name")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let row = client
+        if name == BUILTIN {
+            return Err(RetentionError::CategoryInUse(
+                name.to_string(),
+                "It is built in: the deletion log's own retention (redefine it to change it)."
+                    .into(),
+            ));
+        }
+        client
             .update(
-                "SELECT builtin FROM retention.categories WHERE name = $1 FOR UPDATE",
+                "SELECT 1 FROM retention.category_definitions WHERE name = $1 FOR UPDATE",
                 Some(1),
                 &[name.into()],
             )?
             .next()
             .ok_or_else(|| RetentionError::UnknownCategory(name.to_string()))?;
-        if row.get::<bool>(1)?.unwrap_or(false) {
-            return Err(RetentionError::CategoryInUse(
-                name.to_string(),
-                "It is built in: the deletion log's own retention.".into(),
-            ));
-        }
         let users = client
             .select(
                 "SELECT string_agg(what, ', ') FROM (
@@ -278,7 +274,7 @@ fn drop_category(name: Option<&str>) -> SqlResult<()> {
             }
         }
         client.update(
-            "DELETE FROM retention.categories WHERE name = $1",
+            "DELETE FROM retention.category_definitions WHERE name = $1",
             None,
             &[name.into()],
         )?;

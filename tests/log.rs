@@ -86,6 +86,9 @@ fn dump_and_restore_keep_configuration_and_log_then_deletions_are_reapplied() {
     let cluster = Cluster::start("dump", &["pg_retention.enabled = off"]);
     let mut db = cluster.database_with_extension("app");
     db.batch_execute(SETUP).unwrap();
+    // A changed period of the built-in deletion_log category is configuration too.
+    db.batch_execute("SELECT retention.define_category('deletion_log', '10 years')")
+        .unwrap();
     db.batch_execute("SELECT retention.request_delete('projects', ARRAY[3])")
         .unwrap(); // t3: queued under the hold
     let backup = cluster.dir.join("before.dump");
