@@ -236,16 +236,7 @@ pub fn hard_delete(
                 .map(|c| format!("array_agg(t.{}::text)", quote_identifier(c))),
         )
         .collect();
-    let matching = if table.partitioned {
-        let keys: Vec<String> = table
-            .key_columns
-            .iter()
-            .map(|c| format!("t.{}", quote_identifier(c)))
-            .collect();
-        format!("({}) IN (SELECT * FROM due)", keys.join(", "))
-    } else {
-        "t.ctid = ANY(ARRAY(SELECT ctid FROM due))".to_string()
-    };
+    let matching = purge::due_rows_sql(table);
     let locked = client.update(
         &format!(
             "WITH due AS ({due}) SELECT {} FROM {} AS t WHERE {matching}",

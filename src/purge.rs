@@ -189,16 +189,7 @@ pub fn act_sql(
     params: &mut Params,
     clock: Option<&str>,
 ) -> String {
-    let matching = if table.partitioned {
-        let keys: Vec<String> = table
-            .key_columns
-            .iter()
-            .map(|c| format!("t.{}", quote_identifier(c)))
-            .collect();
-        format!("({}) IN (SELECT * FROM due)", keys.join(", "))
-    } else {
-        "t.ctid = ANY(ARRAY(SELECT ctid FROM due))".to_string()
-    };
+    let matching = due_rows_sql(table);
     let tenant = table
         .tenant_column
         .as_deref()
@@ -233,6 +224,15 @@ pub fn act_sql(
          SELECT k::text, tn, clk FROM acted",
         table.key_json_sql()
     )
+}
+
+/// SQL over row alias `t` matching the rows a `due` CTE selected with [`row_id_sql`].
+pub fn due_rows_sql(table: &Managed) -> String {
+    if table.partitioned {
+        format!("({}) IN (SELECT * FROM due)", row_id_sql(table))
+    } else {
+        "t.ctid = ANY(ARRAY(SELECT ctid FROM due))".to_string()
+    }
 }
 
 /// The select list that identifies rows for [`act_sql`].
