@@ -21,6 +21,8 @@ cargo pgrx test pg15 --runas postgres --pgdata "$pgdata"
 
 echo "== install the extension for the server-level tests"
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+# The released install scripts of earlier versions, for the upgrade test (tests/upgrade.rs).
+install -m 644 tests/fixtures/pg_retention--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 
 echo "== integration tests (tests/)"
 cargo test --test '*'

@@ -57,6 +57,10 @@ pub enum RetentionError {
     UnknownTable(u32),
     #[error("{0} is not a table")]
     WrongObjectType(String),
+    #[error(
+        "pg_retention's schema in this database is version {schema}, the library is {library}"
+    )]
+    SchemaOutdated { schema: String, library: String },
     #[error("SPI: {0}")]
     Spi(#[from] pgrx::spi::SpiError),
 }
@@ -82,7 +86,8 @@ impl RetentionError {
             Self::MissingColumnRole(..)
             | Self::HoldReleased(_)
             | Self::RestoreWindowPassed(_)
-            | Self::ErasureNotPending(..) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            | Self::ErasureNotPending(..)
+            | Self::SchemaOutdated { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::WrongIsolation(_) => ERRCODE_ACTIVE_SQL_TRANSACTION,
             Self::InRecovery(_) => ERRCODE_READ_ONLY_SQL_TRANSACTION,
             Self::WrongObjectType(_) => ERRCODE_WRONG_OBJECT_TYPE,
@@ -113,6 +118,9 @@ impl RetentionError {
                 "Define a category with clock => 'event' and that event name first."
             }
             Self::WrongIsolation(_) => "Run it in a READ COMMITTED transaction.",
+            Self::SchemaOutdated { .. } => {
+                "Run ALTER EXTENSION pg_retention UPDATE in this database; purging waits for it."
+            }
             _ => return None,
         };
         Some(hint.to_string())

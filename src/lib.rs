@@ -24,6 +24,7 @@ mod purge;
 mod reapply;
 mod regclass;
 mod runs;
+mod schema_version;
 mod subxact;
 mod tagging;
 mod tenants;

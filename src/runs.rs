@@ -198,6 +198,7 @@ pub fn check_can_purge() -> Result<(), RetentionError> {
             "retention.run() cannot purge on a standby: run it on the primary".into(),
         ));
     }
+    crate::schema_version::require_current()?;
     // The hold check relies on a fresh snapshot per statement (see holds.rs).
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         return Err(RetentionError::WrongIsolation(

@@ -7,6 +7,7 @@ use crate::holds::{in_recovery, session_unlock, try_session_lock, LockKey};
 use crate::managed::Managed;
 use crate::purge;
 use crate::runs::{self, TableOutcome};
+use crate::schema_version;
 use crate::subxact::message;
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
@@ -59,14 +60,27 @@ fn in_transaction<R>(f: impl FnOnce() -> Result<R, RetentionError>) -> Result<R,
     result
 }
 
-fn extension_installed() -> bool {
-    in_transaction(|| {
-        Ok(Spi::get_one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_retention')",
-        )?
-        .unwrap_or(false))
-    })
-    .unwrap_or(false)
+/// Whether this database's pg_retention schema is installed and current. A schema left at a
+/// previous version (the package was upgraded, `ALTER EXTENSION pg_retention UPDATE` not run
+/// yet) pauses purging; the first pause is logged with what to do.
+fn schema_ready(waiting_logged: &mut bool) -> bool {
+    match in_transaction(schema_version::installed) {
+        Ok(Some(version)) if version == schema_version::LIBRARY => {
+            *waiting_logged = false;
+            true
+        }
+        Ok(Some(version)) => {
+            if !*waiting_logged {
+                log!(
+                    "pg_retention: schema version {version} in this database, library {}: purging paused until ALTER EXTENSION pg_retention UPDATE",
+                    schema_version::LIBRARY
+                );
+                *waiting_logged = true;
+            }
+            false
+        }
+        _ => false,
+    }
 }
 
 /// Sleeps as long as `pg_retention.max_rows_per_second` asks after `rows` rows in `spent`;
@@ -187,9 +201,10 @@ pub extern "C-unwind" fn pg_retention_worker_main(_arg: pg_sys::Datum) {
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     let mut first = true;
+    let mut waiting_logged = false;
     while !stopping() {
         reload_if_asked();
-        if gucs::ENABLED.get() && !in_recovery() && extension_installed() {
+        if gucs::ENABLED.get() && !in_recovery() && schema_ready(&mut waiting_logged) {
             cycle(first);
             first = false;
         }
