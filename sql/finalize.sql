@@ -155,8 +155,10 @@ $$;
 -- Dropped tables leave retention management with them.
 ------------------------------------------------------------------------------------------------
 
+-- SECURITY DEFINER: it fires on everyone's DDL, and a role without rights on retention must
+-- still be able to drop its own objects. It removes only the rows of tables being dropped.
 CREATE FUNCTION retention.forget_dropped_tables() RETURNS event_trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

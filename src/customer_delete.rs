@@ -40,6 +40,7 @@ fn delete_keys(
     table: &Managed,
     keys: DatumWithOid,
     reason: &str,
+    run_id: Option<i64>,
 ) -> Result<Requested, RetentionError> {
     let categories = catalog::load_all(client)?;
     let overrides = policy::overrides(client)?;
@@ -143,7 +144,7 @@ fn delete_keys(
                 action: act.log_action(),
                 table_name: &table.display_name,
                 reason,
-                run_id: None,
+                run_id,
             },
             Some(&category_name),
             Some(retain_for),
@@ -184,14 +185,17 @@ fn request_delete(
     Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
         let table = Managed::load(client, oid)?;
         check_keys(client, &table, &keys)?;
-        let requested = delete_keys(client, &table, keys_arg(&keys), reason)?;
+        let requested = delete_keys(client, &table, keys_arg(&keys), reason, None)?;
         Ok(requested.soft_deleted + requested.hard_deleted)
     })?)
 }
 
 /// Executes queued deletions whose rows no hold covers anymore (after a release); part of
-/// every purge cycle. Returns the rows soft- and hard-deleted.
-pub fn process_queue(client: &mut SpiClient) -> Result<(i64, i64), RetentionError> {
+/// every purge cycle (`run_id`). Returns the rows soft- and hard-deleted.
+pub fn process_queue(
+    client: &mut SpiClient,
+    run_id: Option<i64>,
+) -> Result<(i64, i64), RetentionError> {
     let (mut soft_deleted, mut hard_deleted) = (0, 0);
     let pending: Vec<(pg_sys::Oid, String)> = client
         .select(
@@ -224,7 +228,7 @@ pub fn process_queue(client: &mut SpiClient) -> Result<(i64, i64), RetentionErro
             .get_datum_by_ordinal(1)?;
         let Some(keys) = keys else { continue };
         let keys = unsafe { DatumWithOid::new(keys, pg_sys::TEXTARRAYOID) };
-        let requested = delete_keys(client, &table, keys, &reason)?;
+        let requested = delete_keys(client, &table, keys, &reason, run_id)?;
         soft_deleted += requested.soft_deleted;
         hard_deleted += requested.hard_deleted;
         client.update(

@@ -1,5 +1,6 @@
 //! Erasure requests (GDPR Art. 17): `retention.request_erasure`, `retention.verify_erasure`,
-//! and their execution by every purge cycle. A verified request erases every row whose
+//! and their execution, at verification and by every purge cycle after it (for rows held then,
+//! or when verification could not execute it). A verified request erases every row whose
 //! subject column matches, in every managed table (of the request's tenant, when it has one):
 //! deleted, or anonymized where the row's category anonymizes; erasure-exempt categories are
 //! recorded as exempt; held rows wait for their holds (status `waiting_on_hold`).
@@ -12,6 +13,7 @@ use crate::managed::Managed;
 use crate::params::Params;
 use crate::policy;
 use crate::purge::{self, Act};
+use crate::subxact::isolate;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 
@@ -37,6 +39,7 @@ fn erase_in_table(
     request: &Request,
     categories: &[catalog::Category],
     overrides: &std::collections::BTreeMap<String, Vec<policy::Override>>,
+    run_id: Option<i64>,
 ) -> Result<Erased, RetentionError> {
     let mut done = Erased::default();
     let Some(subject_column) = &table.subject_column else {
@@ -150,7 +153,7 @@ fn erase_in_table(
                 action: if anonymize { "anonymize" } else { "erasure" },
                 table_name: &table.display_name,
                 reason: "erasure_request",
-                run_id: None,
+                run_id,
             },
             Some(&category_name),
             retain_for,
@@ -165,14 +168,25 @@ fn erase_in_table(
 }
 
 /// Executes every verified (or hold-waiting) erasure request; returns the rows erased and
-/// anonymized.
-pub fn process(client: &mut SpiClient) -> Result<(i64, i64), RetentionError> {
+/// anonymized. Their log entries carry `run_id`, the cycle's run.
+pub fn process(client: &mut SpiClient, run_id: Option<i64>) -> Result<(i64, i64), RetentionError> {
+    execute(client, None, run_id)
+}
+
+/// Executes the verified or hold-waiting requests (only `only`, when given) that no other
+/// session is executing.
+fn execute(
+    client: &mut SpiClient,
+    only: Option<i64>,
+    run_id: Option<i64>,
+) -> Result<(i64, i64), RetentionError> {
     let requests: Vec<Request> = client
         .update(
             "SELECT id, subject, tenant FROM retention.erasure_records
-              WHERE status IN ('verified', 'waiting_on_hold') ORDER BY id FOR UPDATE SKIP LOCKED",
+              WHERE status IN ('verified', 'waiting_on_hold') AND ($1::bigint IS NULL OR id = $1)
+              ORDER BY id FOR UPDATE SKIP LOCKED",
             None,
-            &[],
+            &[only.into()],
         )?
         .map(|r| {
             Ok(Request {
@@ -193,7 +207,7 @@ pub fn process(client: &mut SpiClient) -> Result<(i64, i64), RetentionError> {
         let mut details = Vec::new();
         let (mut erased, mut anonymized, mut exempt, mut held) = (0, 0, 0, 0);
         for table in &tables {
-            let done = erase_in_table(client, table, &request, &categories, &overrides)?;
+            let done = erase_in_table(client, table, &request, &categories, &overrides, run_id)?;
             if done.erased + done.anonymized + done.exempt + done.held > 0 {
                 details.push(serde_json::json!({
                     "table": table.display_name,
@@ -301,6 +315,21 @@ fn verify_erasure(request_id: Option<i64>) -> SqlResult<()> {
         )?;
         Ok(())
     })?;
+    // Executed at once where purging is possible here; otherwise, or when it fails, the next
+    // purge cycle executes it (the request stays verified).
+    if let Err(e) = crate::runs::check_can_purge() {
+        notice!("erasure request {id} is verified; the next purge cycle executes it ({e})");
+        return Ok(());
+    }
+    match isolate(|| Spi::connect_mut(|client| execute(client, Some(id), None))) {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warning!(
+            "erasure request {id} is verified, but executing it failed: {e}; the next purge cycle retries"
+        ),
+        Err(message) => warning!(
+            "erasure request {id} is verified, but executing it failed: {message}; the next purge cycle retries"
+        ),
+    }
     Ok(())
 }
 
@@ -340,8 +369,8 @@ mod tests {
             2,
             "nothing happens before verification"
         );
+        // Verification executes the request at once.
         Spi::run(&format!("SELECT retention.verify_erasure({id})")).unwrap();
-        Spi::run("SELECT * FROM retention.run()").unwrap();
         assert_eq!(
             int("SELECT count(*) FROM conversations WHERE author = 'alice'"),
             0
@@ -367,10 +396,7 @@ mod tests {
         setup();
         let hold = int("SELECT retention.place_hold('case', tenant => 'acme', subject => 'alice', tbl => 'conversations', notify => false)");
         let id = int("SELECT retention.request_erasure('alice', tenant => 'acme')");
-        Spi::run(&format!(
-            "SELECT retention.verify_erasure({id}); SELECT * FROM retention.run();"
-        ))
-        .unwrap();
+        Spi::run(&format!("SELECT retention.verify_erasure({id})")).unwrap();
         assert_eq!(
             int("SELECT count(*) FROM conversations WHERE author = 'alice'"),
             2,

@@ -61,6 +61,8 @@ pub enum RetentionError {
         "pg_retention's schema in this database is version {schema}, the library is {library}"
     )]
     SchemaOutdated { schema: String, library: String },
+    #[error("another transaction holds pg_retention's {0} lock")]
+    LockBusy(&'static str),
     #[error("SPI: {0}")]
     Spi(#[from] pgrx::spi::SpiError),
 }
@@ -92,6 +94,7 @@ impl RetentionError {
             Self::InRecovery(_) => ERRCODE_READ_ONLY_SQL_TRANSACTION,
             Self::WrongObjectType(_) => ERRCODE_WRONG_OBJECT_TYPE,
             Self::UnknownTable(_) => ERRCODE_UNDEFINED_TABLE,
+            Self::LockBusy(_) => ERRCODE_LOCK_NOT_AVAILABLE,
             Self::Spi(_) => ERRCODE_INTERNAL_ERROR,
         }
     }

@@ -6,6 +6,11 @@
 //! `place_hold` takes it exclusively before inserting. A hold therefore either commits before
 //! the batch reads holds (and the batch's statement, with a fresh READ COMMITTED snapshot, sees
 //! it) or waits until the batch has committed.
+//!
+//! The background worker never waits for these locks: it tries them, and ends its cycle when
+//! one is taken (`yield_locks`). A transaction that placed a hold (or logged a deletion) and
+//! then calls `retention.run()`, which waits for the worker's cycle, would otherwise deadlock
+//! with a worker waiting for that transaction.
 
 use crate::error::{required, RetentionError, SqlResult};
 use crate::managed::Managed;
@@ -19,6 +24,21 @@ use std::cell::Cell;
 thread_local! {
     /// Set only while release_hold() or review_hold() stamps a hold (see `stamp`).
     static STAMPING: Cell<bool> = const { Cell::new(false) };
+    /// Set in the background worker: advisory locks are tried, never waited for.
+    static YIELDING: Cell<bool> = const { Cell::new(false) };
+    /// Set when a tried lock was taken by another transaction; cleared by `lock_was_busy`.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// From now on, this process tries the extension's transaction-level advisory locks and fails
+/// with `LockBusy` instead of waiting (the background worker).
+pub fn yield_locks() {
+    YIELDING.with(|y| y.set(true));
+}
+
+/// Whether a lock was found busy since the last call.
+pub fn lock_was_busy() -> bool {
+    BUSY.with(|b| b.replace(false))
 }
 
 /// Runs `f` with hold stamping allowed; the flag is cleared even when `f` raises (pgrx
@@ -58,18 +78,43 @@ pub enum LockKey {
     Purger = 3,
 }
 
-/// Takes a transaction-level advisory lock, waiting for it.
+impl LockKey {
+    fn describe(self) -> &'static str {
+        match self {
+            LockKey::Holds => "hold",
+            LockKey::LogChain => "deletion-log",
+            LockKey::Purger => "purger",
+        }
+    }
+}
+
+/// Takes a transaction-level advisory lock, waiting for it (in the worker: trying it, see
+/// `yield_locks`).
 pub fn advisory_lock(
     client: &mut SpiClient,
     key: LockKey,
     exclusive: bool,
 ) -> Result<(), RetentionError> {
+    let args = [LOCK_CLASS.into(), (key as i32).into()];
+    if YIELDING.with(|y| y.get()) {
+        let sql = if exclusive {
+            "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)"
+        } else {
+            "SELECT pg_catalog.pg_try_advisory_xact_lock_shared($1, $2)"
+        };
+        let taken = client.update(sql, None, &args)?.first().get_one::<bool>()?;
+        if taken != Some(true) {
+            BUSY.with(|b| b.set(true));
+            return Err(RetentionError::LockBusy(key.describe()));
+        }
+        return Ok(());
+    }
     let sql = if exclusive {
         "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)"
     } else {
         "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2)"
     };
-    client.update(sql, None, &[LOCK_CLASS.into(), (key as i32).into()])?;
+    client.update(sql, None, &args)?;
     Ok(())
 }
 

@@ -156,8 +156,9 @@ pub fn trim_log() -> Result<TableOutcome, RetentionError> {
 }
 
 /// Customer deletions queued behind holds since released, reported like a table.
-pub fn process_queue() -> Result<TableOutcome, RetentionError> {
-    let (soft_deleted, hard_deleted) = Spi::connect_mut(crate::customer_delete::process_queue)?;
+pub fn process_queue(run_id: i64) -> Result<TableOutcome, RetentionError> {
+    let (soft_deleted, hard_deleted) =
+        Spi::connect_mut(|c| crate::customer_delete::process_queue(c, Some(run_id)))?;
     Ok(TableOutcome {
         soft_deleted,
         hard_deleted,
@@ -166,8 +167,9 @@ pub fn process_queue() -> Result<TableOutcome, RetentionError> {
 }
 
 /// Verified erasure requests, executed as part of a cycle and reported like a table.
-pub fn process_erasures() -> Result<TableOutcome, RetentionError> {
-    let (hard_deleted, anonymized) = Spi::connect_mut(crate::erasure::process)?;
+pub fn process_erasures(run_id: i64) -> Result<TableOutcome, RetentionError> {
+    let (hard_deleted, anonymized) =
+        Spi::connect_mut(|c| crate::erasure::process(c, Some(run_id)))?;
     Ok(TableOutcome {
         hard_deleted,
         anonymized,
@@ -261,10 +263,10 @@ fn run(
             };
             outcomes.push(outcome);
         }
-        let steps: [(&str, fn() -> Result<TableOutcome, RetentionError>); 3] = [
-            ("retention.deletion_queue", process_queue),
-            ("retention.erasure_requests", process_erasures),
-            ("retention.deletion_log", trim_log),
+        let steps: [(&str, &dyn Fn() -> Result<TableOutcome, RetentionError>); 3] = [
+            ("retention.deletion_queue", &|| process_queue(run_id)),
+            ("retention.erasure_requests", &|| process_erasures(run_id)),
+            ("retention.deletion_log", &trim_log),
         ];
         for (name, step) in steps {
             let outcome = match isolate(step) {

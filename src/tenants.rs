@@ -4,6 +4,7 @@
 
 use crate::catalog::{self, check_interval};
 use crate::error::{required, RetentionError, SqlResult};
+use crate::managed::Managed;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
@@ -33,7 +34,16 @@ fn set_tenant_policy(
         check_interval("soft_delete_window", window)?;
     }
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        catalog::load(client, category)?;
+        let mut in_force = catalog::load(client, category)?;
+        // A window needs a soft-delete column on every table this override reaches.
+        if soft_delete_window.is_some() {
+            in_force.soft_delete_window = soft_delete_window;
+            for table in Managed::load_all(client)? {
+                if table.tenant_column.is_some() && table.uses_category(client, category)? {
+                    table.check_category(client, &in_force)?;
+                }
+            }
+        }
         let args: [DatumWithOid; 4] = [
             tenant.into(),
             category.into(),
@@ -193,6 +203,22 @@ mod tests {
             sqlstate("SELECT retention.set_tenant_policy(NULL, 'conversations', '1 day')"),
             "22004"
         );
+        // A window where a table reached by the override has no soft-delete column.
+        Spi::run(
+            "CREATE TABLE tickets (id int PRIMARY KEY, tenant text, created_at timestamptz);
+             SELECT retention.manage('tickets', 'conversations', created_column => 'created_at',
+                                     tenant_column => 'tenant')",
+        )
+        .unwrap();
+        assert_eq!(
+            sqlstate(
+                "SELECT retention.set_tenant_policy('acme', 'conversations', '90 days', '30 days')"
+            ),
+            "55000"
+        );
+        Spi::run("SELECT retention.set_tenant_policy('acme', 'conversations', '90 days')").unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.tenant_policies"), 1);
+        Spi::run("SELECT retention.clear_tenant_policy('acme', 'conversations')").unwrap();
         assert_eq!(
             sqlstate("SELECT retention.clear_tenant_policy('acme', 'conversations')"),
             "42704"

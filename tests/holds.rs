@@ -126,6 +126,39 @@ fn hold_placed_during_worker_batches_never_loses_a_row() {
         .is_none());
 }
 
+/// A transaction that places a hold and then runs a cycle itself (as a test wrapped in one
+/// transaction does) while the worker cycles: the worker gives way instead of deadlocking.
+#[test]
+fn a_transaction_holding_a_hold_can_run_while_the_worker_cycles() {
+    let cluster = race_cluster("hold-then-run");
+    let mut db = cluster.connect("app");
+    // Due rows under a hold: every worker cycle runs batches (and takes the hold lock).
+    db.batch_execute(
+        "SELECT retention.place_hold('kept', tenant => 'kept');
+         INSERT INTO messages (tenant, created_at)
+         SELECT 'kept', now() - interval '2 years' FROM generate_series(1, 30)",
+    )
+    .unwrap();
+    for round in 0..2 {
+        let mut tx = db.transaction().unwrap();
+        tx.batch_execute(&format!(
+            "SELECT retention.place_hold('round {round}', tenant => 'other');
+             SELECT pg_sleep(3);"
+        ))
+        .unwrap();
+        // The worker's cycle met the hold lock during the sleep, more than deadlock_timeout
+        // (1 s) before this call: a waiting worker would make this call the deadlock victim.
+        tx.batch_execute("SELECT * FROM retention.run()")
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        tx.commit().unwrap();
+    }
+    assert_eq!(count(&mut db, "SELECT count(*) FROM messages"), 30);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM retention.holds"), 3);
+    assert!(cluster
+        .server_log()
+        .contains("purge cycle ended early: another transaction holds"));
+}
+
 const PROJECTS: &str = "
     SELECT retention.define_category('projects', '90 days', clock => 'event', event => 'termination',
                                      soft_delete_window => '30 days');

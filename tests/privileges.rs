@@ -170,3 +170,53 @@ fn duties_are_separated() {
         .unwrap();
     assert_eq!(count(&mut db, "SELECT count(*) FROM chats"), 0);
 }
+
+/// The extension's event trigger must not get in the way of anyone's DDL: a role with no rights
+/// on `retention` creates and drops its own objects, and dropping a managed table it owns
+/// unmanages the table.
+#[test]
+fn anyone_can_drop_their_own_objects() {
+    let cluster = Cluster::start("dropping", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "CREATE ROLE plain LOGIN;
+         CREATE SCHEMA plain AUTHORIZATION plain;
+         SELECT retention.define_category('conversations', '1 year');
+         CREATE TABLE plain.managed (id int PRIMARY KEY, created_at timestamptz);
+         SELECT retention.manage('plain.managed', 'conversations', created_column => 'created_at');
+         ALTER TABLE plain.managed OWNER TO plain;",
+    )
+    .unwrap();
+    let mut plain = postgres::Config::new()
+        .host("127.0.0.1")
+        .port(cluster.port)
+        .user("plain")
+        .dbname("app")
+        .connect(postgres::NoTls)
+        .unwrap();
+    plain
+        .batch_execute(
+            "CREATE TABLE plain.t (id int, x int);
+             ALTER TABLE plain.t DROP COLUMN x;
+             CREATE INDEX t_id ON plain.t (id);
+             DROP INDEX plain.t_id;
+             DROP TABLE plain.t;
+             CREATE TEMP TABLE scratch (id int);
+             DROP TABLE scratch;",
+        )
+        .unwrap();
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.managed_tables"),
+        1
+    );
+    plain.batch_execute("DROP TABLE plain.managed").unwrap();
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.managed_tables"),
+        0
+    );
+    assert_eq!(
+        sqlstate(&mut plain, "SELECT count(*) FROM retention.managed_tables"),
+        "42501",
+        "the trigger's rights are not the role's"
+    );
+}

@@ -3,7 +3,9 @@
 
 use crate::error::RetentionError;
 use crate::gucs;
-use crate::holds::{in_recovery, session_unlock, try_session_lock, LockKey};
+use crate::holds::{
+    in_recovery, lock_was_busy, session_unlock, try_session_lock, yield_locks, LockKey,
+};
 use crate::managed::Managed;
 use crate::purge;
 use crate::runs::{self, TableOutcome};
@@ -96,8 +98,9 @@ fn throttle(rows: i64, spent: Duration) -> bool {
     !stopping()
 }
 
-/// Purges one table batch by batch; returns what was done (with the error, if one stopped it).
-fn purge_table(table: &Managed, run_id: i64) -> TableOutcome {
+/// Purges one table batch by batch; returns what was done (with the error, if one stopped it)
+/// and whether it gave way to a transaction holding one of the extension's locks.
+fn purge_table(table: &Managed, run_id: i64) -> (TableOutcome, bool) {
     let mut outcome = TableOutcome::new(&table.display_name);
     let steps = match in_transaction(|| {
         Spi::connect(|client| runs::table_steps(client, table, crate::catalog::zero()))
@@ -105,7 +108,7 @@ fn purge_table(table: &Managed, run_id: i64) -> TableOutcome {
         Ok(steps) => steps,
         Err(e) => {
             outcome.error = Some(e);
-            return outcome;
+            return (outcome, false);
         }
     };
     let batch_size = gucs::BATCH_SIZE.get() as i64;
@@ -124,9 +127,10 @@ fn purge_table(table: &Managed, run_id: i64) -> TableOutcome {
                         break;
                     }
                 }
+                Err(_) if lock_was_busy() => return (outcome, true),
                 Err(e) => {
                     outcome.error = Some(e);
-                    return outcome;
+                    return (outcome, false);
                 }
             }
         }
@@ -134,7 +138,12 @@ fn purge_table(table: &Managed, run_id: i64) -> TableOutcome {
             break;
         }
     }
-    outcome
+    (outcome, false)
+}
+
+/// Logs that a cycle ended early, giving way to a transaction that holds a lock.
+fn log_yield() {
+    log!("pg_retention: purge cycle ended early: another transaction holds the hold or deletion-log lock; the next cycle continues");
 }
 
 /// One purge cycle over every managed table of this database.
@@ -159,24 +168,36 @@ fn cycle(first: bool) {
     });
     if let Ok((run_id, tables)) = started {
         let mut outcomes = Vec::with_capacity(tables.len());
+        let mut stop_early = false;
         for table in &tables {
             reload_if_asked();
             if stopping() || !gucs::ENABLED.get() {
                 break;
             }
-            outcomes.push(purge_table(table, run_id));
+            let (outcome, yielded) = purge_table(table, run_id);
+            outcomes.push(outcome);
+            if yielded {
+                log_yield();
+                stop_early = true;
+                break;
+            }
         }
-        for step in [
-            runs::process_queue as fn() -> _,
-            runs::process_erasures,
-            runs::trim_log,
-        ] {
-            if stopping() {
+        let steps: [&dyn Fn() -> Result<TableOutcome, RetentionError>; 3] = [
+            &|| runs::process_queue(run_id),
+            &|| runs::process_erasures(run_id),
+            &runs::trim_log,
+        ];
+        for step in steps {
+            if stop_early || stopping() {
                 break;
             }
             match in_transaction(step) {
                 Ok(outcome) if outcome.total() > 0 => outcomes.push(outcome),
                 Ok(_) => {}
+                Err(_) if lock_was_busy() => {
+                    log_yield();
+                    break;
+                }
                 Err(e) => outcomes.push(TableOutcome {
                     error: Some(e),
                     ..TableOutcome::new("retention")
@@ -200,6 +221,7 @@ pub extern "C-unwind" fn pg_retention_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    yield_locks();
     let mut first = true;
     let mut waiting_logged = false;
     while !stopping() {
