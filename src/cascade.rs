@@ -311,6 +311,7 @@ pub fn hard_delete(
                 table_name: &kid.table.display_name,
                 reason: "parent_deleted",
                 run_id: batch.run_id,
+                reason_of_soft_delete: false,
             },
             Some(&kid.category.name),
             Some(kid.category.retain_for),

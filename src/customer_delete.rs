@@ -145,6 +145,7 @@ fn delete_keys(
                 table_name: &table.display_name,
                 reason,
                 run_id,
+                reason_of_soft_delete: false,
             },
             Some(&category_name),
             Some(retain_for),
@@ -325,6 +326,7 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
                 tenant: tenant_value,
                 category: Some(category_name),
                 retain_for: Some(retain_for),
+                reason: None,
             });
         }
         if entries.is_empty() {
@@ -346,6 +348,7 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
                 table_name: &table.display_name,
                 reason: "customer_request",
                 run_id: None,
+                reason_of_soft_delete: false,
             },
             &entries,
         )?;
@@ -412,6 +415,12 @@ mod tests {
             1
         );
         assert_eq!(int("SELECT count(*) FROM projects WHERE id = 3"), 0);
+        // The hard delete that finishes a customer's soft delete keeps the customer's reason.
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE row_key = '{\"id\": 3}'
+                    AND action = 'hard_delete' AND reason = 'customer_request'"),
+            1
+        );
     }
 
     #[pg_test]
@@ -432,6 +441,17 @@ mod tests {
         assert_eq!(
             int("SELECT count(*) FROM projects WHERE tenant = 'globex' AND deleted_at IS NULL"),
             1
+        );
+        // After the window, expired rows are finished with reason expired.
+        Spi::run("UPDATE projects SET deleted_at = deleted_at - interval '31 days'").unwrap();
+        assert_eq!(
+            int("SELECT sum(hard_deleted)::bigint FROM retention.run()"),
+            2
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log
+                  WHERE action = 'hard_delete' AND reason = 'expired' AND tenant = 'acme'"),
+            2
         );
     }
 

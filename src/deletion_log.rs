@@ -88,6 +88,9 @@ pub struct Batch<'a> {
     pub table_name: &'a str,
     pub reason: &'a str,
     pub run_id: Option<i64>,
+    /// Hard deletes that finish soft deletes: each entry's reason is the one its row's soft
+    /// delete was logged with (a customer's request stays one), `reason` when there is none.
+    pub reason_of_soft_delete: bool,
 }
 
 /// One row acted on: its primary key (jsonb text), tenant, category and the period in force.
@@ -96,6 +99,8 @@ pub struct Entry {
     pub tenant: Option<String>,
     pub category: Option<String>,
     pub retain_for: Option<Interval>,
+    /// This entry's reason, when it is not the batch's.
+    pub reason: Option<String>,
 }
 
 fn field(out: &mut Vec<u8>, value: Option<&str>) {
@@ -154,6 +159,7 @@ pub fn append(
     let mut tenants = Vec::with_capacity(entries.len());
     let mut categories = Vec::with_capacity(entries.len());
     let mut periods = Vec::with_capacity(entries.len());
+    let mut reasons = Vec::with_capacity(entries.len());
     let mut prevs = Vec::with_capacity(entries.len());
     let mut hashes = Vec::with_capacity(entries.len());
     let mut canonical = Vec::with_capacity(256);
@@ -167,7 +173,8 @@ pub fn append(
         field(&mut canonical, Some(&entry.row_key));
         field(&mut canonical, entry.tenant.as_deref());
         field(&mut canonical, entry.category.as_deref());
-        field(&mut canonical, Some(batch.reason));
+        let reason = entry.reason.as_deref().unwrap_or(batch.reason);
+        field(&mut canonical, Some(reason));
         field(
             &mut canonical,
             entry.retain_for.as_ref().map(interval_canonical).as_deref(),
@@ -183,6 +190,7 @@ pub fn append(
         tenants.push(entry.tenant.clone());
         categories.push(entry.category.clone());
         periods.push(entry.retain_for);
+        reasons.push(reason);
         prevs.push(std::mem::replace(&mut last_hash, hash.clone()));
         hashes.push(hash);
         last_id = id;
@@ -197,16 +205,16 @@ pub fn append(
         hashes.into(),
         batch.action.into(),
         batch.table_name.into(),
-        batch.reason.into(),
+        reasons.into(),
         batch.run_id.into(),
     ];
     client.update(
         "INSERT INTO retention.deletion_log
              (id, logged_at, action, table_name, row_key, tenant, category, reason, retain_for,
               run_id, actor, prev_hash, hash)
-         SELECT u.id, now(), $8, $9, u.k::jsonb, u.tn, u.c, $10, u.r, $11, current_user, u.p, u.h
+         SELECT u.id, now(), $8, $9, u.k::jsonb, u.tn, u.c, u.rs, u.r, $11, current_user, u.p, u.h
            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::interval[],
-                       $6::bytea[], $7::bytea[]) AS u(id, k, tn, c, r, p, h)",
+                       $6::bytea[], $7::bytea[], $10::text[]) AS u(id, k, tn, c, r, p, h, rs)",
         None,
         &args,
     )?;

@@ -154,6 +154,7 @@ fn erase_in_table(
                 table_name: &table.display_name,
                 reason: "erasure_request",
                 run_id,
+                reason_of_soft_delete: false,
             },
             Some(&category_name),
             retain_for,

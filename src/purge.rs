@@ -180,14 +180,16 @@ pub fn not_anonymized_sql(table: &Managed, params: &mut Params) -> String {
 
 /// SQL that acts on the rows selected by `due` (a query returning `ctid`, or the key columns
 /// of a partitioned table) and returns each row's key (jsonb text), tenant and `clock` (a
-/// timestamptz expression over the row, or NULL). Anonymized rows are marked in
-/// retention.anonymized_rows by the same statement.
+/// timestamptz expression over the row, or NULL) and, with `reason_of_soft_delete`, the reason
+/// its soft delete was logged with. Anonymized rows are marked in retention.anonymized_rows by
+/// the same statement.
 pub fn act_sql(
     table: &Managed,
     act: Act,
     due: &str,
     params: &mut Params,
     clock: Option<&str>,
+    reason_of_soft_delete: bool,
 ) -> String {
     let matching = due_rows_sql(table);
     let tenant = table
@@ -218,10 +220,31 @@ pub fn act_sql(
         String::new()
     };
     let clock = clock.unwrap_or("NULL::timestamptz");
+    let reason = if reason_of_soft_delete {
+        soft_deletion_reason_sql(table, params)
+    } else {
+        "NULL::text".into()
+    };
     format!(
         "WITH due AS ({due}),
-              acted AS ({verb} WHERE {matching} RETURNING {} AS k, {tenant} AS tn, {clock} AS clk){mark}
-         SELECT k::text, tn, clk FROM acted",
+              acted AS ({verb} WHERE {matching}
+                        RETURNING {} AS k, {tenant} AS tn, {clock} AS clk, {reason} AS rs){mark}
+         SELECT k::text, tn, clk, rs FROM acted",
+        table.key_json_sql()
+    )
+}
+
+/// SQL over row alias `t`: the reason of the soft delete in force on the row, from its latest
+/// `soft_delete` or `restore` log entry (NULL when that is a restore, or when the row was
+/// soft-deleted outside the extension).
+fn soft_deletion_reason_sql(table: &Managed, params: &mut Params) -> String {
+    format!(
+        "(SELECT CASE WHEN l.action = 'soft_delete' THEN l.reason END
+            FROM retention.deletion_log l
+           WHERE l.table_name = {} AND l.row_key = {}
+             AND l.action IN ('soft_delete', 'restore')
+           ORDER BY l.id DESC LIMIT 1)",
+        params.bind(table.display_name.as_str()),
         table.key_json_sql()
     )
 }
@@ -311,7 +334,7 @@ pub fn act_without_children(
     retain_for: Option<Interval>,
     clock: Option<&str>,
 ) -> Result<(i64, Option<TimestampWithTimeZone>), RetentionError> {
-    let sql = act_sql(table, act, due, params, clock);
+    let sql = act_sql(table, act, due, params, clock, batch.reason_of_soft_delete);
     let mut newest: Option<TimestampWithTimeZone> = None;
     let entries: Vec<Entry> = client
         .update(&sql, None, params.args())?
@@ -326,6 +349,7 @@ pub fn act_without_children(
                 tenant: row.get::<String>(2)?,
                 category: category.map(str::to_string),
                 retain_for,
+                reason: row.get::<String>(4)?,
             })
         })
         .collect::<Result<_, RetentionError>>()?;
@@ -394,6 +418,7 @@ pub fn batch(
             table_name: &table.display_name,
             reason: "expired",
             run_id,
+            reason_of_soft_delete: step.phase == Phase::Finish,
         },
         Some(&step.segment.category.name),
         Some(step.segment.retain_for),

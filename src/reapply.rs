@@ -110,6 +110,7 @@ fn reapply_table(
                 table_name: &table.display_name,
                 reason: "reapplied",
                 run_id: None,
+                reason_of_soft_delete: false,
             },
             group.category.as_deref(),
             group.retain_for,
