@@ -137,36 +137,66 @@ pub fn check_unlogged_cascades(client: &SpiClient, table: &Managed) -> Result<()
 }
 
 /// SQL over row alias `t` of `table`: true when a held row descends from it. None when the
-/// table has no parent-bound children.
+/// table has no parent-bound children. Holds are read with a fresh snapshot (purge batches).
 pub fn held_descendant_sql(
     client: &mut SpiClient,
     table: &Managed,
     params: &mut Params,
 ) -> Result<Option<String>, RetentionError> {
-    held_descendant_at(client, table, params, 0)
+    Ok(
+        descendant_terms(client, table, params, 0, Reading::Fresh, Answer::Exists)?
+            .map(|terms| format!("({})", terms.join(" OR "))),
+    )
 }
 
-fn held_descendant_at(
+/// SQL over row alias `t` of `table`: the id of a hold on one of its descendants, or NULL
+/// (previews and dry runs: holds read in the statement's snapshot, standby included). None
+/// when the table has no parent-bound children.
+pub fn descendant_hold_sql(
+    client: &mut SpiClient,
+    table: &Managed,
+    params: &mut Params,
+) -> Result<Option<String>, RetentionError> {
+    Ok(
+        descendant_terms(client, table, params, 0, Reading::Snapshot, Answer::HoldId)?
+            .map(|terms| format!("coalesce({})", terms.join(", "))),
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Reading {
+    Fresh,
+    Snapshot,
+}
+
+#[derive(Clone, Copy)]
+enum Answer {
+    /// Boolean terms: a held descendant exists.
+    Exists,
+    /// Bigint terms: the id of a hold on a descendant, or NULL.
+    HoldId,
+}
+
+/// One term per parent-bound child through which a held row can descend from `t`.
+fn descendant_terms(
     client: &mut SpiClient,
     table: &Managed,
     params: &mut Params,
     depth: usize,
-) -> Result<Option<String>, RetentionError> {
+    reading: Reading,
+    answer: Answer,
+) -> Result<Option<Vec<String>>, RetentionError> {
     if depth >= MAX_DEPTH {
         return Ok(None);
     }
     let mut terms = Vec::new();
     for child in children(client, table)? {
-        let held = holds::active_for(client, &child.table)?;
+        let held = match reading {
+            Reading::Fresh => holds::active_for(client, &child.table)?,
+            Reading::Snapshot => holds::active_for_reading(client, &child.table)?,
+        };
         let category = child.table.category_sql(params);
-        let mut covered: Vec<String> =
-            holds::any_covers_sql(&held, &child.table, None, &category, params)
-                .into_iter()
-                .collect();
-        covered.extend(held_descendant_at(client, &child.table, params, depth + 1)?);
-        if covered.is_empty() {
-            continue;
-        }
+        let deeper = descendant_terms(client, &child.table, params, depth + 1, reading, answer)?;
         // The parent's referenced values go through `p` so that the child can be `t` inside.
         let parent_values: Vec<String> = child
             .parent_columns
@@ -180,20 +210,52 @@ fn held_descendant_at(
             .enumerate()
             .map(|(i, c)| format!("t.{} = p.v{i}", quote_identifier(c)))
             .collect();
-        terms.push(format!(
-            "EXISTS (SELECT 1 FROM (SELECT {}) AS p CROSS JOIN LATERAL
-                       (SELECT 1 FROM {} AS t WHERE {} AND ({}) LIMIT 1) AS held)",
-            parent_values.join(", "),
-            child.table.display_name,
-            join.join(" AND "),
-            covered.join(" OR ")
-        ));
+        let (parent_values, join) = (parent_values.join(", "), join.join(" AND "));
+        match answer {
+            Answer::Exists => {
+                let mut covered: Vec<String> =
+                    holds::any_covers_sql(&held, &child.table, None, &category, params)
+                        .into_iter()
+                        .collect();
+                covered.extend(deeper.map(|d| d.join(" OR ")));
+                if covered.is_empty() {
+                    continue;
+                }
+                terms.push(format!(
+                    "EXISTS (SELECT 1 FROM (SELECT {parent_values}) AS p CROSS JOIN LATERAL
+                               (SELECT 1 FROM {} AS t WHERE {join} AND ({}) LIMIT 1) AS held)",
+                    child.table.display_name,
+                    covered.join(" OR ")
+                ));
+            }
+            Answer::HoldId => {
+                let whens: Vec<String> = held
+                    .iter()
+                    .filter_map(|h| {
+                        holds::covers_sql(h, &child.table, None, &category, params)
+                            .map(|covers| format!("WHEN {covers} THEN {}::bigint", h.id))
+                    })
+                    .collect();
+                let deeper = deeper.map(|d| format!("coalesce({})", d.join(", ")));
+                let id = match (whens.is_empty(), deeper) {
+                    (true, None) => continue,
+                    (true, Some(deeper)) => deeper,
+                    (false, deeper) => format!(
+                        "CASE {} {} END",
+                        whens.join(" "),
+                        deeper.map(|d| format!("ELSE {d}")).unwrap_or_default()
+                    ),
+                };
+                terms.push(format!(
+                    "(SELECT held.id FROM (SELECT {parent_values}) AS p CROSS JOIN LATERAL
+                        (SELECT {id} AS id FROM {} AS t WHERE {join}) AS held
+                      WHERE held.id IS NOT NULL LIMIT 1)",
+                    child.table.display_name
+                ));
+            }
+        }
     }
-    Ok(if terms.is_empty() {
-        None
-    } else {
-        Some(format!("({})", terms.join(" OR ")))
-    })
+    Ok((!terms.is_empty()).then_some(terms))
 }
 
 /// Hard-deletes the rows of `table` that `due` selects, their parent-bound descendants first;
@@ -408,8 +470,23 @@ mod tests {
     #[pg_test]
     fn a_held_descendant_keeps_its_ancestors() {
         setup();
-        Spi::run("SELECT retention.place_hold('keep this snapshot', tbl => 'snapshots', subject => 'keep', notify => false)").unwrap();
-        Spi::run("SELECT retention.record_event('acme', 'termination', now() - interval '1 day'); SELECT * FROM retention.run();").unwrap();
+        let hold = int("SELECT retention.place_hold('keep this snapshot', tbl => 'snapshots', subject => 'keep', notify => false)");
+        Spi::run("SELECT retention.record_event('acme', 'termination', now() - interval '1 day')")
+            .unwrap();
+        // Previews and dry runs see the hold on the descendant too.
+        assert_eq!(
+            int("SELECT sum(rows)::bigint FROM retention.preview() WHERE table_name = 'public.projects' AND held_by IS NULL"),
+            1
+        );
+        assert_eq!(
+            int(&format!("SELECT sum(rows)::bigint FROM retention.preview() WHERE table_name = 'public.projects' AND held_by = {hold}")),
+            1
+        );
+        assert_eq!(
+            int("SELECT hard_deleted FROM retention.run('projects', dry_run => true)"),
+            1
+        );
+        Spi::run("SELECT * FROM retention.run()").unwrap();
         assert_eq!(
             int("SELECT count(*) FROM projects WHERE id = 2"),
             1,

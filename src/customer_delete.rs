@@ -417,8 +417,10 @@ mod tests {
         assert_eq!(int("SELECT count(*) FROM projects WHERE id = 3"), 0);
         // The hard delete that finishes a customer's soft delete keeps the customer's reason.
         assert_eq!(
-            int("SELECT count(*) FROM retention.deletion_log WHERE row_key = '{\"id\": 3}'
-                    AND action = 'hard_delete' AND reason = 'customer_request'"),
+            int(
+                "SELECT count(*) FROM retention.deletion_log WHERE row_key = '{\"id\": 3}'
+                    AND action = 'hard_delete' AND reason = 'customer_request'"
+            ),
             1
         );
     }

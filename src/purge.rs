@@ -446,7 +446,7 @@ pub struct PreviewLine {
 
 /// Counts a step's due rows per tenant and covering hold, changing nothing.
 pub fn preview(
-    client: &SpiClient,
+    client: &mut SpiClient,
     table: &Managed,
     step: &Step,
     horizon: Interval,
@@ -461,10 +461,20 @@ pub fn preview(
                 .map(|covers| format!("WHEN {covers} THEN {}::bigint", h.id))
         })
         .collect();
-    let held_by = if cases.is_empty() {
-        "NULL::bigint".to_string()
+    // A hard delete also waits for holds on the row's parent-bound descendants.
+    let descendant = if step.act(table) == Act::HardDelete {
+        cascade::descendant_hold_sql(client, table, &mut params)?
     } else {
-        format!("CASE {} END", cases.join(" "))
+        None
+    };
+    let held_by = match (cases.is_empty(), descendant) {
+        (true, None) => "NULL::bigint".to_string(),
+        (true, Some(descendant)) => descendant,
+        (false, descendant) => format!(
+            "CASE {} {} END",
+            cases.join(" "),
+            descendant.map(|d| format!("ELSE {d}")).unwrap_or_default()
+        ),
     };
     let tenant = table
         .tenant_column

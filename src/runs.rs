@@ -179,7 +179,7 @@ pub fn process_erasures(run_id: i64) -> Result<TableOutcome, RetentionError> {
 
 /// Counts what a purge of one table would do now.
 fn dry_run_table(table: &Managed) -> Result<TableOutcome, RetentionError> {
-    Spi::connect(|client| {
+    Spi::connect_mut(|client| {
         let mut outcome = TableOutcome::new(&table.display_name);
         for step in table_steps(client, table, crate::catalog::zero())? {
             let rows = purge::preview(client, table, &step, crate::catalog::zero())?
@@ -318,7 +318,7 @@ fn preview(
 > {
     let horizon = crate::error::required(horizon, "horizon")?;
     catalog::check_interval("horizon", &horizon)?;
-    let rows = Spi::connect(|client| -> Result<Vec<_>, RetentionError> {
+    let rows = Spi::connect_mut(|client| -> Result<Vec<_>, RetentionError> {
         let mut rows = Vec::new();
         for table in Managed::load_all(client)? {
             for step in table_steps(client, &table, horizon)? {

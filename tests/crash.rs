@@ -5,8 +5,10 @@
 //! it: first by SIGKILLing the worker (the postmaster then stops every process, reinitializes
 //! and runs crash recovery), then by SIGKILLing the whole server (postmaster and children, a
 //! power cut), after which the test starts it again. Each crash hits a batch at its most
-//! fragile point: the test holds the lock the deletion-log writer takes, so the batch has
-//! deleted its 500 rows (seen with pgrowlocks) but not yet logged them when the crash comes.
+//! fragile point: the test locks the deletion log against inserts (LOCK TABLE … IN SHARE MODE;
+//! the worker gives way on the extension's advisory locks, but waits for table locks), so the
+//! batch has deleted its 500 rows (seen with pgrowlocks) but not yet logged them when the
+//! crash comes.
 //! After recovery those rows must be back and unlogged, the rows missing from the table must
 //! be exactly the rows logged, each once, the hash chain intact, and the worker must come back
 //! on its own, mark the interrupted run failed and finish the table.
@@ -24,11 +26,9 @@ const CONF: &[&str] = &[
 ];
 
 /// The extension's advisory locks (src/holds.rs): first key "RETN"; second key 1 for the hold
-/// lock a purge batch takes (shared) before it selects rows, 2 for the lock the deletion-log
-/// writer takes (exclusive) after the batch has acted on its rows.
+/// lock a purge batch takes (shared) before it selects rows.
 const LOCK_CLASS: i32 = 0x5245_544e;
 const HOLD_LOCK: i32 = 1;
-const LOG_CHAIN_LOCK: i32 = 2;
 const BATCH_SIZE: usize = 500;
 
 /// The message the first cycle of a new worker stamps on runs a previous worker left running.
@@ -67,15 +67,15 @@ struct InFlight {
 
 /// The worker's pid, transaction id and running run, when it holds (or, with `granted`
 /// false, waits for) advisory lock `key` of the extension and has written in its transaction.
-fn worker_holding_sql(key: i32, granted: bool) -> String {
+/// The worker's pid, transaction id and run while it has a transaction id and a lock in
+/// pg_locks matching `lock` (over alias `l`), during a run it is recording.
+fn worker_with_lock_sql(lock: &str) -> String {
     format!(
         "SELECT a.pid, a.backend_xid::text, r.id
            FROM pg_catalog.pg_stat_activity a
            JOIN retention.runs r ON r.pid = a.pid AND r.status = 'running' AND r.trigger = 'worker'
           WHERE a.backend_type = 'pg_retention worker' AND a.backend_xid IS NOT NULL
-            AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
-                         WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted = {granted}
-                           AND l.classid = {LOCK_CLASS} AND l.objid = {key} AND l.objsubid = 2)"
+            AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = a.pid AND {lock})"
     )
 }
 
@@ -85,7 +85,13 @@ fn batch_in_flight(db: &mut Client, timeout: Duration) -> InFlight {
     let started = Instant::now();
     loop {
         let row = db
-            .query_opt(&worker_holding_sql(HOLD_LOCK, true), &[])
+            .query_opt(
+                &worker_with_lock_sql(&format!(
+                    "l.locktype = 'advisory' AND l.granted AND l.classid = {LOCK_CLASS}
+                     AND l.objid = {HOLD_LOCK} AND l.objsubid = 2"
+                )),
+                &[],
+            )
             .unwrap();
         if let Some(row) = row {
             return InFlight {
@@ -108,7 +114,7 @@ struct Caught {
     deleted_keys: Vec<i64>,
 }
 
-/// Holds the deletion-log writer's lock, waits until a worker batch has deleted its rows and
+/// Locks the deletion log against inserts, waits until a worker batch has deleted its rows and
 /// waits for that lock, then crashes the server with `crash` (which must leave it up again).
 /// `prepare` runs before the batch is caught, to keep slow work out of the way.
 fn crash_between_delete_and_log<P>(
@@ -123,15 +129,18 @@ fn crash_between_delete_and_log<P>(
     batch_in_flight(&mut db, Duration::from_secs(60));
     let prepared = prepare(cluster);
     let mut gate = cluster.connect("app");
-    gate.execute(
-        &format!("SELECT pg_catalog.pg_advisory_lock({LOCK_CLASS}, {LOG_CHAIN_LOCK})"),
-        &[],
-    )
-    .unwrap();
+    gate.batch_execute("BEGIN; LOCK TABLE retention.deletion_log IN SHARE MODE")
+        .unwrap();
     let started = Instant::now();
     let batch = loop {
         if let Some(row) = db
-            .query_opt(&worker_holding_sql(LOG_CHAIN_LOCK, false), &[])
+            .query_opt(
+                &worker_with_lock_sql(
+                    "l.locktype = 'relation' AND NOT l.granted
+                     AND l.relation = 'retention.deletion_log'::regclass",
+                ),
+                &[],
+            )
             .unwrap()
         {
             break InFlight {
@@ -142,7 +151,7 @@ fn crash_between_delete_and_log<P>(
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "no worker batch came to wait for the deletion-log lock"
+            "no worker batch came to wait for the locked deletion log"
         );
         std::thread::sleep(Duration::from_millis(10));
     };

@@ -243,7 +243,8 @@ fn a_customer_deleted_project_tells_its_whole_story() {
         ("soft_delete", "customer_request"),
         ("restore", "customer_request"),
         ("soft_delete", "customer_request"),
-        ("hard_delete", "expired"),
+        // The hard delete finishing the customer's soft delete keeps the customer's reason.
+        ("hard_delete", "customer_request"),
     ]
     .iter()
     .map(|(a, r)| (a.to_string(), r.to_string()))
