@@ -80,7 +80,7 @@ CREATE TABLE retention.holds (
     subject      text,
     tbl          regclass,
     category     text REFERENCES retention.category_definitions (name),
-    notify       boolean NOT NULL,
+    notify       boolean NOT NULL DEFAULT false,
     placed_at    timestamptz NOT NULL DEFAULT now(),
     placed_by    name NOT NULL DEFAULT current_user,
     released_at  timestamptz,

@@ -196,7 +196,10 @@ SELECT format('%I.%I', n.nspname, c.relname) AS table_name,
          WHERE q.done_at IS NULL AND q.tbl = m.tbl) AS queued_deletions,
        (SELECT a.pid FROM pg_stat_activity a
          WHERE a.backend_type = 'pg_retention worker' AND a.datname = current_database()
-         LIMIT 1) AS worker_pid
+         LIMIT 1) AS worker_pid,
+       (SELECT array_agg(h.id ORDER BY h.id) FROM retention.holds h
+         WHERE h.released_at IS NULL AND (h.tbl IS NULL OR h.tbl = m.tbl)
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days') AS holds_due_for_review_ids
   FROM retention.managed_tables m
   JOIN pg_class c ON c.oid = m.tbl
   JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -205,7 +208,25 @@ SELECT format('%I.%I', n.nspname, c.relname) AS table_name,
         FROM retention.runs r
         CROSS JOIN LATERAL jsonb_array_elements(r.details) d
        WHERE d ->> 'table' = format('%I.%I', n.nspname, c.relname)
-       ORDER BY r.id DESC LIMIT 1) last ON true;
+       ORDER BY r.id DESC LIMIT 1) last ON true
+UNION ALL
+-- The whole database, managed tables or not: table_name is NULL.
+SELECT NULL, NULL, last.id, last.started_at, last.status, last.rows_acted, last.error,
+       (SELECT count(*) FROM retention.deletion_log l WHERE l.logged_at > now() - interval '1 day'),
+       (SELECT count(*) FROM retention.holds h WHERE h.released_at IS NULL),
+       (SELECT count(*) FROM retention.holds h
+         WHERE h.released_at IS NULL
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days'),
+       (SELECT count(*) FROM retention.deletion_queue q WHERE q.done_at IS NULL),
+       (SELECT a.pid FROM pg_stat_activity a
+         WHERE a.backend_type = 'pg_retention worker' AND a.datname = current_database()
+         LIMIT 1),
+       (SELECT array_agg(h.id ORDER BY h.id) FROM retention.holds h
+         WHERE h.released_at IS NULL
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days')
+  FROM (SELECT 1) AS database
+  LEFT JOIN LATERAL (SELECT r.id, r.started_at, r.status, r.rows_acted, r.error
+                       FROM retention.runs r ORDER BY r.id DESC LIMIT 1) last ON true;
 
 CREATE VIEW retention.holds_due_for_review AS
 SELECT h.*
@@ -328,7 +349,7 @@ COMMENT ON TABLE retention.anonymized_rows IS 'Rows anonymized by their category
 COMMENT ON TABLE retention.runs IS 'History of purge cycles (worker and retention.run()), with per-table counts and errors';
 COMMENT ON TABLE retention.deletion_log IS 'One hash-chained entry per row acted on; never the content. Append-only';
 COMMENT ON TABLE retention.log_anchor IS 'Where the hash chain starts after the log''s own retention removed old entries';
-COMMENT ON VIEW retention.status IS 'Per managed table: last run, errors, rows logged in 24 h, holds, queued deletions, worker';
+COMMENT ON VIEW retention.status IS 'Per managed table, and for the whole database (table_name NULL): last run, errors, rows logged in 24 h, holds (and the ids of those not reviewed in 90 days), queued deletions, worker';
 COMMENT ON VIEW retention.holds_due_for_review IS 'Active holds not reviewed by counsel in the last 90 days';
 
 COMMENT ON FUNCTION retention.define_category(text, interval, text, text, interval, text, boolean, text) IS

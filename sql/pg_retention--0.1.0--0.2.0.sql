@@ -13,3 +13,63 @@ BEGIN
      WHERE d.object_type = 'table' AND d.objid = m.tbl::oid;
 END
 $$;
+
+-- A hold inserted directly (not through place_hold) sends no notification unless it says so.
+ALTER TABLE retention.holds ALTER COLUMN notify SET DEFAULT false;
+
+-- The status view gains the ids of holds due for review, and a row for the whole database
+-- (table_name NULL) that exists even when no table is managed.
+CREATE OR REPLACE VIEW retention.status AS
+SELECT format('%I.%I', n.nspname, c.relname) AS table_name,
+       m.category AS default_category,
+       last.id AS last_run_id,
+       last.started_at AS last_run_at,
+       last.status AS last_run_status,
+       (last.detail ->> 'hard_deleted')::bigint + (last.detail ->> 'soft_deleted')::bigint
+           + (last.detail ->> 'anonymized')::bigint AS last_run_rows,
+       last.detail ->> 'error' AS last_error,
+       (SELECT count(*) FROM retention.deletion_log l
+         WHERE l.table_name = format('%I.%I', n.nspname, c.relname)
+           AND l.logged_at > now() - interval '1 day') AS rows_logged_24h,
+       (SELECT count(*) FROM retention.holds h
+         WHERE h.released_at IS NULL AND (h.tbl IS NULL OR h.tbl = m.tbl)) AS active_holds,
+       (SELECT count(*) FROM retention.holds h
+         WHERE h.released_at IS NULL AND (h.tbl IS NULL OR h.tbl = m.tbl)
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days') AS holds_due_for_review,
+       (SELECT count(*) FROM retention.deletion_queue q
+         WHERE q.done_at IS NULL AND q.tbl = m.tbl) AS queued_deletions,
+       (SELECT a.pid FROM pg_stat_activity a
+         WHERE a.backend_type = 'pg_retention worker' AND a.datname = current_database()
+         LIMIT 1) AS worker_pid,
+       (SELECT array_agg(h.id ORDER BY h.id) FROM retention.holds h
+         WHERE h.released_at IS NULL AND (h.tbl IS NULL OR h.tbl = m.tbl)
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days') AS holds_due_for_review_ids
+  FROM retention.managed_tables m
+  JOIN pg_class c ON c.oid = m.tbl
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN LATERAL (
+      SELECT r.id, r.started_at, r.status, d AS detail
+        FROM retention.runs r
+        CROSS JOIN LATERAL jsonb_array_elements(r.details) d
+       WHERE d ->> 'table' = format('%I.%I', n.nspname, c.relname)
+       ORDER BY r.id DESC LIMIT 1) last ON true
+UNION ALL
+-- The whole database, managed tables or not: table_name is NULL.
+SELECT NULL, NULL, last.id, last.started_at, last.status, last.rows_acted, last.error,
+       (SELECT count(*) FROM retention.deletion_log l WHERE l.logged_at > now() - interval '1 day'),
+       (SELECT count(*) FROM retention.holds h WHERE h.released_at IS NULL),
+       (SELECT count(*) FROM retention.holds h
+         WHERE h.released_at IS NULL
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days'),
+       (SELECT count(*) FROM retention.deletion_queue q WHERE q.done_at IS NULL),
+       (SELECT a.pid FROM pg_stat_activity a
+         WHERE a.backend_type = 'pg_retention worker' AND a.datname = current_database()
+         LIMIT 1),
+       (SELECT array_agg(h.id ORDER BY h.id) FROM retention.holds h
+         WHERE h.released_at IS NULL
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days')
+  FROM (SELECT 1) AS database
+  LEFT JOIN LATERAL (SELECT r.id, r.started_at, r.status, r.rows_acted, r.error
+                       FROM retention.runs r ORDER BY r.id DESC LIMIT 1) last ON true;
+
+COMMENT ON VIEW retention.status IS 'Per managed table, and for the whole database (table_name NULL): last run, errors, rows logged in 24 h, holds (and the ids of those not reviewed in 90 days), queued deletions, worker';

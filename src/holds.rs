@@ -488,6 +488,36 @@ mod tests {
     }
 
     #[pg_test]
+    fn holds_not_reviewed_in_90_days_show_in_status() {
+        // A hold recorded directly, placed 100 days ago (no table is managed).
+        let old = int("INSERT INTO retention.holds (reason, tenant, placed_at)
+                       VALUES ('old matter', 'acme', now() - interval '100 days') RETURNING id");
+        let fresh = int("SELECT retention.place_hold('new matter', tenant => 'acme')");
+        assert_eq!(
+            int("SELECT count(*) FROM retention.holds WHERE NOT notify"),
+            1,
+            "a direct insert does not notify"
+        );
+        let row = "FROM retention.status WHERE table_name IS NULL";
+        assert_eq!(int(&format!("SELECT active_holds {row}")), 2);
+        assert_eq!(int(&format!("SELECT holds_due_for_review {row}")), 1);
+        assert_eq!(
+            int(&format!("SELECT holds_due_for_review_ids[1] {row}")),
+            old
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.holds_due_for_review"),
+            1
+        );
+        Spi::run(&format!(
+            "SELECT retention.review_hold({old}, 'still needed')"
+        ))
+        .unwrap();
+        assert_eq!(int(&format!("SELECT holds_due_for_review {row}")), 0);
+        assert!(fresh > old);
+    }
+
+    #[pg_test]
     fn hold_errors_and_guards() {
         assert_eq!(
             sqlstate("SELECT retention.place_hold('everything')"),

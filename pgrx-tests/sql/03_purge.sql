@@ -195,7 +195,8 @@ SELECT count(*) AS umbrella_left FROM conversations WHERE tenant = 'umbrella';
 SELECT retention.verify_log() IS NULL AS log_intact;
 SELECT count(*) AS log_entries FROM retention.deletion_log;
 
--- The status view: per managed table, the last run and what it did.
+-- The status view: per managed table, the last run and what it did; the last row, with no
+-- table_name, is the whole database.
 SELECT table_name, default_category, last_run_status, last_run_rows, last_error,
        rows_logged_24h, active_holds, queued_deletions
   FROM retention.status ORDER BY table_name;

@@ -98,7 +98,7 @@ SELECT retention.place_hold('Contract dispute', tenant => 'initech', notify => f
 SELECT retention.request_delete('projects', ARRAY[6]);
 SELECT id, deleted_at IS NOT NULL AS soft_deleted FROM projects WHERE id = 6;
 SELECT table_name, row_key, reason FROM retention.queued_deletions;
-SELECT table_name, queued_deletions, active_holds FROM retention.status;
+SELECT table_name, queued_deletions, active_holds FROM retention.status ORDER BY table_name;
 
 -- Asking again does not queue it twice.
 SELECT retention.request_delete('projects', ARRAY[6]);
