@@ -614,10 +614,10 @@ def reconstruct_default_batch():
            "ORDER BY t.created_at LIMIT $8 FOR UPDATE OF t SKIP LOCKED")
     sql = (f"WITH due AS ({due}),\n"
            "              acted AS (DELETE FROM public.conversations AS t "
-           "WHERE t.ctid = ANY(ARRAY(SELECT ctid FROM due)) "
-           "RETURNING jsonb_build_object('id', t.id) AS k, t.tenant::text AS tn, "
-           "t.created_at::timestamptz AS clk)\n"
-           "         SELECT k::text, tn, clk FROM acted")
+           "WHERE t.ctid = ANY(ARRAY(SELECT ctid FROM due))\n"
+           "                        RETURNING jsonb_build_object('id', t.id) AS k, "
+           "t.tenant::text AS tn, t.created_at::timestamptz AS clk, NULL::text AS rs)\n"
+           "         SELECT k::text, tn, clk, rs FROM acted")
     types = ["text", "text[]", "interval", "interval", "text", "text", "text", "bigint"]
     args = ["'conversations'", "'{t01,t02,t03}'", "'0'", "'1 year'", "'tiny'", "'u1'", "'u2'",
             str(BATCH)]

@@ -30,15 +30,24 @@ thread_local! {
     static BUSY: Cell<bool> = const { Cell::new(false) };
 }
 
+/// How often, and how far apart, the worker tries a busy lock before it gives way.
+const YIELD_TRIES: u32 = 10;
+const YIELD_PAUSE_US: i64 = 20_000;
+
 /// From now on, this process tries the extension's transaction-level advisory locks and fails
 /// with `LockBusy` instead of waiting (the background worker).
 pub fn yield_locks() {
     YIELDING.with(|y| y.set(true));
 }
 
-/// Whether a lock was found busy since the last call.
+/// Whether a lock was found busy since the last call (or `forget_busy`).
 pub fn lock_was_busy() -> bool {
     BUSY.with(|b| b.replace(false))
+}
+
+/// Forgets an earlier busy lock, before a new transaction starts.
+pub fn forget_busy() {
+    BUSY.with(|b| b.set(false));
 }
 
 /// Runs `f` with hold stamping allowed; the flag is cleared even when `f` raises (pgrx
@@ -102,12 +111,19 @@ pub fn advisory_lock(
         } else {
             "SELECT pg_catalog.pg_try_advisory_xact_lock_shared($1, $2)"
         };
-        let taken = client.update(sql, None, &args)?.first().get_one::<bool>()?;
-        if taken != Some(true) {
-            BUSY.with(|b| b.set(true));
-            return Err(RetentionError::LockBusy(key.describe()));
+        // A few short tries: a hold being placed or a log append commits within milliseconds.
+        for attempt in 0..YIELD_TRIES {
+            let taken = client.update(sql, None, &args)?.first().get_one::<bool>()?;
+            if taken == Some(true) {
+                return Ok(());
+            }
+            if attempt + 1 < YIELD_TRIES {
+                unsafe { pg_sys::pg_usleep(YIELD_PAUSE_US) };
+                pg_sys::check_for_interrupts!();
+            }
         }
-        return Ok(());
+        BUSY.with(|b| b.set(true));
+        return Err(RetentionError::LockBusy(key.describe()));
     }
     let sql = if exclusive {
         "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)"

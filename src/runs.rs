@@ -23,6 +23,8 @@ pub struct TableOutcome {
     pub hard_deleted: i64,
     pub anonymized: i64,
     pub error: Option<String>,
+    /// The background worker gave way to a transaction holding a lock it needed.
+    pub yielded: bool,
 }
 
 impl TableOutcome {
@@ -46,15 +48,25 @@ impl TableOutcome {
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "table": self.table_name,
             "soft_deleted": self.soft_deleted,
             "hard_deleted": self.hard_deleted,
             "anonymized": self.anonymized,
             "error": self.error,
-        })
+        });
+        if self.yielded {
+            json["yielded"] = true.into();
+        }
+        json
     }
 }
+
+/// A step every cycle runs after the tables: its name in `retention.runs`, and the work.
+pub type CycleStep<'a> = (
+    &'a str,
+    &'a dyn Fn() -> Result<TableOutcome, RetentionError>,
+);
 
 /// The purge steps of one table under the current catalog, at `now() + horizon`.
 pub fn table_steps(
@@ -263,7 +275,7 @@ fn run(
             };
             outcomes.push(outcome);
         }
-        let steps: [(&str, &dyn Fn() -> Result<TableOutcome, RetentionError>); 3] = [
+        let steps: [CycleStep; 3] = [
             ("retention.deletion_queue", &|| process_queue(run_id)),
             ("retention.erasure_requests", &|| process_erasures(run_id)),
             ("retention.deletion_log", &trim_log),

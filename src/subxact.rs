@@ -5,9 +5,10 @@ use pgrx::pg_sys;
 use pgrx::PgTryBuilder;
 use std::panic::AssertUnwindSafe;
 
-/// Runs `f` in a subtransaction: committed when it returns, rolled back (and its error
-/// message returned) when it raises.
-pub fn isolate<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+/// Runs `f` in a subtransaction: committed when it returns `Ok`, rolled back when it returns
+/// `Err` (and the error returned inside `Ok`), rolled back when it raises (and the error's
+/// message returned as `Err`). Either way a failure leaves nothing of its work behind.
+pub fn isolate<R, E>(f: impl FnOnce() -> Result<R, E>) -> Result<Result<R, E>, String> {
     // SAFETY: the sequence below is the one PL/pgSQL uses for exception blocks; memory context
     // and resource owner are restored on both paths.
     unsafe {
@@ -17,7 +18,11 @@ pub fn isolate<R>(f: impl FnOnce() -> R) -> Result<R, String> {
         pg_sys::MemoryContextSwitchTo(context);
         PgTryBuilder::new(AssertUnwindSafe(move || {
             let result = f();
-            pg_sys::ReleaseCurrentSubTransaction();
+            if result.is_ok() {
+                pg_sys::ReleaseCurrentSubTransaction();
+            } else {
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            }
             pg_sys::MemoryContextSwitchTo(context);
             pg_sys::CurrentResourceOwner = owner;
             Ok(result)

@@ -156,7 +156,7 @@ fn a_transaction_holding_a_hold_can_run_while_the_worker_cycles() {
     assert_eq!(count(&mut db, "SELECT count(*) FROM retention.holds"), 3);
     assert!(cluster
         .server_log()
-        .contains("purge cycle ended early: another transaction holds"));
+        .contains("gave way to another transaction holding the hold or deletion-log lock"));
 }
 
 const PROJECTS: &str = "

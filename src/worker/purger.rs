@@ -4,7 +4,7 @@
 use crate::error::RetentionError;
 use crate::gucs;
 use crate::holds::{
-    in_recovery, lock_was_busy, session_unlock, try_session_lock, yield_locks, LockKey,
+    forget_busy, in_recovery, lock_was_busy, session_unlock, try_session_lock, yield_locks, LockKey,
 };
 use crate::managed::Managed;
 use crate::purge;
@@ -42,6 +42,7 @@ fn reload_if_asked() {
 /// Runs `f` in its own transaction: committed when it returns Ok, aborted (and the error
 /// returned) when it returns Err or raises.
 fn in_transaction<R>(f: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String> {
+    forget_busy();
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
@@ -98,9 +99,9 @@ fn throttle(rows: i64, spent: Duration) -> bool {
     !stopping()
 }
 
-/// Purges one table batch by batch; returns what was done (with the error, if one stopped it)
-/// and whether it gave way to a transaction holding one of the extension's locks.
-fn purge_table(table: &Managed, run_id: i64) -> (TableOutcome, bool) {
+/// Purges one table batch by batch; returns what was done (with the error, if one stopped it,
+/// or `yielded` when it gave way to a transaction holding one of the extension's locks).
+fn purge_table(table: &Managed, run_id: i64) -> TableOutcome {
     let mut outcome = TableOutcome::new(&table.display_name);
     let steps = match in_transaction(|| {
         Spi::connect(|client| runs::table_steps(client, table, crate::catalog::zero()))
@@ -108,7 +109,7 @@ fn purge_table(table: &Managed, run_id: i64) -> (TableOutcome, bool) {
         Ok(steps) => steps,
         Err(e) => {
             outcome.error = Some(e);
-            return (outcome, false);
+            return outcome;
         }
     };
     let batch_size = gucs::BATCH_SIZE.get() as i64;
@@ -127,10 +128,13 @@ fn purge_table(table: &Managed, run_id: i64) -> (TableOutcome, bool) {
                         break;
                     }
                 }
-                Err(_) if lock_was_busy() => return (outcome, true),
+                Err(_) if lock_was_busy() => {
+                    outcome.yielded = true;
+                    return outcome;
+                }
                 Err(e) => {
                     outcome.error = Some(e);
-                    return (outcome, false);
+                    return outcome;
                 }
             }
         }
@@ -138,12 +142,7 @@ fn purge_table(table: &Managed, run_id: i64) -> (TableOutcome, bool) {
             break;
         }
     }
-    (outcome, false)
-}
-
-/// Logs that a cycle ended early, giving way to a transaction that holds a lock.
-fn log_yield() {
-    log!("pg_retention: purge cycle ended early: another transaction holds the hold or deletion-log lock; the next cycle continues");
+    outcome
 }
 
 /// One purge cycle over every managed table of this database.
@@ -168,41 +167,47 @@ fn cycle(first: bool) {
     });
     if let Ok((run_id, tables)) = started {
         let mut outcomes = Vec::with_capacity(tables.len());
-        let mut stop_early = false;
         for table in &tables {
             reload_if_asked();
             if stopping() || !gucs::ENABLED.get() {
                 break;
             }
-            let (outcome, yielded) = purge_table(table, run_id);
-            outcomes.push(outcome);
-            if yielded {
-                log_yield();
-                stop_early = true;
-                break;
-            }
+            outcomes.push(purge_table(table, run_id));
         }
-        let steps: [&dyn Fn() -> Result<TableOutcome, RetentionError>; 3] = [
-            &|| runs::process_queue(run_id),
-            &|| runs::process_erasures(run_id),
-            &runs::trim_log,
+        let steps: [runs::CycleStep; 3] = [
+            ("retention.deletion_queue", &|| runs::process_queue(run_id)),
+            ("retention.erasure_requests", &|| {
+                runs::process_erasures(run_id)
+            }),
+            ("retention.deletion_log", &runs::trim_log),
         ];
-        for step in steps {
-            if stop_early || stopping() {
+        for (name, step) in steps {
+            if stopping() {
                 break;
             }
             match in_transaction(step) {
                 Ok(outcome) if outcome.total() > 0 => outcomes.push(outcome),
                 Ok(_) => {}
-                Err(_) if lock_was_busy() => {
-                    log_yield();
-                    break;
-                }
+                Err(_) if lock_was_busy() => outcomes.push(TableOutcome {
+                    yielded: true,
+                    ..TableOutcome::new(name)
+                }),
                 Err(e) => outcomes.push(TableOutcome {
                     error: Some(e),
-                    ..TableOutcome::new("retention")
+                    ..TableOutcome::new(name)
                 }),
             }
+        }
+        let yielded: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| o.yielded)
+            .map(|o| o.table_name.as_str())
+            .collect();
+        if !yielded.is_empty() {
+            log!(
+                "pg_retention: gave way to another transaction holding the hold or deletion-log lock ({}); the next cycle continues",
+                yielded.join(", ")
+            );
         }
         let stopped =
             stopping().then(|| "stopped by shutdown before the cycle finished".to_string());
