@@ -79,7 +79,7 @@ CREATE TABLE retention.holds (
     tenant       text,
     subject      text,
     tbl          regclass,
-    category     text REFERENCES retention.category_definitions (name),
+    category     text,
     notify       boolean NOT NULL DEFAULT false,
     placed_at    timestamptz NOT NULL DEFAULT now(),
     placed_by    name NOT NULL DEFAULT current_user,

@@ -250,6 +250,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF grantee IS NULL THEN
+        RAISE EXCEPTION 'argument "grantee" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
     EXECUTE format('GRANT EXECUTE ON FUNCTION
         retention.define_category(text, interval, text, text, interval, text, boolean, text),
@@ -290,6 +293,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF grantee IS NULL THEN
+        RAISE EXCEPTION 'argument "grantee" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
     EXECUTE format('GRANT EXECUTE ON FUNCTION
         retention.place_hold(text, text, text, regclass, text, boolean),
@@ -311,6 +317,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF grantee IS NULL THEN
+        RAISE EXCEPTION 'argument "grantee" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
     EXECUTE format('GRANT EXECUTE ON FUNCTION
         retention.verify_log(),

@@ -73,3 +73,97 @@ SELECT NULL, NULL, last.id, last.started_at, last.status, last.rows_acted, last.
                        FROM retention.runs r ORDER BY r.id DESC LIMIT 1) last ON true;
 
 COMMENT ON VIEW retention.status IS 'Per managed table, and for the whole database (table_name NULL): last run, errors, rows logged in 24 h, holds (and the ids of those not reviewed in 90 days), queued deletions, worker';
+
+-- The duty helpers refuse a NULL role with 22004 (not a syntax error from the dynamic GRANT).
+CREATE OR REPLACE FUNCTION retention.grant_policy_admin(grantee regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF grantee IS NULL THEN
+        RAISE EXCEPTION 'argument "grantee" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION
+        retention.define_category(text, interval, text, text, interval, text, boolean, text),
+        retention.drop_category(text),
+        retention.manage(regclass, text, text, text, text, text, text, text, jsonb),
+        retention.unmanage(regclass),
+        retention.tag(regclass, text, anyarray),
+        retention.tag_where(regclass, text, text),
+        retention.set_tenant_policy(text, text, interval, interval),
+        retention.clear_tenant_policy(text, text),
+        retention.record_event(text, text, timestamptz),
+        retention.cancel_event(text, text),
+        retention.request_delete(regclass, anyarray, text),
+        retention.restore(regclass, anyarray),
+        retention.request_erasure(text, timestamptz, text),
+        retention.verify_erasure(bigint),
+        retention.run(regclass, boolean),
+        retention.preview(interval),
+        retention.reapply_deletions(timestamptz),
+        retention.log_trimming(),
+        retention.hold_stamping()
+        TO %s', grantee);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON
+        retention.category_definitions, retention.managed_tables, retention.tenant_policies,
+        retention.tenant_events, retention.deletion_queue, retention.erasure_records,
+        retention.anonymized_rows, retention.runs TO %s', grantee);
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON retention.deletion_log TO %s', grantee);
+    EXECUTE format('GRANT SELECT, INSERT ON retention.log_anchor TO %s', grantee);
+    EXECUTE format('GRANT SELECT ON retention.categories, retention.holds, retention.status, retention.queued_deletions,
+        retention.erasure_requests, retention.overdue_erasure_requests TO %s', grantee);
+    EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE retention.deletion_queue_id_seq,
+        retention.runs_id_seq, retention.erasure_records_id_seq TO %s', grantee);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION retention.grant_legal(grantee regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF grantee IS NULL THEN
+        RAISE EXCEPTION 'argument "grantee" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION
+        retention.place_hold(text, text, text, regclass, text, boolean),
+        retention.release_hold(bigint, text),
+        retention.review_hold(bigint, text),
+        retention.hold_stamping()
+        TO %s', grantee);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON retention.holds TO %s', grantee);
+    EXECUTE format('GRANT SELECT, INSERT ON retention.notifications TO %s', grantee);
+    EXECUTE format('GRANT SELECT ON retention.categories, retention.holds_due_for_review,
+        retention.queued_deletions TO %s', grantee);
+    EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE retention.holds_id_seq,
+        retention.notifications_id_seq TO %s', grantee);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION retention.grant_auditor(grantee regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF grantee IS NULL THEN
+        RAISE EXCEPTION 'argument "grantee" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION
+        retention.verify_log(),
+        retention.export_log(timestamptz, timestamptz),
+        retention.log_canonical(retention.deletion_log),
+        retention.log_field(text)
+        TO %s', grantee);
+    EXECUTE format('GRANT SELECT ON retention.deletion_log, retention.log_anchor, retention.runs,
+        retention.holds, retention.notifications, retention.categories, retention.status,
+        retention.erasure_requests, retention.overdue_erasure_requests,
+        retention.holds_due_for_review TO %s', grantee);
+END
+$$;
+
+-- A hold may name the built-in category deletion_log, which has no row of its own in
+-- category_definitions: place_hold() and drop_category() check hold categories instead.
+ALTER TABLE retention.holds DROP CONSTRAINT holds_category_fkey;

@@ -124,6 +124,7 @@ fn define_category(
     erasure_exempt: default!(Option<bool>, "false"),
     description: default!(Option<&str>, "NULL"),
 ) -> SqlResult<()> {
+    crate::runs::require_primary("retention.define_category()")?;
     let name = required(name, "name")?;
     if name.trim().is_empty() {
         return Err(RetentionError::InvalidValue("category name must not be empty".into()).into());
@@ -144,6 +145,13 @@ fn define_category(
         if action == "anonymize" {
             return Err(RetentionError::InvalidValue(
                 "a soft_delete_window applies to action delete only".into(),
+            )
+            .into());
+        }
+        if clock == Clock::Parent {
+            return Err(RetentionError::InvalidValue(
+                "a soft_delete_window does not apply to clock parent: rows go with their parent"
+                    .into(),
             )
             .into());
         }
@@ -226,6 +234,7 @@ fn define_category(
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn drop_category(name: Option<&str>) -> SqlResult<()> {
+    crate::runs::require_primary("retention.drop_category()")?;
     let name = required(name, "name")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
         if name == BUILTIN {
@@ -314,6 +323,11 @@ mod tests {
 
     #[pg_test]
     fn define_category_rejects_bad_input() {
+        assert_eq!(
+            sqlstate("SELECT retention.define_category('x', '1 day', clock => 'parent', soft_delete_window => '1 day')"),
+            "22023"
+        );
+        assert_eq!(sqlstate("SELECT retention.grant_auditor(NULL)"), "22004");
         assert_eq!(
             sqlstate("SELECT retention.define_category('x', '-1 day')"),
             "22023"

@@ -32,8 +32,12 @@ fn log_trimming() -> bool {
 /// Applies the log's own retention (category `deletion_log`): removes the oldest entries, a
 /// prefix of the chain, older than the period, and records the removal once in
 /// `retention.log_anchor` with the id and hash of the last entry removed, where verification
-/// of the rest of the chain starts. Returns the number of entries removed.
+/// of the rest of the chain starts. Entries under an active hold stay, and so does everything
+/// after the first of them (the removed part is always a prefix). Returns the number of
+/// entries removed.
 pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
+    // The hold lock first, as every purge batch takes it (then holds are read fresh).
+    advisory_lock(client, LockKey::Holds, false)?;
     advisory_lock(client, LockKey::LogChain, true)?;
     let cutoff = client.update(
         "SELECT coalesce(
@@ -51,9 +55,34 @@ pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
     else {
         return Ok(0);
     };
+    let first = row.get::<i64>(3)?;
     // Nothing older than the period (the usual case): no DELETE. Planned without statistics,
     // as right after a purge filled the log, `id <= $1` is a scan of the whole log.
-    if row.get::<i64>(3)?.is_none_or(|first| last < first) {
+    if first.is_none_or(|first| last < first) {
+        return Ok(0);
+    }
+    // Log entries are rows of category deletion_log with a tenant column and no subject
+    // column: a hold covers them when its table and category scopes are unset or name the
+    // log, its subject scope is unset, and its tenant scope is unset or the entry's tenant.
+    let first_held = client
+        .update(
+            "SELECT min(l.id) FROM retention.deletion_log l
+              WHERE l.id <= $1
+                AND EXISTS (SELECT 1 FROM retention.holds h
+                             WHERE h.released_at IS NULL AND h.subject IS NULL
+                               AND (h.tbl IS NULL OR h.tbl = 'retention.deletion_log'::regclass)
+                               AND (h.category IS NULL OR h.category = 'deletion_log')
+                               AND (h.tenant IS NULL OR h.tenant = l.tenant))",
+            Some(1),
+            &[last.into()],
+        )?
+        .first()
+        .get_one::<i64>()?;
+    let last = match first_held {
+        Some(held) => held - 1,
+        None => last,
+    };
+    if first.is_none_or(|first| last < first) {
         return Ok(0);
     }
     struct Reset;
@@ -315,6 +344,43 @@ mod tests {
             sqlstate("DELETE FROM retention.deletion_log"),
             "42501",
             "only the log's own retention removes entries"
+        );
+    }
+
+    #[pg_test]
+    fn held_log_entries_stay() {
+        seed(400);
+        old_entries(5);
+        let hold =
+            int("SELECT retention.place_hold('preserve the trail', category => 'deletion_log')");
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.old'"),
+            5,
+            "a hold on the log's category keeps every entry"
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.log_anchor"), 0);
+        Spi::run(&format!("SELECT retention.release_hold({hold}, 'done')")).unwrap();
+        let on_table =
+            int("SELECT retention.place_hold('the log table', tbl => 'retention.deletion_log')");
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.old'"),
+            5,
+            "so does a hold on the log table"
+        );
+        Spi::run(&format!(
+            "SELECT retention.release_hold({on_table}, 'done')"
+        ))
+        .unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.old'"),
+            0
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT retention.verify_log()").unwrap(),
+            None
         );
     }
 

@@ -258,23 +258,28 @@ fn request_erasure(
     received_at: default!(Option<TimestampWithTimeZone>, "now()"),
     tenant: default!(Option<&str>, "NULL"),
 ) -> SqlResult<i64> {
+    crate::runs::require_primary("retention.request_erasure()")?;
     let subject = required(subject, "subject")?;
     let received_at = required(received_at, "received_at")?;
-    if subject.is_empty() {
+    if subject.trim().is_empty() {
         return Err(RetentionError::InvalidValue("subject must not be empty".into()).into());
     }
-    if tenant == Some("") {
+    if tenant.is_some_and(|t| t.trim().is_empty()) {
         return Err(RetentionError::InvalidValue("tenant must not be empty".into()).into());
     }
     Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
         let future = client
-            .select("SELECT $1 > now()", Some(1), &[received_at.into()])?
+            .select(
+                "SELECT $1 > now() OR NOT isfinite($1)",
+                Some(1),
+                &[received_at.into()],
+            )?
             .first()
             .get_one::<bool>()?
             .unwrap_or(false);
         if future {
             return Err(RetentionError::InvalidValue(
-                "received_at must not be in the future".into(),
+                "received_at must be a finite time, not in the future".into(),
             ));
         }
         Ok(client
@@ -293,6 +298,7 @@ fn request_erasure(
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn verify_erasure(request_id: Option<i64>) -> SqlResult<()> {
+    crate::runs::require_primary("retention.verify_erasure()")?;
     let id = required(request_id, "request_id")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
         let status = client
@@ -464,6 +470,11 @@ mod tests {
         setup();
         assert_eq!(sqlstate("SELECT retention.request_erasure(NULL)"), "22004");
         assert_eq!(sqlstate("SELECT retention.request_erasure('')"), "22023");
+        assert_eq!(sqlstate("SELECT retention.request_erasure('   ')"), "22023");
+        assert_eq!(
+            sqlstate("SELECT retention.request_erasure('alice', '-infinity')"),
+            "22023"
+        );
         assert_eq!(
             sqlstate("SELECT retention.request_erasure('alice', now() + interval '1 day')"),
             "22023"

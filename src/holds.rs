@@ -324,6 +324,7 @@ fn place_hold(
     category: default!(Option<&str>, "NULL"),
     notify: default!(Option<bool>, "true"),
 ) -> SqlResult<i64> {
+    crate::runs::require_primary("retention.place_hold()")?;
     let reason = required(reason, "reason")?;
     if reason.trim().is_empty() {
         return Err(RetentionError::InvalidValue("a hold needs a reason".into()).into());
@@ -393,6 +394,7 @@ fn lock_active(client: &mut SpiClient, hold_id: i64) -> Result<bool, RetentionEr
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
+    crate::runs::require_primary("retention.release_hold()")?;
     let hold_id = required(hold_id, "hold_id")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
         let notify_customer = lock_active(client, hold_id)?;
@@ -415,6 +417,7 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn review_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
+    crate::runs::require_primary("retention.review_hold()")?;
     let hold_id = required(hold_id, "hold_id")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
         lock_active(client, hold_id)?;

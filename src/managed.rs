@@ -383,6 +383,7 @@ fn manage(
     soft_delete_column: default!(Option<&str>, "NULL"),
     anonymize: default!(Option<pgrx::JsonB>, "NULL"),
 ) -> SqlResult<()> {
+    crate::runs::require_primary("retention.manage()")?;
     let tbl = required(tbl, "tbl")?;
     let category = required(category, "category")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
@@ -560,6 +561,7 @@ fn manage(
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn unmanage(tbl: Option<RegClass>) -> SqlResult<()> {
+    crate::runs::require_primary("retention.unmanage()")?;
     let oid = required(tbl, "tbl")?.oid();
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
         let gone = client

@@ -205,18 +205,29 @@ fn dry_run_table(table: &Managed) -> Result<TableOutcome, RetentionError> {
     })
 }
 
+/// Refuses a change of retention state on a standby (25006), where it could only fail later
+/// with an internal error.
+pub fn require_primary(function: &str) -> Result<(), RetentionError> {
+    if in_recovery() {
+        return Err(RetentionError::InRecovery(format!(
+            "{function} cannot run on a standby: run it on the primary"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses purging where it cannot be done safely.
 pub fn check_can_purge() -> Result<(), RetentionError> {
     if in_recovery() {
         return Err(RetentionError::InRecovery(
-            "retention.run() cannot purge on a standby: run it on the primary".into(),
+            "rows cannot be purged on a standby: run it on the primary".into(),
         ));
     }
     crate::schema_version::require_current()?;
     // The hold check relies on a fresh snapshot per statement (see holds.rs).
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         return Err(RetentionError::WrongIsolation(
-            "retention.run() must run in a READ COMMITTED transaction".into(),
+            "purging needs a READ COMMITTED transaction (the hold check reads holds with a fresh snapshot per statement)".into(),
         ));
     }
     Ok(())

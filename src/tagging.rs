@@ -104,6 +104,7 @@ fn category_column(table: &Managed) -> Result<&str, RetentionError> {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn tag(tbl: Option<RegClass>, category: Option<&str>, keys: Option<AnyArray>) -> SqlResult<i64> {
+    crate::runs::require_primary("retention.tag()")?;
     let oid = required(tbl, "tbl")?.oid();
     let category = required(category, "category")?;
     let keys = required(keys, "keys")?;
@@ -154,6 +155,7 @@ fn tag_where(
     category: Option<&str>,
     condition: Option<&str>,
 ) -> SqlResult<i64> {
+    crate::runs::require_primary("retention.tag_where()")?;
     let oid = required(tbl, "tbl")?.oid();
     let category = required(category, "category")?;
     let condition = required(condition, "condition")?;

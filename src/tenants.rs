@@ -26,6 +26,7 @@ fn set_tenant_policy(
     retain_for: Option<Interval>,
     soft_delete_window: default!(Option<Interval>, "NULL"),
 ) -> SqlResult<()> {
+    crate::runs::require_primary("retention.set_tenant_policy()")?;
     let tenant = check_tenant(tenant)?;
     let category = required(category, "category")?;
     let retain_for = required(retain_for, "retain_for")?;
@@ -68,6 +69,7 @@ fn set_tenant_policy(
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn clear_tenant_policy(tenant: Option<&str>, category: Option<&str>) -> SqlResult<()> {
+    crate::runs::require_primary("retention.clear_tenant_policy()")?;
     let tenant = check_tenant(tenant)?;
     let category = required(category, "category")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
@@ -97,6 +99,7 @@ fn record_event(
     event: Option<&str>,
     occurred_at: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> SqlResult<()> {
+    crate::runs::require_primary("retention.record_event()")?;
     let tenant = check_tenant(tenant)?;
     let event = required(event, "event")?;
     let occurred_at = required(occurred_at, "occurred_at")?;
@@ -140,6 +143,7 @@ fn record_event(
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn cancel_event(tenant: Option<&str>, event: Option<&str>) -> SqlResult<()> {
+    crate::runs::require_primary("retention.cancel_event()")?;
     let tenant = check_tenant(tenant)?;
     let event = required(event, "event")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {

@@ -146,6 +146,48 @@ fn a_standby_purges_nothing_until_promoted() {
             "SELECT retention.request_delete('messages', ARRAY[1])",
             "request_delete",
         ),
+        // Every other change of retention state: 25006 too, never an internal error.
+        (
+            "SELECT retention.define_category('x', '1 day')",
+            "define_category",
+        ),
+        (
+            "SELECT retention.drop_category('conversations')",
+            "drop_category",
+        ),
+        ("SELECT retention.unmanage('messages')", "unmanage"),
+        (
+            "SELECT retention.tag('messages', 'conversations', ARRAY[1])",
+            "tag",
+        ),
+        (
+            "SELECT retention.tag_where('messages', 'conversations', 'true')",
+            "tag_where",
+        ),
+        (
+            "SELECT retention.set_tenant_policy('t', 'conversations', '1 day')",
+            "set_tenant_policy",
+        ),
+        (
+            "SELECT retention.clear_tenant_policy('t', 'conversations')",
+            "clear_tenant_policy",
+        ),
+        (
+            "SELECT retention.record_event('t', 'termination')",
+            "record_event",
+        ),
+        (
+            "SELECT retention.cancel_event('t', 'termination')",
+            "cancel_event",
+        ),
+        (
+            "SELECT retention.place_hold('x', tenant => 't')",
+            "place_hold",
+        ),
+        ("SELECT retention.release_hold(1, NULL)", "release_hold"),
+        ("SELECT retention.review_hold(1, NULL)", "review_hold"),
+        ("SELECT retention.request_erasure('s')", "request_erasure"),
+        ("SELECT retention.verify_erasure(1)", "verify_erasure"),
     ] {
         assert_eq!(
             sqlstate_of(&mut replica, call).as_deref(),

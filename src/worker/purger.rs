@@ -155,8 +155,10 @@ fn cycle(first: bool) {
         // Runs a previous worker left "running" were cut short (crash, kill, shutdown).
         let _ = in_transaction(|| {
             Spi::run(
-                "UPDATE retention.runs SET status = 'failed', finished_at = clock_timestamp(),
-                        error = 'the worker stopped before the run finished'
+                "UPDATE retention.runs r SET status = 'failed', finished_at = clock_timestamp(),
+                        error = 'the worker stopped before the run finished',
+                        rows_acted = (SELECT count(*) FROM retention.deletion_log l
+                                       WHERE l.run_id = r.id)
                   WHERE status = 'running' AND trigger = 'worker'",
             )?;
             Ok(())
