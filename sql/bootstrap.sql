@@ -162,7 +162,10 @@ CREATE TABLE retention.anonymized_rows (
     tbl           regclass NOT NULL,
     row_key       jsonb NOT NULL,
     anonymized_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tbl, row_key)
+    PRIMARY KEY (tbl, row_key),
+    -- md5 of the anonymized columns' values after anonymization: a row holding other values
+    -- (new data, or a new row with the same key) is anonymized again when due.
+    fingerprint   text
 );
 
 CREATE TABLE retention.runs (

@@ -354,7 +354,7 @@ COMMENT ON VIEW retention.queued_deletions IS 'Customer-requested deletions stil
 COMMENT ON TABLE retention.erasure_records IS 'Erasure requests per data subject (the table behind retention.erasure_requests)';
 COMMENT ON VIEW retention.erasure_requests IS 'Erasure requests: status (pending, verified, completed, waiting_on_hold), due_at = received + 30 days, overdue';
 COMMENT ON VIEW retention.overdue_erasure_requests IS 'Erasure requests past their 30-day due date and not completed';
-COMMENT ON TABLE retention.anonymized_rows IS 'Rows anonymized by their category''s policy or an erasure request: never anonymized twice';
+COMMENT ON TABLE retention.anonymized_rows IS 'Rows anonymized by their category''s policy or an erasure request, with a fingerprint of the anonymized values: anonymized again only if they hold new values';
 COMMENT ON TABLE retention.runs IS 'History of purge cycles (worker and retention.run()), with per-table counts and errors';
 COMMENT ON TABLE retention.deletion_log IS 'One hash-chained entry per row acted on; never the content. Append-only';
 COMMENT ON TABLE retention.log_anchor IS 'Where the hash chain starts after the log''s own retention removed old entries';

@@ -167,3 +167,8 @@ $$;
 -- A hold may name the built-in category deletion_log, which has no row of its own in
 -- category_definitions: place_hold() and drop_category() check hold categories instead.
 ALTER TABLE retention.holds DROP CONSTRAINT holds_category_fkey;
+
+-- A fingerprint of the anonymized values: a row the application filled again (or a new row
+-- reusing the key) is anonymized again. 0.1.0's marks have none and count as anonymized.
+ALTER TABLE retention.anonymized_rows ADD COLUMN fingerprint text;
+COMMENT ON TABLE retention.anonymized_rows IS 'Rows anonymized by their category''s policy or an erasure request, with a fingerprint of the anonymized values: anonymized again only if they hold new values';

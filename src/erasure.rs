@@ -410,6 +410,17 @@ mod tests {
         assert_eq!(int("SELECT count(*) FROM retention.deletion_log WHERE reason = 'erasure_request' AND action = 'erasure'"), 2);
         assert_eq!(int("SELECT count(*) FROM retention.deletion_log WHERE reason = 'erasure_request' AND action = 'anonymize'"), 1);
         assert_eq!(int(&format!("SELECT count(*) FROM retention.erasure_requests WHERE id = {id} AND status = 'completed' AND rows_erased = 2 AND rows_anonymized = 1 AND rows_exempt = 1")), 1);
+        // Her data written into the anonymized row again: a new request anonymizes it again.
+        Spi::run("UPDATE contacts SET email = 'alice', name = 'Alice again' WHERE id = 1").unwrap();
+        let again = int("SELECT retention.request_erasure('alice')");
+        Spi::run(&format!("SELECT retention.verify_erasure({again})")).unwrap();
+        assert_eq!(int("SELECT count(*) FROM contacts WHERE id = 1 AND name IS NULL AND email = encode(sha256('alice'), 'hex')"), 1);
+        assert_eq!(
+            int(&format!(
+                "SELECT rows_anonymized FROM retention.erasure_requests WHERE id = {again}"
+            )),
+            1
+        );
     }
 
     #[pg_test]

@@ -231,6 +231,19 @@ impl Managed {
             .join(", ")
     }
 
+    /// SQL over row alias `t`: md5 of the anonymized columns' values in binary form (the same
+    /// whatever the session's TimeZone or DateStyle), as the anonymized row's fingerprint in
+    /// retention.anonymized_rows.
+    pub fn anonymized_fingerprint_sql(&self) -> String {
+        let mut values: Vec<String> = self
+            .anonymize
+            .iter()
+            .map(|(column, _)| format!("t.{}", quote_identifier(column)))
+            .collect();
+        values.push("NULL::text".into());
+        format!("md5(record_send(ROW({})))", values.join(", "))
+    }
+
     /// SQL for the primary key of row alias `t` as a jsonb object `{"<pk column>": value, …}`.
     pub fn key_json_sql(&self) -> String {
         let pairs: Vec<String> = self

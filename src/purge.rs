@@ -168,13 +168,17 @@ fn step_sql(
     (conditions, order)
 }
 
-/// SQL, over row alias `t`, that is true when the row has not been anonymized yet.
+/// SQL, over row alias `t`, that is true when the row has not been anonymized yet, or holds
+/// other values than those it was anonymized to (the application wrote new data into it, or
+/// a new row took its key). Marks from 0.1.0 carry no fingerprint and count as anonymized.
 pub fn not_anonymized_sql(table: &Managed, params: &mut Params) -> String {
     format!(
         "NOT EXISTS (SELECT 1 FROM retention.anonymized_rows a
-                      WHERE a.tbl = {}::oid::regclass AND a.row_key = {})",
+                      WHERE a.tbl = {}::oid::regclass AND a.row_key = {}
+                        AND (a.fingerprint IS NULL OR a.fingerprint = {}))",
         params.bind(table.oid),
-        table.key_json_sql()
+        table.key_json_sql(),
+        table.anonymized_fingerprint_sql()
     )
 }
 
@@ -210,14 +214,20 @@ pub fn act_sql(
             table.anonymize_set_sql(params)
         ),
     };
-    let mark = if act == Act::Anonymize {
-        format!(
-            ", marked AS (INSERT INTO retention.anonymized_rows (tbl, row_key)
-                          SELECT {}::oid::regclass, k FROM acted ON CONFLICT DO NOTHING)",
-            params.bind(table.oid)
+    let (mark, fingerprint) = if act == Act::Anonymize {
+        (
+            format!(
+                ", marked AS (INSERT INTO retention.anonymized_rows (tbl, row_key, fingerprint)
+                              SELECT {}::oid::regclass, k, fp FROM acted
+                              ON CONFLICT (tbl, row_key) DO UPDATE
+                                 SET fingerprint = excluded.fingerprint,
+                                     anonymized_at = excluded.anonymized_at)",
+                params.bind(table.oid)
+            ),
+            table.anonymized_fingerprint_sql(),
         )
     } else {
-        String::new()
+        (String::new(), "NULL::text".to_string())
     };
     let clock = clock.unwrap_or("NULL::timestamptz");
     let reason = if reason_of_soft_delete {
@@ -228,7 +238,8 @@ pub fn act_sql(
     format!(
         "WITH due AS ({due}),
               acted AS ({verb} WHERE {matching}
-                        RETURNING {} AS k, {tenant} AS tn, {clock} AS clk, {reason} AS rs){mark}
+                        RETURNING {} AS k, {tenant} AS tn, {clock} AS clk, {reason} AS rs,
+                                  {fingerprint} AS fp){mark}
          SELECT k::text, tn, clk, rs FROM acted",
         table.key_json_sql()
     )

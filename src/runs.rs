@@ -496,6 +496,23 @@ mod tests {
             0,
             "never anonymized twice"
         );
+        // Still anonymized under another TimeZone (the fingerprint is binary).
+        Spi::run("SET LOCAL TimeZone = 'Pacific/Auckland'").unwrap();
+        assert_eq!(
+            int("SELECT sum(anonymized)::bigint FROM retention.run()"),
+            0
+        );
+        // The application writes a person's data into the anonymized row again: anonymized
+        // again, logged again; and an erasure request for that person finds it.
+        Spi::run("UPDATE contacts SET email = 'c@x.io', name = 'Cy' WHERE id = 1").unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.preview() WHERE action = 'anonymize' AND held_by IS NULL AND rows = 1"), 1);
+        assert_eq!(
+            int("SELECT sum(anonymized)::bigint FROM retention.run()"),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM contacts WHERE id = 1 AND email = encode(sha256('c@x.io'), 'hex') AND name IS NULL"), 1);
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log WHERE action = 'anonymize' AND row_key = '{\"id\": 1}'"), 2);
+
         assert_eq!(
             sqlstate("SELECT retention.manage('contacts', 'marketing')"),
             "42710"
