@@ -16,6 +16,18 @@ use crate::purge::{self, Act};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Rows each parent-bound child table lost to cascades since the last `take_cascaded`.
+    static CASCADED: RefCell<Vec<(String, i64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The rows deleted from each child table by cascades since the last call: a cycle reports
+/// them under the child's name (and forgets those of work that rolled back).
+pub fn take_cascaded() -> Vec<(String, i64)> {
+    CASCADED.with(|c| std::mem::take(&mut *c.borrow_mut()))
+}
 use pgrx::spi::{quote_identifier, SpiClient};
 
 /// How deep parent → child → grandchild chains are followed.
@@ -362,7 +374,7 @@ pub fn hard_delete(
             purge::row_id_sql(&kid.table),
             kid.table.display_name
         );
-        purge::act_and_log(
+        let rows = purge::act_and_log(
             client,
             &kid.table,
             Act::HardDelete,
@@ -378,6 +390,9 @@ pub fn hard_delete(
             Some(&kid.category.name),
             Some(kid.category.retain_for),
         )?;
+        if rows > 0 {
+            CASCADED.with(|c| c.borrow_mut().push((kid.table.display_name.clone(), rows)));
+        }
     }
 
     // Then the rows themselves, by key (they are locked already).
@@ -427,6 +442,18 @@ fn child_fk_types(client: &SpiClient, child: &Child) -> Result<Vec<String>, Rete
 mod tests {
     use crate::testing::int;
     use pgrx::prelude::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// Rows each parent-bound child table lost to cascades since the last `take_cascaded`.
+        static CASCADED: RefCell<Vec<(String, i64)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// The rows deleted from each child table by cascades since the last call: a cycle reports
+    /// them under the child's name (and forgets those of work that rolled back).
+    pub fn take_cascaded() -> Vec<(String, i64)> {
+        CASCADED.with(|c| std::mem::take(&mut *c.borrow_mut()))
+    }
 
     fn setup() {
         Spi::run(
@@ -448,7 +475,24 @@ mod tests {
     #[pg_test]
     fn children_go_first_with_their_parent() {
         setup();
-        Spi::run("SELECT retention.record_event('acme', 'termination', now() - interval '1 day'); SELECT * FROM retention.run();").unwrap();
+        Spi::run("SELECT retention.record_event('acme', 'termination', now() - interval '1 day'); CREATE TEMP TABLE did AS SELECT * FROM retention.run();").unwrap();
+        // run() reports the children's rows under their own names: its total is the log's.
+        assert_eq!(
+            int("SELECT hard_deleted FROM did WHERE table_name = 'public.projects'"),
+            2
+        );
+        assert_eq!(
+            int("SELECT hard_deleted FROM did WHERE table_name = 'public.snapshots'"),
+            3
+        );
+        assert_eq!(
+            int("SELECT hard_deleted FROM did WHERE table_name = 'public.branches'"),
+            2
+        );
+        assert_eq!(
+            int("SELECT rows_acted FROM retention.runs ORDER BY id DESC LIMIT 1"),
+            7
+        );
         assert_eq!(int("SELECT count(*) FROM projects"), 1);
         assert_eq!(int("SELECT count(*) FROM snapshots"), 1);
         assert_eq!(int("SELECT count(*) FROM branches"), 0);

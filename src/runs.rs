@@ -158,6 +158,20 @@ fn purge_table(
     })
 }
 
+/// Counts rows that cascades deleted from parent-bound child tables under those tables' names
+/// (a child not in `outcomes`, as in `run(tbl)`, gets a line of its own).
+pub fn add_cascaded(outcomes: &mut Vec<TableOutcome>, cascaded: Vec<(String, i64)>) {
+    for (table, rows) in cascaded {
+        match outcomes.iter_mut().find(|o| o.table_name == table) {
+            Some(outcome) => outcome.hard_deleted += rows,
+            None => outcomes.push(TableOutcome {
+                hard_deleted: rows,
+                ..TableOutcome::new(&table)
+            }),
+        }
+    }
+}
+
 /// The log's own retention, reported like a table.
 pub fn trim_log() -> Result<TableOutcome, RetentionError> {
     let trimmed = Spi::connect_mut(crate::deletion_log::trim)?;
@@ -272,9 +286,14 @@ fn run(
             advisory_lock(client, LockKey::Purger, true)?;
             start(client, "manual")
         })?;
+        let mut cascaded = Vec::new();
+        crate::cascade::take_cascaded();
         for table in &tables {
             let outcome = match isolate(|| purge_table(table, run_id, batch_size)) {
-                Ok(Ok(outcome)) => outcome,
+                Ok(Ok(outcome)) => {
+                    cascaded.extend(crate::cascade::take_cascaded());
+                    outcome
+                }
                 Ok(Err(e)) => TableOutcome {
                     error: Some(e.to_string()),
                     ..TableOutcome::new(&table.display_name)
@@ -292,8 +311,12 @@ fn run(
             ("retention.deletion_log", &trim_log),
         ];
         for (name, step) in steps {
+            crate::cascade::take_cascaded();
             let outcome = match isolate(step) {
-                Ok(Ok(outcome)) => outcome,
+                Ok(Ok(outcome)) => {
+                    cascaded.extend(crate::cascade::take_cascaded());
+                    outcome
+                }
                 Ok(Err(e)) => TableOutcome {
                     error: Some(e.to_string()),
                     ..TableOutcome::new(name)
@@ -307,6 +330,7 @@ fn run(
                 outcomes.push(outcome);
             }
         }
+        add_cascaded(&mut outcomes, cascaded);
         Spi::connect_mut(|client| finish(client, run_id, &outcomes, None))?;
     }
     Ok(TableIterator::new(outcomes.into_iter().map(|o| {

@@ -1,6 +1,7 @@
 //! The purger of one database: one cycle every `pg_retention.naptime` seconds, one transaction
 //! per batch, a failing table recorded and skipped, prompt exit on SIGTERM.
 
+use crate::cascade::take_cascaded;
 use crate::error::RetentionError;
 use crate::gucs;
 use crate::holds::{
@@ -101,7 +102,8 @@ fn throttle(rows: i64, spent: Duration) -> bool {
 
 /// Purges one table batch by batch; returns what was done (with the error, if one stopped it,
 /// or `yielded` when it gave way to a transaction holding one of the extension's locks).
-fn purge_table(table: &Managed, run_id: i64) -> TableOutcome {
+/// Rows cascades deleted from child tables in committed batches go to `cascaded`.
+fn purge_table(table: &Managed, run_id: i64, cascaded: &mut Vec<(String, i64)>) -> TableOutcome {
     let mut outcome = TableOutcome::new(&table.display_name);
     let steps = match in_transaction(|| {
         Spi::connect(|client| runs::table_steps(client, table, crate::catalog::zero()))
@@ -117,12 +119,15 @@ fn purge_table(table: &Managed, run_id: i64) -> TableOutcome {
         let act = step.act(table);
         loop {
             let started = Instant::now();
-            match in_transaction(|| {
+            let result = in_transaction(|| {
                 Spi::connect_mut(|client| {
                     purge::batch(client, table, step, Some(run_id), batch_size)
                 })
-            }) {
+            });
+            let children = take_cascaded();
+            match result {
                 Ok(rows) => {
+                    cascaded.extend(children);
                     outcome.add(act, rows);
                     if !throttle(rows, started.elapsed()) || rows < batch_size {
                         break;
@@ -169,12 +174,13 @@ fn cycle(first: bool) {
     });
     if let Ok((run_id, tables)) = started {
         let mut outcomes = Vec::with_capacity(tables.len());
+        let mut cascaded = Vec::new();
         for table in &tables {
             reload_if_asked();
             if stopping() || !gucs::ENABLED.get() {
                 break;
             }
-            outcomes.push(purge_table(table, run_id));
+            outcomes.push(purge_table(table, run_id, &mut cascaded));
         }
         let steps: [runs::CycleStep; 3] = [
             ("retention.deletion_queue", &|| runs::process_queue(run_id)),
@@ -187,9 +193,15 @@ fn cycle(first: bool) {
             if stopping() {
                 break;
             }
-            match in_transaction(step) {
-                Ok(outcome) if outcome.total() > 0 => outcomes.push(outcome),
-                Ok(_) => {}
+            let result = in_transaction(step);
+            let children = take_cascaded();
+            match result {
+                Ok(outcome) => {
+                    cascaded.extend(children);
+                    if outcome.total() > 0 {
+                        outcomes.push(outcome);
+                    }
+                }
                 Err(_) if lock_was_busy() => outcomes.push(TableOutcome {
                     yielded: true,
                     ..TableOutcome::new(name)
@@ -200,6 +212,7 @@ fn cycle(first: bool) {
                 }),
             }
         }
+        runs::add_cascaded(&mut outcomes, cascaded);
         let yielded: Vec<&str> = outcomes
             .iter()
             .filter(|o| o.yielded)
