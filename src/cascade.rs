@@ -442,18 +442,6 @@ fn child_fk_types(client: &SpiClient, child: &Child) -> Result<Vec<String>, Rete
 mod tests {
     use crate::testing::int;
     use pgrx::prelude::*;
-    use std::cell::RefCell;
-
-    thread_local! {
-        /// Rows each parent-bound child table lost to cascades since the last `take_cascaded`.
-        static CASCADED: RefCell<Vec<(String, i64)>> = const { RefCell::new(Vec::new()) };
-    }
-
-    /// The rows deleted from each child table by cascades since the last call: a cycle reports
-    /// them under the child's name (and forgets those of work that rolled back).
-    pub fn take_cascaded() -> Vec<(String, i64)> {
-        CASCADED.with(|c| std::mem::take(&mut *c.borrow_mut()))
-    }
 
     fn setup() {
         Spi::run(
