@@ -80,9 +80,15 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- A hold inserted directly waits for running purge batches, as place_hold() does.
+    -- A hold inserted directly waits for running purge batches, as place_hold() does, and
+    -- names a category that exists (the built-in deletion_log included).
     IF TG_OP = 'INSERT' THEN
         PERFORM pg_advisory_xact_lock(1380275278, 1);
+        IF NEW.category IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM retention.categories c WHERE c.name = NEW.category) THEN
+            RAISE EXCEPTION 'category "%" does not exist', NEW.category
+                USING ERRCODE = 'undefined_object';
+        END IF;
         RETURN NEW;
     END IF;
     -- A hold's release and review are stamped only through release_hold() and review_hold()

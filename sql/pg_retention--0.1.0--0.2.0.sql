@@ -172,3 +172,41 @@ ALTER TABLE retention.holds DROP CONSTRAINT holds_category_fkey;
 -- reusing the key) is anonymized again. 0.1.0's marks have none and count as anonymized.
 ALTER TABLE retention.anonymized_rows ADD COLUMN fingerprint text;
 COMMENT ON TABLE retention.anonymized_rows IS 'Rows anonymized by their category''s policy or an erasure request, with a fingerprint of the anonymized values: anonymized again only if they hold new values';
+
+-- Without the foreign key, the holds guard checks a directly inserted hold's category.
+CREATE OR REPLACE FUNCTION retention.guard_hold_change() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- A hold inserted directly waits for running purge batches, as place_hold() does, and
+    -- names a category that exists (the built-in deletion_log included).
+    IF TG_OP = 'INSERT' THEN
+        PERFORM pg_advisory_xact_lock(1380275278, 1);
+        IF NEW.category IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM retention.categories c WHERE c.name = NEW.category) THEN
+            RAISE EXCEPTION 'category "%" does not exist', NEW.category
+                USING ERRCODE = 'undefined_object';
+        END IF;
+        RETURN NEW;
+    END IF;
+    -- A hold's release and review are stamped only through release_hold() and review_hold()
+    -- (retention.hold_stamping() is true only inside them); every other column stays as
+    -- placed, and a release is stamped once.
+    IF TG_OP = 'UPDATE' AND retention.hold_stamping()
+       AND (OLD.id, OLD.reason, OLD.tenant, OLD.subject, OLD.tbl, OLD.category, OLD.notify,
+            OLD.placed_at, OLD.placed_by)
+           IS NOT DISTINCT FROM
+           (NEW.id, NEW.reason, NEW.tenant, NEW.subject, NEW.tbl, NEW.category, NEW.notify,
+            NEW.placed_at, NEW.placed_by)
+       AND (OLD.released_at IS NULL
+            OR (OLD.released_at, OLD.released_by, OLD.release_note)
+               IS NOT DISTINCT FROM (NEW.released_at, NEW.released_by, NEW.release_note))
+    THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'retention.holds are records: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'Use retention.release_hold() or retention.review_hold().';
+END
+$$;

@@ -95,13 +95,15 @@ pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
     let _reset = Reset;
     let removed = client
         .update(
-            "WITH gone AS (DELETE FROM retention.deletion_log WHERE id <= $1 RETURNING id, hash)
+            "WITH gone AS (DELETE FROM retention.deletion_log WHERE id <= $1
+                            RETURNING id, hash, logged_at)
              INSERT INTO retention.log_anchor (last_id, last_hash, trimmed_entries, trimmed_before)
-             SELECT max(id), (array_agg(hash ORDER BY id DESC))[1], count(*), $2
+             SELECT max(id), (array_agg(hash ORDER BY id DESC))[1], count(*),
+                    CASE WHEN $3 THEN max(logged_at) ELSE $2 END
                FROM gone HAVING count(*) > 0
              RETURNING trimmed_entries",
             None,
-            &[last.into(), before.into()],
+            &[last.into(), before.into(), first_held.is_some().into()],
         )?
         .next()
         .map(|row| row.get::<i64>(1))

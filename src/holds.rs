@@ -134,6 +134,19 @@ pub fn advisory_lock(
     Ok(())
 }
 
+/// Tries to take a transaction-level advisory lock (exclusive); true when taken.
+pub fn try_xact_lock(client: &mut SpiClient, key: LockKey) -> Result<bool, RetentionError> {
+    Ok(client
+        .update(
+            "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)",
+            None,
+            &[LOCK_CLASS.into(), (key as i32).into()],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false))
+}
+
 /// Tries to take a session-level advisory lock; true when taken.
 pub fn try_session_lock(client: &mut SpiClient, key: LockKey) -> Result<bool, RetentionError> {
     Ok(client

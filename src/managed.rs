@@ -231,17 +231,45 @@ impl Managed {
             .join(", ")
     }
 
-    /// SQL over row alias `t`: md5 of the anonymized columns' values in binary form (the same
-    /// whatever the session's TimeZone or DateStyle), as the anonymized row's fingerprint in
-    /// retention.anonymized_rows.
+    /// SQL over row alias `t`: md5 of the anonymized columns' values, as the anonymized row's
+    /// fingerprint in retention.anonymized_rows. Each value is written in a form no session
+    /// setting changes (TimeZone, DateStyle, IntervalStyle, extra_float_digits, bytea_output,
+    /// client_encoding), so every session computes the same fingerprint for the same values.
     pub fn anonymized_fingerprint_sql(&self) -> String {
-        let mut values: Vec<String> = self
+        let fields: Vec<String> = self
             .anonymize
             .iter()
-            .map(|(column, _)| format!("t.{}", quote_identifier(column)))
+            .map(|(column, _)| {
+                let c = format!("t.{}", quote_identifier(column));
+                let kind = self
+                    .anonymize_types
+                    .get(column)
+                    .map(String::as_str)
+                    .unwrap_or("");
+                let text = if kind.starts_with("timestamp")
+                    || kind.starts_with("time ")
+                    || kind == "date"
+                    || kind.starts_with("interval")
+                {
+                    format!("extract(epoch FROM {c})::text")
+                } else if kind == "bytea" {
+                    format!("encode({c}, 'hex')")
+                } else if kind == "double precision" || kind == "real" || kind == "money" {
+                    format!("{c}::numeric::text")
+                } else {
+                    format!("{c}::text")
+                };
+                format!("coalesce(length({text})::text || ':' || {text}, '-')")
+            })
             .collect();
-        values.push("NULL::text".into());
-        format!("md5(record_send(ROW({})))", values.join(", "))
+        format!(
+            "md5(convert_to(concat({}), 'UTF8'))",
+            if fields.is_empty() {
+                "''".to_string()
+            } else {
+                fields.join(", ")
+            }
+        )
     }
 
     /// SQL for the primary key of row alias `t` as a jsonb object `{"<pk column>": value, …}`.
@@ -565,6 +593,23 @@ fn manage(
         table.check_category(client, &default_category)?;
         if let Some(column) = table.clock_column(&default_category) {
             advise_index(client, &table, column)?;
+        }
+        // Rows anonymized under an earlier management of the table take this map's
+        // fingerprint: a changed map alone does not anonymize (and log) them again.
+        let managed = Managed::load(client, oid)?;
+        if !managed.anonymize.is_empty() {
+            client.update(
+                &format!(
+                    "UPDATE retention.anonymized_rows a SET fingerprint = {}
+                       FROM {} AS t
+                      WHERE a.tbl = $1::oid::regclass AND a.row_key = {}",
+                    managed.anonymized_fingerprint_sql(),
+                    managed.display_name,
+                    managed.key_json_sql()
+                ),
+                None,
+                &[oid.into()],
+            )?;
         }
         Ok(())
     })?;

@@ -230,8 +230,10 @@ pub fn require_primary(function: &str) -> Result<(), RetentionError> {
     Ok(())
 }
 
-/// Refuses purging where it cannot be done safely.
+/// Refuses purging where it cannot be done safely. (Every purge entry point calls it first,
+/// which is also where the session forgets child-table counts no cycle collected.)
 pub fn check_can_purge() -> Result<(), RetentionError> {
+    crate::cascade::take_cascaded();
     if in_recovery() {
         return Err(RetentionError::InRecovery(
             "rows cannot be purged on a standby: run it on the primary".into(),
@@ -287,8 +289,8 @@ fn run(
             start(client, "manual")
         })?;
         let mut cascaded = Vec::new();
-        crate::cascade::take_cascaded();
         for table in &tables {
+            crate::cascade::take_cascaded();
             let outcome = match isolate(|| purge_table(table, run_id, batch_size)) {
                 Ok(Ok(outcome)) => {
                     cascaded.extend(crate::cascade::take_cascaded());
@@ -520,8 +522,19 @@ mod tests {
             0,
             "never anonymized twice"
         );
-        // Still anonymized under another TimeZone (the fingerprint is binary).
-        Spi::run("SET LOCAL TimeZone = 'Pacific/Auckland'").unwrap();
+        // Still anonymized under other session settings (the fingerprint does not read them).
+        Spi::run("SET LOCAL TimeZone = 'Pacific/Auckland'; SET LOCAL DateStyle = 'SQL, DMY'; SET LOCAL extra_float_digits = -3").unwrap();
+        assert_eq!(
+            int("SELECT sum(anonymized)::bigint FROM retention.run()"),
+            0
+        );
+        // Managed again with another map: the rows anonymized before are not anonymized again.
+        Spi::run(
+            "SELECT retention.unmanage('contacts');
+             SELECT retention.manage('contacts', 'marketing', activity_column => 'last_engaged',
+                 anonymize => '{\"email\": \"hash\", \"name\": null, \"phone\": \"REDACTED\", \"score\": 0, \"last_engaged\": \"2000-01-01\"}');",
+        )
+        .unwrap();
         assert_eq!(
             int("SELECT sum(anonymized)::bigint FROM retention.run()"),
             0
