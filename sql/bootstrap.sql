@@ -112,7 +112,10 @@ CREATE TABLE retention.deletion_queue (
     reason       text NOT NULL,
     requested_at timestamptz NOT NULL DEFAULT now(),
     requested_by name NOT NULL DEFAULT current_user,
-    done_at      timestamptz
+    done_at      timestamptz,
+    -- The row's tenant when queued (JSON null for none): a row that took the key since, for
+    -- another tenant, is not deleted. NULL without a tenant column (and for 0.1.0's entries).
+    row_tenant   jsonb
 );
 CREATE UNIQUE INDEX deletion_queue_pending ON retention.deletion_queue (tbl, row_key)
     WHERE done_at IS NULL;

@@ -210,3 +210,7 @@ BEGIN
               HINT = 'Use retention.release_hold() or retention.review_hold().';
 END
 $$;
+
+-- A queued deletion remembers the row's tenant: a new row that reused the key for another
+-- tenant before the hold's release is not deleted in its place.
+ALTER TABLE retention.deletion_queue ADD COLUMN row_tenant jsonb;

@@ -6,7 +6,7 @@ use crate::catalog;
 use crate::deletion_log::{self, Entry};
 use crate::error::{required, RetentionError, SqlResult};
 use crate::holds;
-use crate::managed::Managed;
+use crate::managed::{quote_literal_text, Managed};
 use crate::params::Params;
 use crate::policy;
 use crate::purge::{self, Act};
@@ -24,6 +24,15 @@ fn tenant_sql(table: &Managed) -> String {
         .as_deref()
         .map(|c| format!("t.{}::text", quote_identifier(c)))
         .unwrap_or_else(|| "NULL::text".into())
+}
+
+/// SQL for the tenant of row `t` as jsonb (JSON null for a NULL tenant), NULL without a
+/// tenant column: what a queued deletion remembers of its row.
+fn tenant_json_sql(table: &Managed) -> String {
+    match table.tenant_column.as_deref() {
+        Some(c) => format!("to_jsonb(t.{}::text)", quote_identifier(c)),
+        None => "NULL::jsonb".into(),
+    }
 }
 
 /// What a request did: rows soft- and hard-deleted, and the keys (jsonb text) left queued
@@ -56,11 +65,13 @@ fn delete_keys(
     let queued: Vec<String> = client
         .update(
             &format!(
-                "WITH held AS (SELECT {}::text AS k FROM {} AS t WHERE {matching} AND {covered})
-                 INSERT INTO retention.deletion_queue (tbl, row_key, reason)
-                 SELECT {}::oid::regclass, k::jsonb, {} FROM held
+                "WITH held AS (SELECT {}::text AS k, {} AS tn FROM {} AS t
+                                WHERE {matching} AND {covered})
+                 INSERT INTO retention.deletion_queue (tbl, row_key, reason, row_tenant)
+                 SELECT {}::oid::regclass, k::jsonb, {}, tn FROM held
                  ON CONFLICT (tbl, row_key) WHERE done_at IS NULL DO NOTHING",
                 table.key_json_sql(),
+                tenant_json_sql(table),
                 table.display_name,
                 params.bind(table.oid),
                 params.bind(reason),
@@ -215,6 +226,37 @@ pub fn process_queue(
         .collect::<Result<_, RetentionError>>()?;
     for (oid, reason) in pending {
         let table = Managed::load(client, oid)?;
+        // Entries whose row is gone, or whose key another tenant's row has taken since, are
+        // done: nothing of theirs is left to delete.
+        if table.tenant_column.is_some() {
+            let types = table.key_types(client)?;
+            let same_key: Vec<String> = table
+                .key_columns
+                .iter()
+                .zip(&types)
+                .map(|(c, ty)| {
+                    format!(
+                        "t.{} = (q.row_key ->> {})::{ty}",
+                        quote_identifier(c),
+                        quote_literal_text(c)
+                    )
+                })
+                .collect();
+            client.update(
+                &format!(
+                    "UPDATE retention.deletion_queue q SET done_at = now()
+                      WHERE q.tbl = $1::oid::regclass AND q.reason = $2 AND q.done_at IS NULL
+                        AND q.row_tenant IS NOT NULL
+                        AND NOT EXISTS (SELECT 1 FROM {} AS t
+                                         WHERE {} AND {} = q.row_tenant)",
+                    table.display_name,
+                    same_key.join(" AND "),
+                    tenant_json_sql(&table)
+                ),
+                None,
+                &[oid.into(), reason.as_str().into()],
+            )?;
+        }
         let element = table.key_from_json_sql("q.row_key");
         let keys = client
             .select(
@@ -485,6 +527,37 @@ mod tests {
             1
         );
         assert_eq!(int("SELECT count(*) FROM retention.queued_deletions"), 0);
+    }
+
+    #[pg_test]
+    fn a_queued_deletion_spares_a_row_that_took_its_key() {
+        setup();
+        let hold = int("SELECT retention.place_hold('case', tenant => 'acme', notify => false)");
+        assert_eq!(
+            int("SELECT retention.request_delete('projects', ARRAY[1, 2])"),
+            0
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.queued_deletions"), 2);
+        // The application replaces row 1 by another customer's row under the same key.
+        Spi::run(
+            "DELETE FROM projects WHERE id = 1; INSERT INTO projects VALUES (1, 'globex', NULL)",
+        )
+        .unwrap();
+        Spi::run(&format!("SELECT retention.release_hold({hold}, 'done')")).unwrap();
+        assert_eq!(
+            int("SELECT sum(soft_deleted)::bigint FROM retention.run()"),
+            1,
+            "only acme's row 2"
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM projects WHERE id = 1 AND tenant = 'globex' AND deleted_at IS NULL"),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.queued_deletions"), 0);
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE row_key = '{\"id\": 1}'"),
+            0
+        );
     }
 
     #[pg_test]
