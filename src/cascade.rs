@@ -148,6 +148,59 @@ pub fn check_unlogged_cascades(client: &SpiClient, table: &Managed) -> Result<()
     }
 }
 
+/// The rows of each parent-bound descendant table referencing the rows of `table` that
+/// `rows` (`FROM … AS t WHERE …`, over `params`) selects, children's children included.
+pub fn descendant_counts(
+    client: &SpiClient,
+    table: &Managed,
+    rows: &str,
+    params: &Params,
+    depth: usize,
+) -> Result<Vec<(String, i64)>, RetentionError> {
+    let mut counts = Vec::new();
+    if depth >= MAX_DEPTH {
+        return Ok(counts);
+    }
+    for child in children(client, table)? {
+        let referenced: Vec<String> = child
+            .parent_columns
+            .iter()
+            .map(|c| format!("t.{}", quote_identifier(c)))
+            .collect();
+        let referencing: Vec<String> = child
+            .fk_columns
+            .iter()
+            .map(|c| format!("t.{}", quote_identifier(c)))
+            .collect();
+        let child_rows = format!(
+            "FROM {} AS t WHERE ({}) IN (SELECT {} {rows})",
+            child.table.display_name,
+            referencing.join(", "),
+            referenced.join(", ")
+        );
+        let count = client
+            .select(
+                &format!("SELECT count(*) {child_rows}"),
+                Some(1),
+                params.args(),
+            )?
+            .first()
+            .get_one::<i64>()?
+            .unwrap_or(0);
+        if count > 0 {
+            counts.push((child.table.display_name.clone(), count));
+            counts.extend(descendant_counts(
+                client,
+                &child.table,
+                &child_rows,
+                params,
+                depth + 1,
+            )?);
+        }
+    }
+    Ok(counts)
+}
+
 /// SQL over row alias `t` of `table`: true when a held row descends from it. None when the
 /// table has no parent-bound children. Holds are read with a fresh snapshot (purge batches).
 pub fn held_descendant_sql(
@@ -463,7 +516,13 @@ mod tests {
     #[pg_test]
     fn children_go_first_with_their_parent() {
         setup();
-        Spi::run("SELECT retention.record_event('acme', 'termination', now() - interval '1 day'); CREATE TEMP TABLE did AS SELECT * FROM retention.run();").unwrap();
+        Spi::run("SELECT retention.record_event('acme', 'termination', now() - interval '1 day'); CREATE TEMP TABLE would AS SELECT * FROM retention.run(dry_run => true); CREATE TEMP TABLE did AS SELECT * FROM retention.run();").unwrap();
+        // The dry run predicted every line, children included.
+        assert_eq!(
+            int("SELECT count(*) FROM would FULL JOIN did USING (table_name)
+                  WHERE would.hard_deleted IS DISTINCT FROM did.hard_deleted"),
+            0
+        );
         // run() reports the children's rows under their own names: its total is the log's.
         assert_eq!(
             int("SELECT hard_deleted FROM did WHERE table_name = 'public.projects'"),
@@ -515,10 +574,24 @@ mod tests {
             1
         );
         assert_eq!(
-            int("SELECT hard_deleted FROM retention.run('projects', dry_run => true)"),
+            int("SELECT hard_deleted FROM retention.run('projects', dry_run => true) WHERE table_name = 'public.projects'"),
             1
         );
-        Spi::run("SELECT * FROM retention.run()").unwrap();
+        // Project 1 takes snapshots 10 and 11 and branch 100; project 2 waits with its own.
+        Spi::run("CREATE TEMP TABLE would AS SELECT * FROM retention.run(dry_run => true); CREATE TEMP TABLE did AS SELECT * FROM retention.run();").unwrap();
+        assert_eq!(
+            int("SELECT hard_deleted FROM would WHERE table_name = 'public.snapshots'"),
+            2
+        );
+        assert_eq!(
+            int("SELECT hard_deleted FROM would WHERE table_name = 'public.branches'"),
+            1
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM would FULL JOIN did USING (table_name)
+                  WHERE would.hard_deleted IS DISTINCT FROM did.hard_deleted"),
+            0
+        );
         assert_eq!(
             int("SELECT count(*) FROM projects WHERE id = 2"),
             1,

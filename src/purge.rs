@@ -455,6 +455,37 @@ pub struct PreviewLine {
     pub rows: i64,
 }
 
+/// For a dry run: the rows a step's hard deletes would take now from each parent-bound child
+/// table (children's children included), changing nothing.
+pub fn preview_descendants(
+    client: &mut SpiClient,
+    table: &Managed,
+    step: &Step,
+) -> Result<Vec<(String, i64)>, RetentionError> {
+    let held = holds::active_for_reading(client, table)?;
+    let mut params = Params::default();
+    let (mut conditions, _) = step_sql(table, step, crate::catalog::zero(), &mut params);
+    if let Some(covered) = holds::any_covers_sql(
+        &held,
+        table,
+        Some(&step.segment.category.name),
+        "",
+        &mut params,
+    ) {
+        conditions.push(format!("NOT {covered}"));
+    }
+    // A row with a held descendant stays, and so do all its descendants.
+    if let Some(held_below) = cascade::descendant_hold_sql(client, table, &mut params)? {
+        conditions.push(format!("{held_below} IS NULL"));
+    }
+    let rows = format!(
+        "FROM {} AS t WHERE {}",
+        table.display_name,
+        conditions.join(" AND ")
+    );
+    cascade::descendant_counts(client, table, &rows, &params, 0)
+}
+
 /// Counts a step's due rows per tenant and covering hold, changing nothing.
 pub fn preview(
     client: &mut SpiClient,

@@ -203,8 +203,12 @@ pub fn process_erasures(run_id: i64) -> Result<TableOutcome, RetentionError> {
     })
 }
 
-/// Counts what a purge of one table would do now.
-fn dry_run_table(table: &Managed) -> Result<TableOutcome, RetentionError> {
+/// Counts what a purge of one table would do now; rows its hard deletes would take from
+/// parent-bound child tables go to `cascaded`, as a real cycle reports them.
+fn dry_run_table(
+    table: &Managed,
+    cascaded: &mut Vec<(String, i64)>,
+) -> Result<TableOutcome, RetentionError> {
     Spi::connect_mut(|client| {
         let mut outcome = TableOutcome::new(&table.display_name);
         for step in table_steps(client, table, crate::catalog::zero())? {
@@ -214,6 +218,9 @@ fn dry_run_table(table: &Managed) -> Result<TableOutcome, RetentionError> {
                 .map(|l| l.rows)
                 .sum();
             outcome.add(step.act(table), rows);
+            if step.act(table) == purge::Act::HardDelete {
+                cascaded.extend(purge::preview_descendants(client, table, &step)?);
+            }
         }
         Ok(outcome)
     })
@@ -279,9 +286,11 @@ fn run(
     let batch_size = gucs::BATCH_SIZE.get() as i64;
     let mut outcomes = Vec::with_capacity(tables.len());
     if dry_run {
+        let mut cascaded = Vec::new();
         for table in &tables {
-            outcomes.push(dry_run_table(table)?);
+            outcomes.push(dry_run_table(table, &mut cascaded)?);
         }
+        add_cascaded(&mut outcomes, cascaded);
     } else {
         check_can_purge()?;
         let run_id = Spi::connect_mut(|client| -> Result<i64, RetentionError> {
