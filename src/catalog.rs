@@ -51,9 +51,11 @@ pub struct Category {
     pub action: Action,
     pub soft_delete_window: Option<Interval>,
     pub event: Option<String>,
+    pub erasure_exempt: bool,
 }
 
-const CATEGORY_COLUMNS: &str = "name, retain_for, clock, action, soft_delete_window, event";
+const CATEGORY_COLUMNS: &str =
+    "name, retain_for, clock, action, soft_delete_window, event, erasure_exempt";
 
 fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Category, RetentionError> {
     Ok(Category {
@@ -67,6 +69,7 @@ fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Category, RetentionErro
         },
         soft_delete_window: row.get::<Interval>(5)?,
         event: row.get::<String>(6)?,
+        erasure_exempt: row.get::<bool>(7)?.unwrap_or(false),
     })
 }
 
@@ -196,6 +199,7 @@ fn define_category(
             },
             soft_delete_window,
             event: event.map(str::to_string),
+            erasure_exempt,
         };
         for table in Managed::load_all(client)? {
             if table.uses_category(client, name)? {

@@ -3,7 +3,7 @@
 //! holds are released) and `retention.restore` (undo a soft delete within its window).
 
 use crate::catalog;
-use crate::deletion_log::{self, Entry};
+use crate::deletion_log::{self, interval_canonical, Entry};
 use crate::error::{required, RetentionError, SqlResult};
 use crate::holds;
 use crate::managed::{quote_literal_text, Managed};
@@ -338,6 +338,8 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
             })
             .collect::<Result<_, RetentionError>>()?;
         let mut entries = Vec::new();
+        // The window's start, `now() - window`, computed once per window in force.
+        let mut window_starts: std::collections::BTreeMap<String, i64> = Default::default();
         for (key, category_name, tenant_value, soft_deleted_at) in rows {
             let Some(soft_deleted_at) = soft_deleted_at else {
                 continue;
@@ -348,16 +350,21 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
                 .ok_or_else(|| RetentionError::UnknownCategory(category_name.clone()))?;
             let (retain_for, window) =
                 policy::in_force(category_row, tenant_value.as_deref(), &overrides);
-            let within = client
-                .select(
-                    "SELECT $1 > now() - coalesce($2::interval, interval '0')",
-                    Some(1),
-                    &[soft_deleted_at.into(), window.into()],
-                )?
-                .first()
-                .get_one::<bool>()?
-                .unwrap_or(false);
-            if !within {
+            let window = window.unwrap_or_else(catalog::zero);
+            let start = match window_starts.get(&interval_canonical(&window)) {
+                Some(start) => *start,
+                None => {
+                    let start = client
+                        .select("SELECT now() - $1::interval", Some(1), &[window.into()])?
+                        .first()
+                        .get_one::<TimestampWithTimeZone>()?
+                        .map(i64::from)
+                        .unwrap_or(i64::MAX);
+                    window_starts.insert(interval_canonical(&window), start);
+                    start
+                }
+            };
+            if i64::from(soft_deleted_at) <= start {
                 return Err(RetentionError::RestoreWindowPassed(format!(
                     "row {key} of {} was soft-deleted longer ago than its recovery window",
                     table.display_name

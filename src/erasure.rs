@@ -91,18 +91,7 @@ fn erase_in_table(
         .collect::<Result<_, RetentionError>>()?;
     for (category_name, tenant, held, rows) in groups {
         let found = categories.iter().find(|c| c.name == category_name);
-        let exempt = client
-            .select(
-                "SELECT erasure_exempt FROM retention.categories WHERE name = $1",
-                Some(1),
-                &[category_name.as_str().into()],
-            )?
-            .next()
-            .map(|r| r.get::<bool>(1))
-            .transpose()?
-            .flatten()
-            .unwrap_or(false);
-        if exempt {
+        if found.is_some_and(|c| c.erasure_exempt) {
             done.exempt += rows;
             done.exempt_categories.push(category_name);
             continue;
