@@ -63,6 +63,7 @@ impl Drop for Depth {
 }
 
 /// A parent-bound child of a table, through one foreign key.
+#[derive(Debug, Clone)]
 pub struct Child {
     pub table: Managed,
     pub category: Category,
@@ -77,8 +78,16 @@ const FK_COLUMNS: &str = "
     ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, o)
             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o)";
 
-/// The parent-bound children of `table`.
-pub fn children(client: &SpiClient, table: &Managed) -> Result<Vec<Child>, RetentionError> {
+/// The parent-bound children of `table`, looked up once per loaded `Managed` (a cycle, a call):
+/// every batch of a cycle asks again, at every level of the hierarchy.
+pub fn children<'a>(client: &SpiClient, table: &'a Managed) -> Result<&'a [Child], RetentionError> {
+    if table.children.get().is_none() {
+        let _ = table.children.set(load_children(client, table)?);
+    }
+    Ok(table.children.get().map(Vec::as_slice).unwrap_or_default())
+}
+
+fn load_children(client: &SpiClient, table: &Managed) -> Result<Vec<Child>, RetentionError> {
     let rows: Vec<(pg_sys::Oid, Vec<String>, Vec<String>)> = client
         .select(
             &format!(
@@ -118,8 +127,11 @@ pub fn children(client: &SpiClient, table: &Managed) -> Result<Vec<Child>, Reten
 
 /// Refuses to purge a table that foreign keys reference with ON DELETE CASCADE, SET NULL or
 /// SET DEFAULT from tables that are not its parent-bound children: deleting a parent row would
-/// change those rows without a log entry.
+/// change those rows without a log entry. Checked once per loaded `Managed`, like `children`.
 pub fn check_unlogged_cascades(client: &SpiClient, table: &Managed) -> Result<(), RetentionError> {
+    if table.cascades_checked.get() {
+        return Ok(());
+    }
     let offender = client
         .select(
             "SELECT c.conrelid::regclass::text || ' (' || c.conname || ')'
@@ -144,7 +156,10 @@ pub fn check_unlogged_cascades(client: &SpiClient, table: &Managed) -> Result<()
             ),
             "Manage the referencing table with a category using clock => 'parent', or make the foreign key ON DELETE NO ACTION.".into(),
         )),
-        None => Ok(()),
+        None => {
+            table.cascades_checked.set(true);
+            Ok(())
+        }
     }
 }
 
@@ -329,7 +344,7 @@ fn descendant_terms(
 pub fn hard_delete(
     client: &mut SpiClient,
     table: &Managed,
-    kids: Vec<Child>,
+    kids: &[Child],
     due: &str,
     params: &mut Params,
     batch: &Batch,
@@ -339,7 +354,7 @@ pub fn hard_delete(
     let _depth = Depth::enter()?;
     // Lock the rows and collect their keys and the values their children reference.
     let mut referenced: Vec<String> = Vec::new();
-    for kid in &kids {
+    for kid in kids {
         for c in &kid.parent_columns {
             if !referenced.contains(c) {
                 referenced.push(c.clone());
@@ -384,7 +399,7 @@ pub fn hard_delete(
 
     for kid in kids {
         let mut kid_params = Params::default();
-        let types = child_fk_types(client, &kid)?;
+        let types = child_fk_types(client, kid)?;
         let matched = if kid.fk_columns.len() == 1 {
             let v = &values[referenced
                 .iter()

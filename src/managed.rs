@@ -30,6 +30,10 @@ pub struct Managed {
     pub anonymize: Vec<(String, serde_json::Value)>,
     /// Column → `format_type` of the anonymized columns.
     pub anonymize_types: std::collections::BTreeMap<String, String>,
+    /// Its parent-bound children, once looked up (`cascade::children`).
+    pub children: std::cell::OnceCell<Vec<crate::cascade::Child>>,
+    /// Whether `cascade::check_unlogged_cascades` has passed.
+    pub cascades_checked: std::cell::Cell<bool>,
 }
 
 const MANAGED_SELECT: &str = "
@@ -68,6 +72,8 @@ fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Managed, RetentionError
                 .collect(),
             _ => Default::default(),
         },
+        children: Default::default(),
+        cascades_checked: Default::default(),
     })
 }
 
@@ -489,6 +495,8 @@ fn manage(
             partitioned: false,
             anonymize: Vec::new(),
             anonymize_types: Default::default(),
+            children: Default::default(),
+            cascades_checked: Default::default(),
         };
         let times = "timestamp with time zone, timestamp without time zone or date";
         if let Some(c) = created_column {
