@@ -158,6 +158,28 @@ fn purge_table(
     })
 }
 
+/// Runs one part of `run()`'s cycle in a subtransaction: its outcome, or its error under
+/// `name` with nothing of its work left. Child-table counts of committed work go to `cascaded`.
+fn isolated(
+    name: &str,
+    cascaded: &mut Vec<(String, i64)>,
+    work: impl FnOnce() -> Result<TableOutcome, RetentionError>,
+) -> TableOutcome {
+    crate::cascade::take_cascaded();
+    let error = match isolate(work) {
+        Ok(Ok(outcome)) => {
+            cascaded.extend(crate::cascade::take_cascaded());
+            return outcome;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(message) => message,
+    };
+    TableOutcome {
+        error: Some(error),
+        ..TableOutcome::new(name)
+    }
+}
+
 /// Counts rows that cascades deleted from parent-bound child tables under those tables' names
 /// (a child not in `outcomes`, as in `run(tbl)`, gets a line of its own).
 pub fn add_cascaded(outcomes: &mut Vec<TableOutcome>, cascaded: Vec<(String, i64)>) {
@@ -299,22 +321,9 @@ fn run(
         })?;
         let mut cascaded = Vec::new();
         for table in &tables {
-            crate::cascade::take_cascaded();
-            let outcome = match isolate(|| purge_table(table, run_id, batch_size)) {
-                Ok(Ok(outcome)) => {
-                    cascaded.extend(crate::cascade::take_cascaded());
-                    outcome
-                }
-                Ok(Err(e)) => TableOutcome {
-                    error: Some(e.to_string()),
-                    ..TableOutcome::new(&table.display_name)
-                },
-                Err(message) => TableOutcome {
-                    error: Some(message),
-                    ..TableOutcome::new(&table.display_name)
-                },
-            };
-            outcomes.push(outcome);
+            outcomes.push(isolated(&table.display_name, &mut cascaded, || {
+                purge_table(table, run_id, batch_size)
+            }));
         }
         let steps: [CycleStep; 3] = [
             ("retention.deletion_queue", &|| process_queue(run_id)),
@@ -322,21 +331,7 @@ fn run(
             ("retention.deletion_log", &trim_log),
         ];
         for (name, step) in steps {
-            crate::cascade::take_cascaded();
-            let outcome = match isolate(step) {
-                Ok(Ok(outcome)) => {
-                    cascaded.extend(crate::cascade::take_cascaded());
-                    outcome
-                }
-                Ok(Err(e)) => TableOutcome {
-                    error: Some(e.to_string()),
-                    ..TableOutcome::new(name)
-                },
-                Err(message) => TableOutcome {
-                    error: Some(message),
-                    ..TableOutcome::new(name)
-                },
-            };
+            let outcome = isolated(name, &mut cascaded, step);
             if outcome.total() > 0 || outcome.error.is_some() {
                 outcomes.push(outcome);
             }
