@@ -104,17 +104,11 @@ pub fn advisory_lock(
     key: LockKey,
     exclusive: bool,
 ) -> Result<(), RetentionError> {
-    let args = [LOCK_CLASS.into(), (key as i32).into()];
+    let mode = if exclusive { "" } else { "_shared" };
     if YIELDING.with(|y| y.get()) {
-        let sql = if exclusive {
-            "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)"
-        } else {
-            "SELECT pg_catalog.pg_try_advisory_xact_lock_shared($1, $2)"
-        };
         // A few short tries: a hold being placed or a log append commits within milliseconds.
         for attempt in 0..YIELD_TRIES {
-            let taken = client.update(sql, None, &args)?.first().get_one::<bool>()?;
-            if taken == Some(true) {
+            if try_lock(client, key, &format!("xact_lock{mode}"))? {
                 return Ok(());
             }
             if attempt + 1 < YIELD_TRIES {
@@ -125,39 +119,36 @@ pub fn advisory_lock(
         BUSY.with(|b| b.set(true));
         return Err(RetentionError::LockBusy(key.describe()));
     }
-    let sql = if exclusive {
-        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)"
-    } else {
-        "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2)"
-    };
-    client.update(sql, None, &args)?;
+    client.update(
+        &format!("SELECT pg_catalog.pg_advisory_xact_lock{mode}($1, $2)"),
+        None,
+        &[LOCK_CLASS.into(), (key as i32).into()],
+    )?;
     Ok(())
+}
+
+/// Tries `pg_try_advisory_<kind>` (`lock`, `xact_lock`, `xact_lock_shared`) on `key`; true
+/// when taken.
+fn try_lock(client: &mut SpiClient, key: LockKey, kind: &str) -> Result<bool, RetentionError> {
+    Ok(client
+        .update(
+            &format!("SELECT pg_catalog.pg_try_advisory_{kind}($1, $2)"),
+            None,
+            &[LOCK_CLASS.into(), (key as i32).into()],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false))
 }
 
 /// Tries to take a transaction-level advisory lock (exclusive); true when taken.
 pub fn try_xact_lock(client: &mut SpiClient, key: LockKey) -> Result<bool, RetentionError> {
-    Ok(client
-        .update(
-            "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)",
-            None,
-            &[LOCK_CLASS.into(), (key as i32).into()],
-        )?
-        .first()
-        .get_one::<bool>()?
-        .unwrap_or(false))
+    try_lock(client, key, "xact_lock")
 }
 
 /// Tries to take a session-level advisory lock; true when taken.
 pub fn try_session_lock(client: &mut SpiClient, key: LockKey) -> Result<bool, RetentionError> {
-    Ok(client
-        .update(
-            "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
-            None,
-            &[LOCK_CLASS.into(), (key as i32).into()],
-        )?
-        .first()
-        .get_one::<bool>()?
-        .unwrap_or(false))
+    try_lock(client, key, "lock")
 }
 
 /// Releases a session-level advisory lock.
