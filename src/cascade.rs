@@ -437,11 +437,7 @@ pub fn hard_delete(
             )
         };
         let unheld = holds::unheld_sql(client, &kid.table, &mut kid_params)?;
-        let kid_due = format!(
-            "SELECT {} FROM {} AS t WHERE {matched} AND {unheld} FOR UPDATE OF t",
-            purge::row_id_sql(&kid.table),
-            kid.table.display_name
-        );
+        let kid_due = purge::lock_all(client, &kid.table, &[matched, unheld], &kid_params)?;
         let rows = purge::act_and_log(
             client,
             &kid.table,

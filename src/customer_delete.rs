@@ -139,12 +139,7 @@ fn delete_keys(
             let soft = quote_identifier(table.soft_delete_column.as_deref().unwrap_or_default());
             conditions.push(format!("t.{soft} IS NULL"));
         }
-        let due = format!(
-            "SELECT {} FROM {} AS t WHERE {} FOR UPDATE OF t",
-            purge::row_id_sql(table),
-            table.display_name,
-            conditions.join(" AND ")
-        );
+        let due = purge::lock_all(client, table, &conditions, &group_params)?;
         let rows = purge::act_and_log(
             client,
             table,

@@ -125,12 +125,7 @@ fn erase_in_table(
         if anonymize {
             group_conditions.push(purge::not_anonymized_sql(table, &mut group_params));
         }
-        let due = format!(
-            "SELECT {} FROM {} AS t WHERE {} FOR UPDATE OF t",
-            purge::row_id_sql(table),
-            table.display_name,
-            group_conditions.join(" AND ")
-        );
+        let due = purge::lock_all(client, table, &group_conditions, &group_params)?;
         let retain_for = found.map(|c| policy::in_force(c, tenant.as_deref(), overrides).0);
         let acted = purge::act_and_log(
             client,

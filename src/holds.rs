@@ -201,7 +201,8 @@ fn hold_from_row(r: pgrx::spi::SpiHeapTupleData) -> Result<Hold, RetentionError>
     })
 }
 
-/// SQL, over row alias `t`, that is true when `hold` covers the row; None when the hold can
+/// SQL, over row alias `t`, that is true when `hold` covers the row and false otherwise (never
+/// NULL, whatever the row's values); None when the hold can
 /// cover no row of this table (or of `category`, when the caller works on one category only).
 /// `category_sql` is the row's category expression, for holds scoped to a category.
 pub fn covers_sql(
@@ -235,10 +236,14 @@ pub fn covers_sql(
             None => conditions.push(format!("{category_sql} = {}", params.bind(held.as_str()))),
         }
     }
+    // `IS TRUE`: a hold covers a row only when its scope provably matches. A NULL tenant,
+    // subject or category value matches no scope, and the term is false, never NULL: callers
+    // negate it (`NOT covers`), and a NULL would drop the row from both the acting and the
+    // held side of every statement.
     Some(if conditions.is_empty() {
         "true".into()
     } else {
-        format!("({})", conditions.join(" AND "))
+        format!("(({}) IS TRUE)", conditions.join(" AND "))
     })
 }
 
@@ -579,5 +584,131 @@ mod tests {
             "55000"
         );
         assert_eq!(int("SELECT count(*) FROM retention.holds"), 1);
+    }
+
+    /// Rows with a NULL tenant or subject, a table `t` managed with both columns (issue 19).
+    fn null_scope_table() {
+        Spi::run(
+            "SELECT retention.define_category('c', '1 day');
+             CREATE TABLE t (id bigint PRIMARY KEY, tenant text, author text,
+                             created_at timestamptz NOT NULL);
+             SELECT retention.manage('t', 'c', created_column => 'created_at',
+                                     tenant_column => 'tenant', subject_column => 'author');
+             INSERT INTO t VALUES (1, NULL, 'bob', now() - interval '10 days'),
+                                  (2, NULL, 'bob', now()),
+                                  (3, 'b', 'bob', now() - interval '10 days'),
+                                  (4, 'b', NULL, now() - interval '10 days'),
+                                  (5, NULL, 'carol', now()),
+                                  (6, 'b', NULL, now());",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn null_scope_rows_go_while_unrelated_holds_are_active() {
+        null_scope_table();
+        Spi::run("SELECT retention.place_hold('unrelated tenant', tenant => 'zzz', notify => false);
+                  SELECT retention.place_hold('unrelated person', subject => 'nobody', notify => false)").unwrap();
+        // preview, the dry run and run() agree: rows 1, 3 and 4 are due and nothing holds them.
+        assert_eq!(
+            int("SELECT sum(rows)::bigint FROM retention.preview() WHERE held_by IS NULL"),
+            3
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.preview() WHERE held_by IS NOT NULL"),
+            0
+        );
+        assert_eq!(
+            int("SELECT hard_deleted FROM retention.run(dry_run => true)"),
+            3
+        );
+        assert_eq!(int("SELECT hard_deleted FROM retention.run()"), 3);
+        assert_eq!(int("SELECT count(*) FROM t WHERE id IN (1, 3, 4)"), 0);
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE reason = 'expired'"),
+            3
+        );
+        // A customer deletion of a NULL-tenant row acts on it (it is not lost, nor queued).
+        assert_eq!(int("SELECT retention.request_delete('t', ARRAY[2])"), 1);
+        assert_eq!(int("SELECT count(*) FROM t WHERE id = 2"), 0);
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_queue"), 0);
+        // An erasure of a subject whose row has a NULL tenant completes with the row gone.
+        let request = int("SELECT retention.request_erasure('carol')");
+        Spi::run(&format!("SELECT retention.verify_erasure({request})")).unwrap();
+        assert_eq!(int("SELECT count(*) FROM t WHERE author = 'carol'"), 0);
+        assert_eq!(int(&format!("SELECT count(*) FROM retention.erasure_records WHERE id = {request} AND status = 'completed' AND rows_erased = 1 AND rows_held = 0")), 1);
+        // Exactly one log entry per removed row.
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log"), 5);
+        assert_eq!(
+            int("SELECT count(DISTINCT row_key) FROM retention.deletion_log"),
+            5
+        );
+    }
+
+    #[pg_test]
+    fn null_scope_rows_stay_under_holds_that_cover_them() {
+        null_scope_table();
+        let on_table = int("SELECT retention.place_hold('the table', tbl => 't', notify => false)");
+        assert_eq!(
+            int("SELECT count(*) FROM retention.preview() WHERE held_by IS NULL"),
+            0
+        );
+        assert_eq!(
+            int(&format!(
+                "SELECT sum(rows)::bigint FROM retention.preview() WHERE held_by = {on_table}"
+            )),
+            3
+        );
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(int("SELECT retention.request_delete('t', ARRAY[2, 5])"), 0);
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_queue WHERE done_at IS NULL"),
+            2
+        );
+        Spi::run(&format!("SELECT retention.release_hold({on_table}, NULL)")).unwrap();
+        let on_category =
+            int("SELECT retention.place_hold('the category', category => 'c', notify => false)");
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(int("SELECT count(*) FROM t"), 6);
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log"), 0);
+        assert_eq!(
+            int(&format!(
+                "SELECT sum(rows)::bigint FROM retention.preview() WHERE held_by = {on_category}"
+            )),
+            3
+        );
+    }
+
+    #[pg_test]
+    fn a_null_tenant_child_does_not_keep_its_parent() {
+        Spi::run(
+            "SELECT retention.define_category('projects', '1 day');
+             SELECT retention.define_category('history', '0', clock => 'parent');
+             CREATE TABLE projects (id int PRIMARY KEY, tenant text, created_at timestamptz NOT NULL);
+             CREATE TABLE snapshots (id int PRIMARY KEY, project_id int NOT NULL REFERENCES projects,
+                                     tenant text);
+             SELECT retention.manage('projects', 'projects', created_column => 'created_at',
+                                     tenant_column => 'tenant');
+             SELECT retention.manage('snapshots', 'history', tenant_column => 'tenant');
+             INSERT INTO projects VALUES (1, 'a', now() - interval '2 days'), (2, 'a', now());
+             INSERT INTO snapshots VALUES (10, 1, NULL), (11, 1, 'a'), (20, 2, NULL);
+             SELECT retention.place_hold('unrelated', tenant => 'zzz', notify => false);",
+        )
+        .unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.run() WHERE error IS NOT NULL"),
+            0
+        );
+        assert_eq!(int("SELECT count(*) FROM projects"), 1);
+        assert_eq!(int("SELECT count(*) FROM snapshots"), 1);
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE reason = 'parent_deleted'"),
+            2
+        );
+        assert_eq!(
+            int("SELECT retention.request_delete('projects', ARRAY[2])"),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM snapshots"), 0);
     }
 }

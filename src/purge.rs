@@ -260,6 +260,28 @@ fn soft_deletion_reason_sql(table: &Managed, params: &mut Params) -> String {
     )
 }
 
+/// The `due` query of a path that must act on every row it matches (a request, a cascade, a
+/// reapply: not a batch, which may leave rows to the next cycle), after locking those rows in
+/// a statement of its own, waiting for concurrent writers. The acting statement that follows
+/// takes a newer snapshot, which sees the versions those writers committed. Locked only inside
+/// the acting statement, a row updated meanwhile is returned at its new ctid, which that
+/// statement's older snapshot cannot see: the row would be left in place, silently.
+pub fn lock_all(
+    client: &mut SpiClient,
+    table: &Managed,
+    conditions: &[String],
+    params: &Params,
+) -> Result<String, RetentionError> {
+    let due = format!(
+        "SELECT {} FROM {} AS t WHERE {} FOR UPDATE OF t",
+        row_id_sql(table),
+        table.display_name,
+        conditions.join(" AND ")
+    );
+    client.update(&due, None, params.args())?;
+    Ok(due)
+}
+
 /// SQL over row alias `t` matching the rows a `due` CTE selected with [`row_id_sql`].
 pub fn due_rows_sql(table: &Managed) -> String {
     if table.partitioned {

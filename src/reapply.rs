@@ -93,12 +93,7 @@ fn reapply_table(
         if act == Act::Anonymize {
             conditions.push(purge::not_anonymized_sql(table, &mut params));
         }
-        let due = format!(
-            "SELECT {} FROM {} AS t WHERE {} FOR UPDATE OF t",
-            purge::row_id_sql(table),
-            table.display_name,
-            conditions.join(" AND ")
-        );
+        let due = purge::lock_all(client, table, &conditions, &params)?;
         total += purge::act_and_log(
             client,
             table,
