@@ -11,6 +11,7 @@ use crate::deletion_log::Batch;
 use crate::error::RetentionError;
 use crate::holds;
 use crate::managed::Managed;
+use crate::owner;
 use crate::params::Params;
 use crate::purge::{self, Act};
 use pgrx::datum::DatumWithOid;
@@ -193,15 +194,15 @@ pub fn descendant_counts(
             referencing.join(", "),
             referenced.join(", ")
         );
-        let count = client
-            .select(
-                &format!("SELECT count(*) {child_rows}"),
-                Some(1),
-                params.args(),
-            )?
-            .first()
-            .get_one::<i64>()?
-            .unwrap_or(0);
+        let count = owner::select(
+            client,
+            &child.table,
+            &format!("SELECT count(*) {child_rows}"),
+            params.args(),
+        )?
+        .first()
+        .get_one::<i64>()?
+        .unwrap_or(0);
         if count > 0 {
             counts.push((child.table.display_name.clone(), count));
             counts.extend(descendant_counts(
@@ -379,13 +380,14 @@ pub fn hard_delete(
         )
         .collect();
     let matching = purge::due_rows_sql(table);
-    let locked = client.update(
+    let locked = owner::update(
+        client,
+        table,
         &format!(
             "WITH due AS ({due}) SELECT {} FROM {} AS t WHERE {matching}",
             aggregates.join(", "),
             table.display_name
         ),
-        Some(1),
         params.args(),
     )?;
     let row = locked.first();

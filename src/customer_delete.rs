@@ -7,6 +7,7 @@ use crate::deletion_log::{self, interval_canonical, Entry};
 use crate::error::{required, RetentionError, SqlResult};
 use crate::holds;
 use crate::managed::{quote_literal_text, Managed};
+use crate::owner;
 use crate::params::Params;
 use crate::policy;
 use crate::purge::{self, Act};
@@ -62,50 +63,48 @@ fn delete_keys(
     let tenant = tenant_sql(table);
 
     // Queue the held rows.
-    let queued: Vec<String> = client
-        .update(
-            &format!(
-                "WITH held AS (SELECT {}::text AS k, {} AS tn FROM {} AS t
-                                WHERE {matching} AND {covered})
-                 INSERT INTO retention.deletion_queue (tbl, row_key, reason, row_tenant)
-                 SELECT {}::oid::regclass, k::jsonb, {}, tn FROM held
-                 ON CONFLICT (tbl, row_key) WHERE done_at IS NULL DO NOTHING",
-                table.key_json_sql(),
-                tenant_json_sql(table),
-                table.display_name,
-                params.bind(table.oid),
-                params.bind(reason),
-            ),
+    let held: Vec<(String, Option<String>)> = owner::select(
+        client,
+        table,
+        &format!(
+            "SELECT {}::text, {}::text FROM {} AS t WHERE {matching} AND {covered}",
+            table.key_json_sql(),
+            tenant_json_sql(table),
+            table.display_name
+        ),
+        params.args(),
+    )?
+    .map(|r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?)))
+    .collect::<Result<_, RetentionError>>()?;
+    let (queued, tenants): (Vec<String>, Vec<Option<String>>) = held.into_iter().unzip();
+    if !queued.is_empty() {
+        client.update(
+            "INSERT INTO retention.deletion_queue (tbl, row_key, reason, row_tenant)
+             SELECT $1::oid::regclass, u.k::jsonb, $2, u.tn::jsonb
+               FROM unnest($3::text[], $4::text[]) AS u(k, tn)
+             ON CONFLICT (tbl, row_key) WHERE done_at IS NULL DO NOTHING",
             None,
-            params.args(),
-        )
-        .map(|_| ())
-        .and_then(|_| {
-            client.select(
-                &format!(
-                    "SELECT {}::text FROM {} AS t WHERE {matching} AND {covered}",
-                    table.key_json_sql(),
-                    table.display_name
-                ),
-                None,
-                params.args(),
-            )
-        })?
-        .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
-        .collect::<Result<_, _>>()?;
+            &[
+                table.oid.into(),
+                reason.into(),
+                queued.clone().into(),
+                tenants.into(),
+            ],
+        )?;
+    }
 
     // Act on the others, per category and tenant (each has one policy in force).
-    let groups: Vec<(String, Option<String>)> = client
-        .select(
-            &format!(
-                "SELECT DISTINCT {category}, {tenant} FROM {} AS t WHERE {matching} AND NOT {covered}",
-                table.display_name
-            ),
-            None,
-            params.args(),
-        )?
-        .map(|r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?)))
-        .collect::<Result<_, RetentionError>>()?;
+    let groups: Vec<(String, Option<String>)> = owner::select(
+        client,
+        table,
+        &format!(
+            "SELECT DISTINCT {category}, {tenant} FROM {} AS t WHERE {matching} AND NOT {covered}",
+            table.display_name
+        ),
+        params.args(),
+    )?
+    .map(|r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?)))
+    .collect::<Result<_, RetentionError>>()?;
     let (mut soft_deleted, mut hard_deleted) = (0, 0);
     for (category_name, tenant_value) in groups {
         let Some(category_row) = categories.iter().find(|c| c.name == category_name) else {
@@ -224,33 +223,7 @@ pub fn process_queue(
         // Entries whose row is gone, or whose key another tenant's row has taken since, are
         // done: nothing of theirs is left to delete.
         if table.tenant_column.is_some() {
-            let types = table.key_types(client)?;
-            let same_key: Vec<String> = table
-                .key_columns
-                .iter()
-                .zip(&types)
-                .map(|(c, ty)| {
-                    format!(
-                        "t.{} = (q.row_key ->> {})::{ty}",
-                        quote_identifier(c),
-                        quote_literal_text(c)
-                    )
-                })
-                .collect();
-            client.update(
-                &format!(
-                    "UPDATE retention.deletion_queue q SET done_at = now()
-                      WHERE q.tbl = $1::oid::regclass AND q.reason = $2 AND q.done_at IS NULL
-                        AND q.row_tenant IS NOT NULL
-                        AND NOT EXISTS (SELECT 1 FROM {} AS t
-                                         WHERE {} AND {} = q.row_tenant)",
-                    table.display_name,
-                    same_key.join(" AND "),
-                    tenant_json_sql(&table)
-                ),
-                None,
-                &[oid.into(), reason.as_str().into()],
-            )?;
+            forget_gone_rows(client, &table, &reason)?;
         }
         let element = table.key_from_json_sql("q.row_key");
         let keys = client
@@ -278,6 +251,70 @@ pub fn process_queue(
         )?;
     }
     Ok((soft_deleted, hard_deleted))
+}
+
+/// Marks done the queued deletions whose row is gone, or whose key another tenant's row has
+/// taken since: nothing of theirs is left to delete. The queue is read and written under the
+/// caller's identity, the table as its owner.
+fn forget_gone_rows(
+    client: &mut SpiClient,
+    table: &Managed,
+    reason: &str,
+) -> Result<(), RetentionError> {
+    let pending: Vec<(String, String)> = client
+        .select(
+            "SELECT row_key::text, row_tenant::text FROM retention.deletion_queue
+              WHERE tbl = $1::oid::regclass AND reason = $2 AND done_at IS NULL
+                AND row_tenant IS NOT NULL",
+            None,
+            &[table.oid.into(), reason.into()],
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+            ))
+        })
+        .collect::<Result<_, RetentionError>>()?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let types = table.key_types(client)?;
+    let same_key: Vec<String> = table
+        .key_columns
+        .iter()
+        .zip(&types)
+        .map(|(c, ty)| {
+            format!(
+                "t.{} = (u.k::jsonb ->> {})::{ty}",
+                quote_identifier(c),
+                quote_literal_text(c)
+            )
+        })
+        .collect();
+    let (keys, tenants): (Vec<String>, Vec<String>) = pending.into_iter().unzip();
+    let gone: Vec<String> = owner::select(
+        client,
+        table,
+        &format!(
+            "SELECT u.k FROM unnest($1::text[], $2::text[]) AS u(k, tn)
+              WHERE NOT EXISTS (SELECT 1 FROM {} AS t WHERE {} AND {} = u.tn::jsonb)",
+            table.display_name,
+            same_key.join(" AND "),
+            tenant_json_sql(table)
+        ),
+        &[keys.into(), tenants.into()],
+    )?
+    .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
+    .collect::<Result<_, _>>()?;
+    client.update(
+        "UPDATE retention.deletion_queue SET done_at = now()
+          WHERE tbl = $1::oid::regclass AND reason = $2 AND done_at IS NULL
+            AND row_key::text = ANY($3::text[])",
+        None,
+        &[table.oid.into(), reason.into(), gone.into()],
+    )?;
+    Ok(())
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -312,26 +349,26 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
             String,
             Option<String>,
             Option<TimestampWithTimeZone>,
-        )> = client
-            .update(
-                &format!(
-                    "SELECT {}::text, {category}, {tenant}, t.{soft}::timestamptz
-                       FROM {} AS t WHERE {matching} AND {unheld} FOR UPDATE OF t",
-                    table.key_json_sql(),
-                    table.display_name
-                ),
-                None,
-                params.args(),
-            )?
-            .map(|r| {
-                Ok((
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<String>(2)?.unwrap_or_default(),
-                    r.get::<String>(3)?,
-                    r.get::<TimestampWithTimeZone>(4)?,
-                ))
-            })
-            .collect::<Result<_, RetentionError>>()?;
+        )> = owner::update(
+            client,
+            &table,
+            &format!(
+                "SELECT {}::text, {category}, {tenant}, t.{soft}::timestamptz
+                   FROM {} AS t WHERE {matching} AND {unheld} FOR UPDATE OF t",
+                table.key_json_sql(),
+                table.display_name
+            ),
+            params.args(),
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?,
+                r.get::<TimestampWithTimeZone>(4)?,
+            ))
+        })
+        .collect::<Result<_, RetentionError>>()?;
         let mut entries = Vec::new();
         // The window's start, `now() - window`, computed once per window in force.
         let mut window_starts: std::collections::BTreeMap<String, i64> = Default::default();
@@ -376,13 +413,14 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
         if entries.is_empty() {
             return Ok(0);
         }
-        client.update(
+        owner::update(
+            client,
+            &table,
             &format!(
                 "UPDATE {} AS t SET {soft} = NULL
                   WHERE {matching} AND {unheld} AND t.{soft} IS NOT NULL",
                 table.display_name
             ),
-            None,
             params.args(),
         )?;
         deletion_log::append(

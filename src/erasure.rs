@@ -69,26 +69,26 @@ fn erase_in_table(
         .as_deref()
         .map(|c| format!("t.{}::text", quote_identifier(c)))
         .unwrap_or_else(|| "NULL::text".into());
-    let groups: Vec<(String, Option<String>, i64, i64)> = client
-        .update(
-            &format!(
-                "SELECT {category}, {tenant_sql}, count(*) FILTER (WHERE NOT ({unheld})), count(*)
-                   FROM {} AS t WHERE {} GROUP BY 1, 2",
-                table.display_name,
-                conditions.join(" AND ")
-            ),
-            None,
-            params.args(),
-        )?
-        .map(|r| {
-            Ok((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?,
-                r.get::<i64>(3)?.unwrap_or(0),
-                r.get::<i64>(4)?.unwrap_or(0),
-            ))
-        })
-        .collect::<Result<_, RetentionError>>()?;
+    let groups: Vec<(String, Option<String>, i64, i64)> = crate::owner::update(
+        client,
+        table,
+        &format!(
+            "SELECT {category}, {tenant_sql}, count(*) FILTER (WHERE NOT ({unheld})), count(*)
+               FROM {} AS t WHERE {} GROUP BY 1, 2",
+            table.display_name,
+            conditions.join(" AND ")
+        ),
+        params.args(),
+    )?
+    .map(|r| {
+        Ok((
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?,
+            r.get::<i64>(3)?.unwrap_or(0),
+            r.get::<i64>(4)?.unwrap_or(0),
+        ))
+    })
+    .collect::<Result<_, RetentionError>>()?;
     for (category_name, tenant, held, rows) in groups {
         let found = categories.iter().find(|c| c.name == category_name);
         if found.is_some_and(|c| c.erasure_exempt) {

@@ -61,6 +61,8 @@ pub enum RetentionError {
         "pg_retention's schema in this database is version {schema}, the library is {library}"
     )]
     SchemaOutdated { schema: String, library: String },
+    #[error("permission denied: {0}")]
+    InsufficientPrivilege(String),
     #[error("another transaction holds pg_retention's {0} lock")]
     LockBusy(&'static str),
     #[error("SPI: {0}")]
@@ -95,6 +97,7 @@ impl RetentionError {
             Self::WrongObjectType(_) => ERRCODE_WRONG_OBJECT_TYPE,
             Self::UnknownTable(_) => ERRCODE_UNDEFINED_TABLE,
             Self::LockBusy(_) => ERRCODE_LOCK_NOT_AVAILABLE,
+            Self::InsufficientPrivilege(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::Spi(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -121,6 +124,9 @@ impl RetentionError {
                 "Define a category with clock => 'event' and that event name first."
             }
             Self::WrongIsolation(_) => "Run it in a READ COMMITTED transaction.",
+            Self::InsufficientPrivilege(_) => {
+                "Own the table, or hold USAGE on its schema and the privileges its category's action needs on it."
+            }
             Self::SchemaOutdated { .. } => {
                 "Run ALTER EXTENSION pg_retention UPDATE in this database; purging waits for it."
             }

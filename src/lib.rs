@@ -18,6 +18,7 @@ mod error;
 mod gucs;
 mod holds;
 mod managed;
+mod owner;
 mod params;
 mod policy;
 mod purge;

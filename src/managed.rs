@@ -32,6 +32,8 @@ pub struct Managed {
     pub anonymize_types: std::collections::BTreeMap<String, String>,
     /// Its parent-bound children, once looked up (`cascade::children`).
     pub children: std::cell::OnceCell<Vec<crate::cascade::Child>>,
+    /// The table's owner: every statement against the table runs as this role (owner.rs).
+    pub owner: pg_sys::Oid,
     /// Whether `cascade::check_unlogged_cascades` has passed.
     pub cascades_checked: std::cell::Cell<bool>,
 }
@@ -43,7 +45,8 @@ const MANAGED_SELECT: &str = "
            (SELECT jsonb_object_agg(a.attname, format_type(a.atttypid, a.atttypmod))
               FROM pg_catalog.pg_attribute a
              WHERE a.attrelid = m.tbl AND a.attnum > 0 AND NOT a.attisdropped
-               AND a.attname::text IN (SELECT jsonb_object_keys(m.anonymize)))
+               AND a.attname::text IN (SELECT jsonb_object_keys(m.anonymize))),
+           c.relowner
       FROM retention.managed_tables m
       JOIN pg_catalog.pg_class c ON c.oid = m.tbl
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -72,6 +75,7 @@ fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Managed, RetentionError
                 .collect(),
             _ => Default::default(),
         },
+        owner: row.get::<pg_sys::Oid>(14)?.unwrap_or(pg_sys::InvalidOid),
         children: Default::default(),
         cascades_checked: Default::default(),
     })
@@ -198,7 +202,7 @@ impl Managed {
             self.display_name,
             quote_identifier(column)
         );
-        Ok(!client.select(&sql, Some(1), &[category.into()])?.is_empty())
+        Ok(!crate::owner::select(client, self, &sql, &[category.into()])?.is_empty())
     }
 
     /// SQL for the category of row alias `t`: its tag, else the table's default.
@@ -416,6 +420,88 @@ fn advise_index(client: &SpiClient, table: &Managed, column: &str) -> Result<(),
     Ok(())
 }
 
+/// Refuses to manage a table unless the caller owns it, or holds USAGE on its schema and the
+/// privileges the category's action needs on it: SELECT and DELETE, and UPDATE when the policy
+/// soft-deletes or anonymizes. Managing a table lets the purge act on it as its owner: a role
+/// must not reach, through the extension, rows it could not delete itself.
+fn check_rights(
+    client: &SpiClient,
+    oid: pg_sys::Oid,
+    display_name: &str,
+    category: &Category,
+) -> Result<(), RetentionError> {
+    let mut needed = vec!["SELECT", "DELETE"];
+    if category.soft_delete_window.is_some() || category.action == Action::Anonymize {
+        needed.push("UPDATE");
+    }
+    let allowed = client
+        .select(
+            "SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE')
+                    OR (pg_catalog.has_schema_privilege(c.relnamespace, 'USAGE')
+                        AND (SELECT bool_and(pg_catalog.has_table_privilege(c.oid, p))
+                               FROM unnest($2::text[]) AS p))
+               FROM pg_catalog.pg_class c WHERE c.oid = $1",
+            Some(1),
+            &[oid.into(), needed.clone().into()],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false);
+    if allowed {
+        return Ok(());
+    }
+    Err(RetentionError::InsufficientPrivilege(format!(
+        "managing {display_name} with category \"{}\" needs ownership, or USAGE on its schema and {} on the table",
+        category.name,
+        needed.join(", ")
+    )))
+}
+
+/// Gives the rows anonymized under an earlier management of `table` the fingerprint of their
+/// values under its current map. The marks are read and written under the caller's identity,
+/// the table as its owner.
+fn rebaseline_marks(client: &mut SpiClient, table: &Managed) -> Result<(), RetentionError> {
+    let keys: Vec<String> = client
+        .select(
+            "SELECT row_key::text FROM retention.anonymized_rows WHERE tbl = $1::oid::regclass",
+            None,
+            &[table.oid.into()],
+        )?
+        .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
+        .collect::<Result<_, _>>()?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<(String, String)> = crate::owner::select(
+        client,
+        table,
+        &format!(
+            "SELECT {}::text, {} FROM {} AS t WHERE {} = ANY($1::text[]::jsonb[])",
+            table.key_json_sql(),
+            table.anonymized_fingerprint_sql(),
+            table.display_name,
+            table.key_json_sql()
+        ),
+        &[keys.into()],
+    )?
+    .map(|r| {
+        Ok((
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?.unwrap_or_default(),
+        ))
+    })
+    .collect::<Result<_, RetentionError>>()?;
+    let (keys, fingerprints): (Vec<String>, Vec<String>) = found.into_iter().unzip();
+    client.update(
+        "UPDATE retention.anonymized_rows a SET fingerprint = u.fp
+           FROM unnest($2::text[], $3::text[]) AS u(k, fp)
+          WHERE a.tbl = $1::oid::regclass AND a.row_key = u.k::jsonb",
+        None,
+        &[table.oid.into(), keys.into(), fingerprints.into()],
+    )?;
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
@@ -435,18 +521,20 @@ fn manage(
     let category = required(category, "category")?;
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
         let oid = tbl.table(client)?;
-        let (display_name, schema) = client
+        let (display_name, schema, owner) = client
             .select(
                 "SELECT format('%I.%I', n.nspname, c.relname),
-                        CASE WHEN c.relpersistence = 't' THEN 'pg_temp' ELSE n.nspname::text END
+                        CASE WHEN c.relpersistence = 't' THEN 'pg_temp' ELSE n.nspname::text END,
+                        c.relowner
                    FROM pg_catalog.pg_class c
                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
                 Some(1),
                 &[oid.into()],
             )?
             .first()
-            .get_two::<String, String>()?;
+            .get_three::<String, String, pg_sys::Oid>()?;
         let (display_name, schema) = (display_name.unwrap_or_default(), schema.unwrap_or_default());
+        let owner = owner.unwrap_or(pg_sys::InvalidOid);
         // The extension's records, the system catalogs and temporary tables (which the worker
         // cannot see) are not data to purge.
         if matches!(
@@ -466,6 +554,7 @@ fn manage(
             return Err(RetentionError::AlreadyManaged(display_name));
         }
         let default_category = catalog::load(client, category)?;
+        check_rights(client, oid, &display_name, &default_category)?;
         let key_columns: Vec<String> = client
             .select(
                 "SELECT a.attname::text
@@ -495,6 +584,7 @@ fn manage(
             partitioned: false,
             anonymize: Vec::new(),
             anonymize_types: Default::default(),
+            owner,
             children: Default::default(),
             cascades_checked: Default::default(),
         };
@@ -606,18 +696,7 @@ fn manage(
         // fingerprint: a changed map alone does not anonymize (and log) them again.
         let managed = Managed::load(client, oid)?;
         if !managed.anonymize.is_empty() {
-            client.update(
-                &format!(
-                    "UPDATE retention.anonymized_rows a SET fingerprint = {}
-                       FROM {} AS t
-                      WHERE a.tbl = $1::oid::regclass AND a.row_key = {}",
-                    managed.anonymized_fingerprint_sql(),
-                    managed.display_name,
-                    managed.key_json_sql()
-                ),
-                None,
-                &[oid.into()],
-            )?;
+            rebaseline_marks(client, &managed)?;
         }
         Ok(())
     })?;

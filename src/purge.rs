@@ -12,6 +12,7 @@ use crate::deletion_log::{self, Entry};
 use crate::error::RetentionError;
 use crate::holds::{self, advisory_lock, LockKey};
 use crate::managed::Managed;
+use crate::owner;
 use crate::params::Params;
 use crate::policy::Segment;
 use pgrx::prelude::*;
@@ -171,11 +172,11 @@ fn step_sql(
 /// SQL, over row alias `t`, that is true when the row has not been anonymized yet, or holds
 /// other values than those it was anonymized to (the application wrote new data into it, or
 /// a new row took its key). Marks from 0.1.0 carry no fingerprint and count as anonymized.
+/// It runs as the table's owner, who cannot read retention.anonymized_rows: the marks are read
+/// through `retention.is_anonymized`, which answers for tables the caller owns only.
 pub fn not_anonymized_sql(table: &Managed, params: &mut Params) -> String {
     format!(
-        "NOT EXISTS (SELECT 1 FROM retention.anonymized_rows a
-                      WHERE a.tbl = {}::oid::regclass AND a.row_key = {}
-                        AND (a.fingerprint IS NULL OR a.fingerprint = {}))",
+        "NOT retention.is_anonymized({}::oid::regclass, {}, {})",
         params.bind(table.oid),
         table.key_json_sql(),
         table.anonymized_fingerprint_sql()
@@ -183,17 +184,15 @@ pub fn not_anonymized_sql(table: &Managed, params: &mut Params) -> String {
 }
 
 /// SQL that acts on the rows selected by `due` (a query returning `ctid`, or the key columns
-/// of a partitioned table) and returns each row's key (jsonb text), tenant and `clock` (a
-/// timestamptz expression over the row, or NULL) and, with `reason_of_soft_delete`, the reason
-/// its soft delete was logged with. Anonymized rows are marked in retention.anonymized_rows by
-/// the same statement.
+/// of a partitioned table) and returns each row's key (jsonb text), tenant, `clock` (a
+/// timestamptz expression over the row, or NULL) and, for anonymizations, the fingerprint of
+/// the anonymized values. It touches the application table only: it runs as its owner.
 pub fn act_sql(
     table: &Managed,
     act: Act,
     due: &str,
     params: &mut Params,
     clock: Option<&str>,
-    reason_of_soft_delete: bool,
 ) -> String {
     let matching = due_rows_sql(table);
     let tenant = table
@@ -214,50 +213,62 @@ pub fn act_sql(
             table.anonymize_set_sql(params)
         ),
     };
-    let (mark, fingerprint) = if act == Act::Anonymize {
-        (
-            format!(
-                ", marked AS (INSERT INTO retention.anonymized_rows (tbl, row_key, fingerprint)
-                              SELECT {}::oid::regclass, k, fp FROM acted
-                              ON CONFLICT (tbl, row_key) DO UPDATE
-                                 SET fingerprint = excluded.fingerprint,
-                                     anonymized_at = excluded.anonymized_at)",
-                params.bind(table.oid)
-            ),
-            table.anonymized_fingerprint_sql(),
-        )
+    let fingerprint = if act == Act::Anonymize {
+        table.anonymized_fingerprint_sql()
     } else {
-        (String::new(), "NULL::text".to_string())
+        "NULL::text".to_string()
     };
     let clock = clock.unwrap_or("NULL::timestamptz");
-    let reason = if reason_of_soft_delete {
-        soft_deletion_reason_sql(table, params)
-    } else {
-        "NULL::text".into()
-    };
     format!(
         "WITH due AS ({due}),
               acted AS ({verb} WHERE {matching}
-                        RETURNING {} AS k, {tenant} AS tn, {clock} AS clk, {reason} AS rs,
-                                  {fingerprint} AS fp){mark}
-         SELECT k::text, tn, clk, rs FROM acted",
+                        RETURNING {} AS k, {tenant} AS tn, {clock} AS clk, {fingerprint} AS fp)
+         SELECT k::text, tn, clk, fp FROM acted",
         table.key_json_sql()
     )
 }
 
-/// SQL over row alias `t`: the reason of the soft delete in force on the row, from its latest
-/// `soft_delete` or `restore` log entry (NULL when that is a restore, or when the row was
-/// soft-deleted outside the extension).
-fn soft_deletion_reason_sql(table: &Managed, params: &mut Params) -> String {
-    format!(
-        "(SELECT CASE WHEN l.action = 'soft_delete' THEN l.reason END
-            FROM retention.deletion_log l
-           WHERE l.table_name = {} AND l.row_key = {}
-             AND l.action IN ('soft_delete', 'restore')
-           ORDER BY l.id DESC LIMIT 1)",
-        params.bind(table.display_name.as_str()),
-        table.key_json_sql()
-    )
+/// Marks anonymized rows (keys as jsonb text) with the fingerprints of their new values.
+fn mark_anonymized(
+    client: &mut SpiClient,
+    table: &Managed,
+    keys: Vec<String>,
+    fingerprints: Vec<Option<String>>,
+) -> Result<(), RetentionError> {
+    client.update(
+        "INSERT INTO retention.anonymized_rows (tbl, row_key, fingerprint)
+         SELECT $1::oid::regclass, u.k::jsonb, u.fp FROM unnest($2::text[], $3::text[]) AS u(k, fp)
+         ON CONFLICT (tbl, row_key) DO UPDATE
+            SET fingerprint = excluded.fingerprint, anonymized_at = excluded.anonymized_at",
+        None,
+        &[table.oid.into(), keys.into(), fingerprints.into()],
+    )?;
+    Ok(())
+}
+
+/// Sets each entry's reason to that of the soft delete in force on its row, from the row's
+/// latest `soft_delete` or `restore` log entry (none when that is a restore, or when the row
+/// was soft-deleted outside the extension).
+fn soft_deletion_reasons(
+    client: &mut SpiClient,
+    table: &Managed,
+    entries: &mut [Entry],
+) -> Result<(), RetentionError> {
+    let keys: Vec<String> = entries.iter().map(|e| e.row_key.clone()).collect();
+    let reasons = client.select(
+        "SELECT (SELECT CASE WHEN l.action = 'soft_delete' THEN l.reason END
+                   FROM retention.deletion_log l
+                  WHERE l.table_name = $1 AND l.row_key = u.k::jsonb
+                    AND l.action IN ('soft_delete', 'restore')
+                  ORDER BY l.id DESC LIMIT 1)
+           FROM unnest($2::text[]) WITH ORDINALITY AS u(k, n) ORDER BY u.n",
+        None,
+        &[table.display_name.as_str().into(), keys.into()],
+    )?;
+    for (entry, row) in entries.iter_mut().zip(reasons) {
+        entry.reason = row.get::<String>(1)?;
+    }
+    Ok(())
 }
 
 /// The `due` query of a path that must act on every row it matches (a request, a cascade, a
@@ -278,7 +289,7 @@ pub fn lock_all(
         table.display_name,
         conditions.join(" AND ")
     );
-    client.update(&due, None, params.args())?;
+    owner::update(client, table, &due, params.args())?;
     Ok(due)
 }
 
@@ -367,25 +378,33 @@ pub fn act_without_children(
     retain_for: Option<Interval>,
     clock: Option<&str>,
 ) -> Result<(i64, Option<TimestampWithTimeZone>), RetentionError> {
-    let sql = act_sql(table, act, due, params, clock, batch.reason_of_soft_delete);
+    let sql = act_sql(table, act, due, params, clock);
     let mut newest: Option<TimestampWithTimeZone> = None;
-    let entries: Vec<Entry> = client
-        .update(&sql, None, params.args())?
+    let mut fingerprints = Vec::new();
+    let mut entries: Vec<Entry> = owner::update(client, table, &sql, params.args())?
         .map(|row| {
             if let Some(at) = row.get::<TimestampWithTimeZone>(3)? {
                 if newest.is_none_or(|n| i64::from(n) < i64::from(at)) {
                     newest = Some(at);
                 }
             }
+            fingerprints.push(row.get::<String>(4)?);
             Ok(Entry {
                 row_key: row.get::<String>(1)?.unwrap_or_default(),
                 tenant: row.get::<String>(2)?,
                 category: category.map(str::to_string),
                 retain_for,
-                reason: row.get::<String>(4)?,
+                reason: None,
             })
         })
         .collect::<Result<_, RetentionError>>()?;
+    if act == Act::Anonymize && !entries.is_empty() {
+        let keys = entries.iter().map(|e| e.row_key.clone()).collect();
+        mark_anonymized(client, table, keys, fingerprints)?;
+    }
+    if batch.reason_of_soft_delete && !entries.is_empty() {
+        soft_deletion_reasons(client, table, &mut entries)?;
+    }
     deletion_log::append(client, batch, &entries)?;
     Ok((entries.len() as i64, newest))
 }
@@ -551,8 +570,7 @@ pub fn preview(
         table.display_name,
         if conditions.is_empty() { "true".into() } else { conditions.join(" AND ") }
     );
-    client
-        .select(&sql, None, params.args())?
+    owner::select(client, table, &sql, params.args())?
         .map(|row| {
             Ok(PreviewLine {
                 tenant: row.get::<String>(1)?,

@@ -124,7 +124,7 @@ fn tag(tbl: Option<RegClass>, category: Option<&str>, keys: Option<AnyArray>) ->
             table.display_name,
             quote_identifier(column),
         );
-        Ok(client.update(&sql, None, params.args())?.len() as i64)
+        Ok(crate::owner::update(client, &table, &sql, params.args())?.len() as i64)
     })?)
 }
 

@@ -1,4 +1,5 @@
-//! `ALTER EXTENSION pg_retention UPDATE` from the previous release, 0.1.0.
+//! `ALTER EXTENSION pg_retention UPDATE` from the oldest release, 0.1.0, through every later one
+//! (0.1.0 → 0.2.0 → 0.3.0).
 //!
 //! The released 0.1.0 install script (tests/fixtures/, installed next to the current scripts by
 //! scripts/test.sh) creates a database as 0.1.0 left it. This library then meets it the way it
@@ -26,11 +27,11 @@ SELECT m.type || ' ' || m.identity AS object,
        concat_ws(E'\\n',
          CASE WHEN m.classid = 'pg_catalog.pg_proc'::regclass THEN
            pg_catalog.pg_get_functiondef(m.objid)
-             || ' acl=' || coalesce((SELECT p.proacl::text FROM pg_catalog.pg_proc p WHERE p.oid = m.objid), 'default')
+             || ' acl=' || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM pg_catalog.pg_proc p, unnest(p.proacl) a WHERE p.oid = m.objid), 'default')
          END,
          CASE WHEN m.classid = 'pg_catalog.pg_class'::regclass THEN (
            SELECT concat_ws(E'\\n',
-                    'kind=' || c.relkind::text || ' acl=' || coalesce(c.relacl::text, 'default'),
+                    'kind=' || c.relkind::text || ' acl=' || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(c.relacl) a), 'default'),
                     CASE WHEN c.relkind = 'v' THEN pg_catalog.pg_get_viewdef(c.oid) END,
                     (SELECT string_agg(concat_ws(' ', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
                                                  CASE WHEN a.attnotnull THEN 'not null' END,
@@ -63,7 +64,7 @@ SELECT 'pg_dump registrations',
        (SELECT string_agg(r.tbl::regclass::text || ' ' || coalesce(r.cond, ''), E'\\n' ORDER BY 1)
           FROM ext, unnest(ext.extconfig, ext.extcondition) AS r(tbl, cond))
 UNION ALL
-SELECT 'schema retention', 'acl=' || coalesce(n.nspacl::text, 'default') || ' owner=' || n.nspowner::regrole
+SELECT 'schema retention', 'acl=' || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(n.nspacl) a), 'default') || ' owner=' || n.nspowner::regrole
   FROM pg_catalog.pg_namespace n WHERE n.nspname = 'retention'
 ORDER BY 1";
 
@@ -163,9 +164,10 @@ fn update_from_0_1_0_keeps_everything_and_matches_a_fresh_install() {
         Duration::from_secs(30),
         "the worker to report the wait",
         || {
-            cluster
-                .server_log()
-                .contains("schema version 0.1.0 in this database, library 0.2.0")
+            cluster.server_log().contains(&format!(
+                "schema version 0.1.0 in this database, library {}",
+                env!("CARGO_PKG_VERSION")
+            ))
         },
     );
     assert_eq!(
@@ -200,7 +202,7 @@ fn update_from_0_1_0_keeps_everything_and_matches_a_fresh_install() {
         )
         .unwrap()
         .get::<_, String>(0),
-        "0.2.0"
+        env!("CARGO_PKG_VERSION")
     );
     for (query, before) in KEPT.iter().zip(&kept) {
         assert_eq!(

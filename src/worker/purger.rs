@@ -241,6 +241,7 @@ pub extern "C-unwind" fn pg_retention_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    pin_search_path();
     yield_locks();
     let mut first = true;
     let mut waiting_logged = false;
@@ -257,5 +258,24 @@ pub extern "C-unwind" fn pg_retention_worker_main(_arg: pg_sys::Datum) {
         if !BackgroundWorker::wait_latch(Some(nap)) {
             break;
         }
+    }
+}
+
+/// Pins the worker's session search_path to `pg_catalog, pg_temp`, whatever `ALTER DATABASE
+/// … SET search_path` or `ALTER ROLE … SET` gave it: an object a database owner plants in
+/// `public` (a `format()`, an operator) must never be found by the worker's statements.
+fn pin_search_path() {
+    // SAFETY: sets a session setting, as `SET search_path` would.
+    unsafe {
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SET,
+            true,
+            0,
+            false,
+        );
     }
 }

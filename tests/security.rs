@@ -1,0 +1,245 @@
+//! The trust model under attack, as ordinary roles would try it (issue 12): code a table's owner
+//! controls runs as that owner, never as the worker's superuser or a calling duty; a policy
+//! admin cannot manage a table it has no rights on; the worker's statements never resolve a
+//! name through a search_path someone else set.
+#![cfg(not(feature = "pg_test"))]
+
+mod common;
+use common::*;
+use postgres::Client;
+use std::time::Duration;
+
+fn as_role(cluster: &Cluster, role: &str) -> Client {
+    postgres::Config::new()
+        .host("127.0.0.1")
+        .port(cluster.port)
+        .user(role)
+        .dbname("app")
+        .connect(postgres::NoTls)
+        .unwrap()
+}
+
+fn sqlstate(client: &mut Client, sql: &str) -> String {
+    match client.batch_execute(sql) {
+        Ok(()) => "00000".into(),
+        Err(e) => e
+            .code()
+            .map(|c| c.code().to_string())
+            .unwrap_or_else(|| format!("{e}")),
+    }
+}
+
+/// Mallory owns a table whose BEFORE DELETE trigger records who runs it and with which
+/// search_path, then tries to make her role a superuser and to write a server file.
+fn mallory_table(cluster: &Cluster, db: &mut Client, file: &str) {
+    db.batch_execute(
+        "CREATE ROLE mallory LOGIN;
+         CREATE SCHEMA mallory AUTHORIZATION mallory;
+         SELECT retention.define_category('c', '1 day');",
+    )
+    .unwrap();
+    let mut mallory = as_role(cluster, "mallory");
+    mallory
+        .batch_execute(&format!(
+            "CREATE TABLE mallory.seen (who text, path text, outcome text);
+             CREATE TABLE mallory.loot (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+             CREATE FUNCTION mallory.payload() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 BEGIN
+                     EXECUTE 'ALTER ROLE mallory SUPERUSER';
+                     INSERT INTO mallory.seen VALUES (current_user, current_setting('search_path'), 'superuser');
+                 EXCEPTION WHEN OTHERS THEN
+                     INSERT INTO mallory.seen VALUES (current_user, current_setting('search_path'), SQLSTATE);
+                 END;
+                 BEGIN
+                     EXECUTE 'COPY (SELECT 1) TO ''{file}''';
+                     INSERT INTO mallory.seen VALUES (current_user, '', 'file written');
+                 EXCEPTION WHEN OTHERS THEN NULL;
+                 END;
+                 RETURN OLD;
+             END $$;
+             CREATE TRIGGER payload BEFORE DELETE ON mallory.loot FOR EACH ROW EXECUTE FUNCTION mallory.payload();
+             INSERT INTO mallory.loot SELECT i, now() - interval '2 days' FROM generate_series(1, 5) i;"
+        ))
+        .unwrap();
+    db.batch_execute(
+        "SELECT retention.manage('mallory.loot', 'c', created_column => 'created_at')",
+    )
+    .unwrap();
+}
+
+fn assert_no_escalation(db: &mut Client, file: &str) {
+    assert!(
+        !db.query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'",
+            &[]
+        )
+        .unwrap()
+        .get::<_, bool>(0),
+        "the owner's trigger made her a superuser"
+    );
+    assert!(
+        !std::path::Path::new(file).exists(),
+        "the owner's trigger wrote {file}"
+    );
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM mallory.seen WHERE outcome IN ('superuser', 'file written')"
+        ),
+        0
+    );
+    assert_eq!(
+        count(db, "SELECT count(*) FROM mallory.seen WHERE who <> 'mallory' OR path <> 'pg_catalog, pg_temp'"),
+        0,
+        "the trigger ran as someone else, or with another search_path"
+    );
+}
+
+#[test]
+fn the_worker_runs_an_owners_trigger_as_the_owner() {
+    let cluster = Cluster::start(
+        "sec-worker",
+        &["pg_retention.database = 'app'", "pg_retention.naptime = 1"],
+    );
+    let mut db = cluster.database_with_extension("app");
+    let file = format!("/tmp/pgr-pwned-worker-{}", cluster.port);
+    let _ = std::fs::remove_file(&file);
+    mallory_table(&cluster, &mut db, &file);
+    // The trigger fails its escalation and lets the delete go on: the worker purges.
+    wait_for(
+        Duration::from_secs(60),
+        "the worker to purge mallory.loot",
+        || count(&mut db, "SELECT count(*) FROM mallory.loot") == 0,
+    );
+    assert_no_escalation(&mut db, &file);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM mallory.seen WHERE outcome = '42501'"
+        ),
+        5
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention.deletion_log WHERE table_name = 'mallory.loot'"
+        ),
+        5
+    );
+}
+
+#[test]
+fn run_by_a_superuser_runs_an_owners_trigger_as_the_owner() {
+    let cluster = Cluster::start("sec-run", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    let file = format!("/tmp/pgr-pwned-run-{}", cluster.port);
+    let _ = std::fs::remove_file(&file);
+    mallory_table(&cluster, &mut db, &file);
+    db.batch_execute("SELECT * FROM retention.run()").unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM mallory.loot"), 0);
+    assert_no_escalation(&mut db, &file);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM mallory.seen"), 5);
+    // request_delete too: new rows, deleted on request.
+    db.batch_execute(
+        "INSERT INTO mallory.loot VALUES (10, now()), (11, now());
+         SELECT retention.request_delete('mallory.loot', ARRAY[10, 11]);",
+    )
+    .unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM mallory.loot"), 0);
+    assert_no_escalation(&mut db, &file);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM mallory.seen"), 7);
+}
+
+#[test]
+fn a_policy_admin_cannot_manage_what_it_cannot_delete() {
+    let cluster = Cluster::start("sec-manage", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "CREATE ROLE admin LOGIN; CREATE ROLE victim;
+         SELECT retention.grant_policy_admin('admin');
+         SELECT retention.define_category('c', '1 day');
+         SELECT retention.define_category('hidden', '1 day', action => 'anonymize');
+         CREATE SCHEMA private AUTHORIZATION victim;
+         CREATE TABLE private.payroll (id int PRIMARY KEY, created_at timestamptz NOT NULL, salary int);
+         ALTER TABLE private.payroll OWNER TO victim;
+         CREATE TABLE public.notes (id int PRIMARY KEY, created_at timestamptz NOT NULL, body text);
+         ALTER TABLE public.notes OWNER TO victim;
+         INSERT INTO private.payroll VALUES (1, now() - interval '2 days', 100);",
+    )
+    .unwrap();
+    let payroll_oid: i64 = count(&mut db, "SELECT 'private.payroll'::regclass::oid::bigint");
+    let mut admin = as_role(&cluster, "admin");
+    // No rights on the table, no USAGE on its schema (reached by OID): refused.
+    for sql in [
+        format!("SELECT retention.manage({payroll_oid}::oid::regclass, 'c', created_column => 'created_at')"),
+        "SELECT retention.manage('public.notes', 'c', created_column => 'created_at')".into(),
+    ] {
+        assert_eq!(sqlstate(&mut admin, &sql), "42501", "{sql}");
+    }
+    // System catalogs and the extension's own tables, by any name.
+    for sql in [
+        "SELECT retention.manage('pg_catalog.pg_authid', 'c')",
+        "SELECT retention.manage('retention.log_anchor', 'c')",
+        "SELECT retention.manage('pg_authid'::regclass::oid::regclass, 'c')",
+    ] {
+        assert_ne!(sqlstate(&mut admin, sql), "00000", "{sql}");
+    }
+    // DELETE alone is enough for a deleting category, not for an anonymizing one.
+    db.batch_execute("GRANT SELECT, DELETE ON public.notes TO admin")
+        .unwrap();
+    assert_eq!(
+        sqlstate(&mut admin, "SELECT retention.manage('public.notes', 'hidden', created_column => 'created_at', anonymize => '{\"body\": null}')"),
+        "42501"
+    );
+    assert_eq!(
+        sqlstate(
+            &mut admin,
+            "SELECT retention.manage('public.notes', 'c', created_column => 'created_at')"
+        ),
+        "00000"
+    );
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.managed_tables"),
+        1
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM private.payroll"), 1);
+}
+
+#[test]
+fn the_worker_ignores_a_planted_search_path() {
+    let mut cluster = Cluster::start(
+        "sec-path",
+        &["pg_retention.database = 'app'", "pg_retention.naptime = 1"],
+    );
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "CREATE SCHEMA evil;
+         CREATE TABLE evil.calls (who text);
+         GRANT ALL ON SCHEMA evil TO PUBLIC; GRANT ALL ON evil.calls TO PUBLIC;
+         CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE sql VOLATILE AS
+             $$ INSERT INTO evil.calls VALUES (current_user); SELECT pg_catalog.now() $$;
+         CREATE FUNCTION evil.array_agg(anyelement) RETURNS anyarray LANGUAGE sql VOLATILE AS
+             $$ INSERT INTO evil.calls VALUES (current_user); SELECT ARRAY[$1] $$;
+         ALTER DATABASE app SET search_path = evil, pg_catalog, public;
+         SELECT retention.define_category('c', '1 day');
+         CREATE TABLE public.items (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+         SELECT retention.manage('public.items', 'c', created_column => 'created_at');",
+    )
+    .unwrap();
+    // The worker reads the database's settings when it connects: restart it.
+    cluster.restart();
+    let mut db = cluster.wait_connect("app", Duration::from_secs(30));
+    db.batch_execute(
+        "INSERT INTO public.items SELECT i, pg_catalog.now() - interval '2 days' FROM generate_series(1, 20) i",
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(60), "the worker to purge items", || {
+        count(&mut db, "SELECT count(*) FROM public.items") == 0
+    });
+    assert_eq!(count(&mut db, "SELECT count(*) FROM evil.calls"), 0);
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.items' AND row_key ? 'id'"),
+        20
+    );
+}
