@@ -83,7 +83,7 @@ BEGIN
     -- A hold inserted directly waits for running purge batches, as place_hold() does, and
     -- names a category that exists (the built-in deletion_log included).
     IF TG_OP = 'INSERT' THEN
-        PERFORM pg_advisory_xact_lock(1380275278, 1);
+        PERFORM retention.hold_lock();
         IF NEW.category IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM retention.categories c WHERE c.name = NEW.category) THEN
             RAISE EXCEPTION 'category "%" does not exist', NEW.category
@@ -265,6 +265,9 @@ REVOKE ALL ON FUNCTION retention.is_anonymized(regclass, jsonb, text) FROM PUBLI
 GRANT EXECUTE ON FUNCTION retention.is_anonymized(regclass, jsonb, text) TO PUBLIC;
 GRANT USAGE ON SCHEMA retention TO PUBLIC;
 
+COMMENT ON FUNCTION retention.hold_lock() IS
+    'Takes the hold lock exclusively until the end of the transaction, as place_hold() does: a hold inserted directly waits for running purge batches. The extension''s locks are object locks only its own code (and this function, granted with the legal duty) can take.';
+
 -- Three duties, granted by the DBA to roles of their choosing (separation of duties). Every
 -- function runs with its caller's privileges, so a duty is exactly the grants below. A policy
 -- admin also needs SELECT, UPDATE and DELETE on the application tables it manages (the DBA's
@@ -326,7 +329,8 @@ BEGIN
         retention.place_hold(text, text, text, regclass, text, boolean),
         retention.release_hold(bigint, text),
         retention.review_hold(bigint, text),
-        retention.hold_stamping()
+        retention.hold_stamping(),
+        retention.hold_lock()
         TO %s', grantee);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON retention.holds TO %s', grantee);
     EXECUTE format('GRANT SELECT, INSERT ON retention.notifications TO %s', grantee);

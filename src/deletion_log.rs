@@ -9,7 +9,7 @@
 //! documents it for auditors.
 
 use crate::error::RetentionError;
-use crate::holds::{advisory_lock, LockKey};
+use crate::holds::{take_lock, LockKey};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -37,8 +37,8 @@ fn log_trimming() -> bool {
 /// entries removed.
 pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
     // The hold lock first, as every purge batch takes it (then holds are read fresh).
-    advisory_lock(client, LockKey::Holds, false)?;
-    advisory_lock(client, LockKey::LogChain, true)?;
+    take_lock(LockKey::Holds, false)?;
+    take_lock(LockKey::LogChain, true)?;
     let cutoff = client.update(
         "SELECT coalesce(
                     (SELECT min(id) - 1 FROM retention.deletion_log
@@ -160,7 +160,7 @@ pub fn append(
         return Ok(());
     }
     // Serialize writers: entries are numbered and chained in commit order.
-    advisory_lock(client, LockKey::LogChain, true)?;
+    take_lock(LockKey::LogChain, true)?;
     let head = client.select(
         "SELECT (extract(epoch FROM now()) * 1000000)::bigint, current_user::text, l.id, l.hash,
                 a.last_id, a.last_hash

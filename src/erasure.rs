@@ -328,7 +328,7 @@ fn verify_erasure(request_id: Option<i64>) -> SqlResult<()> {
     }
     // One purger at a time: a worker cycle under way executes it (its anonymizations and this
     // one's must not race).
-    if !Spi::connect_mut(|client| holds::try_xact_lock(client, holds::LockKey::Purger))? {
+    if !holds::try_xact_lock(holds::LockKey::Purger)? {
         notice!(
             "erasure request {id} is verified; the next purge cycle executes it (a purge cycle is running)"
         );

@@ -24,7 +24,7 @@ use std::cell::Cell;
 thread_local! {
     /// Set only while release_hold() or review_hold() stamps a hold (see `stamp`).
     static STAMPING: Cell<bool> = const { Cell::new(false) };
-    /// Set in the background worker: advisory locks are tried, never waited for.
+    /// Set in the background worker: the extension's locks are tried, never waited for.
     static YIELDING: Cell<bool> = const { Cell::new(false) };
     /// Set when a tried lock was taken by another transaction; cleared by `lock_was_busy`.
     static BUSY: Cell<bool> = const { Cell::new(false) };
@@ -34,7 +34,7 @@ thread_local! {
 const YIELD_TRIES: u32 = 10;
 const YIELD_PAUSE_US: i64 = 20_000;
 
-/// From now on, this process tries the extension's transaction-level advisory locks and fails
+/// From now on, this process tries the extension's transaction-level locks and fails
 /// with `LockBusy` instead of waiting (the background worker).
 pub fn yield_locks() {
     YIELDING.with(|y| y.set(true));
@@ -73,10 +73,10 @@ fn hold_stamping() -> bool {
 }
 use crate::regclass::RegClass;
 
-/// First key of every advisory lock the extension takes ("RETN").
-const LOCK_CLASS: i32 = 0x5245_544e;
+/// Object id of every lock the extension takes ("RETN"); see [`tag`].
+const LOCK_OBJECT: u32 = 0x5245_544e;
 
-/// The advisory locks of the extension (second key).
+/// The locks of the extension.
 #[derive(Clone, Copy)]
 pub enum LockKey {
     /// Shared by purge batches, exclusive for `place_hold`.
@@ -97,18 +97,43 @@ impl LockKey {
     }
 }
 
-/// Takes a transaction-level advisory lock, waiting for it (in the worker: trying it, see
+/// The lock tag of `key` in this database: an object lock on (pg_extension, "RETN", key).
+/// Advisory locks can be taken by any role, with no grant at all, and a role squatting on the
+/// extension's keys stopped the worker. No SQL command takes object locks of this class but
+/// `ALTER`/`DROP EXTENSION` (owner only, on the extension's own oid and sub-id 0): only the
+/// extension's code takes these. `pg_locks` shows them as locktype `object`, classid 3079.
+fn tag(key: LockKey) -> pg_sys::LOCKTAG {
+    pg_sys::LOCKTAG {
+        // SAFETY: the backend's database id, set once at connection.
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: pg_sys::ExtensionRelationId.to_u32(),
+        locktag_field3: LOCK_OBJECT,
+        locktag_field4: key as u16,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
+        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+    }
+}
+
+/// Acquires `key` (waiting unless `dont_wait`); true when held.
+fn acquire(key: LockKey, exclusive: bool, session: bool, dont_wait: bool) -> bool {
+    let mode = if exclusive {
+        pg_sys::ExclusiveLock
+    } else {
+        pg_sys::ShareLock
+    };
+    // SAFETY: LockAcquire on a well-formed tag; released at transaction end, or by
+    // `session_unlock` for a session lock.
+    let result = unsafe { pg_sys::LockAcquire(&tag(key), mode as i32, session, dont_wait) };
+    result != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+}
+
+/// Takes a transaction-level lock, waiting for it (in the worker: trying it, see
 /// `yield_locks`).
-pub fn advisory_lock(
-    client: &mut SpiClient,
-    key: LockKey,
-    exclusive: bool,
-) -> Result<(), RetentionError> {
-    let mode = if exclusive { "" } else { "_shared" };
+pub fn take_lock(key: LockKey, exclusive: bool) -> Result<(), RetentionError> {
     if YIELDING.with(|y| y.get()) {
         // A few short tries: a hold being placed or a log append commits within milliseconds.
         for attempt in 0..YIELD_TRIES {
-            if try_lock(client, key, &format!("xact_lock{mode}"))? {
+            if acquire(key, exclusive, false, true) {
                 return Ok(());
             }
             if attempt + 1 < YIELD_TRIES {
@@ -119,46 +144,33 @@ pub fn advisory_lock(
         BUSY.with(|b| b.set(true));
         return Err(RetentionError::LockBusy(key.describe()));
     }
-    client.update(
-        &format!("SELECT pg_catalog.pg_advisory_xact_lock{mode}($1, $2)"),
-        None,
-        &[LOCK_CLASS.into(), (key as i32).into()],
-    )?;
+    acquire(key, exclusive, false, false);
     Ok(())
 }
 
-/// Tries `pg_try_advisory_<kind>` (`lock`, `xact_lock`, `xact_lock_shared`) on `key`; true
-/// when taken.
-fn try_lock(client: &mut SpiClient, key: LockKey, kind: &str) -> Result<bool, RetentionError> {
-    Ok(client
-        .update(
-            &format!("SELECT pg_catalog.pg_try_advisory_{kind}($1, $2)"),
-            None,
-            &[LOCK_CLASS.into(), (key as i32).into()],
-        )?
-        .first()
-        .get_one::<bool>()?
-        .unwrap_or(false))
+/// Tries to take a transaction-level lock (exclusive); true when taken.
+pub fn try_xact_lock(key: LockKey) -> Result<bool, RetentionError> {
+    Ok(acquire(key, true, false, true))
 }
 
-/// Tries to take a transaction-level advisory lock (exclusive); true when taken.
-pub fn try_xact_lock(client: &mut SpiClient, key: LockKey) -> Result<bool, RetentionError> {
-    try_lock(client, key, "xact_lock")
+/// Tries to take a session-level lock (exclusive); true when taken.
+pub fn try_session_lock(key: LockKey) -> Result<bool, RetentionError> {
+    Ok(acquire(key, true, true, true))
 }
 
-/// Tries to take a session-level advisory lock; true when taken.
-pub fn try_session_lock(client: &mut SpiClient, key: LockKey) -> Result<bool, RetentionError> {
-    try_lock(client, key, "lock")
-}
-
-/// Releases a session-level advisory lock.
-pub fn session_unlock(client: &mut SpiClient, key: LockKey) -> Result<(), RetentionError> {
-    client.update(
-        "SELECT pg_catalog.pg_advisory_unlock($1, $2)",
-        None,
-        &[LOCK_CLASS.into(), (key as i32).into()],
-    )?;
+/// Releases a session-level lock.
+pub fn session_unlock(key: LockKey) -> Result<(), RetentionError> {
+    // SAFETY: releases the session lock `try_session_lock` took on the same tag.
+    unsafe { pg_sys::LockRelease(&tag(key), pg_sys::ExclusiveLock as i32, true) };
     Ok(())
+}
+
+/// `retention.hold_lock()`: the hold lock, exclusive, for the trigger that guards holds
+/// inserted directly (they wait for running purge batches, as `place_hold` does).
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn hold_lock() {
+    acquire(LockKey::Holds, true, false, false);
 }
 
 /// An active hold that may cover rows of one table.
@@ -287,7 +299,7 @@ pub fn covered_sql(
     table: &Managed,
     params: &mut Params,
 ) -> Result<Option<String>, RetentionError> {
-    advisory_lock(client, LockKey::Holds, false)?;
+    take_lock(LockKey::Holds, false)?;
     let held = active_for(client, table)?;
     let category = table.category_sql(params);
     let mut terms: Vec<String> = any_covers_sql(&held, table, None, &category, params)
@@ -357,7 +369,7 @@ fn place_hold(
             crate::catalog::load(client, category)?;
         }
         // Wait for running purge batches; later batches see this hold.
-        advisory_lock(client, LockKey::Holds, true)?;
+        take_lock(LockKey::Holds, true)?;
         let args: [DatumWithOid; 6] = [
             reason.into(),
             tenant.into(),

@@ -10,7 +10,7 @@ use crate::cascade;
 use crate::catalog::Action;
 use crate::deletion_log::{self, Entry};
 use crate::error::RetentionError;
-use crate::holds::{self, advisory_lock, LockKey};
+use crate::holds::{self, take_lock, LockKey};
 use crate::managed::Managed;
 use crate::owner;
 use crate::params::Params;
@@ -417,7 +417,7 @@ pub fn batch(
     run_id: Option<i64>,
     batch_size: i64,
 ) -> Result<i64, RetentionError> {
-    advisory_lock(client, LockKey::Holds, false)?;
+    take_lock(LockKey::Holds, false)?;
     let held = holds::active_for(client, table)?;
     let mut params = Params::default();
     let (mut conditions, order) = step_sql(table, step, crate::catalog::zero(), &mut params);

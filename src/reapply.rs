@@ -5,7 +5,7 @@
 
 use crate::deletion_log::Batch;
 use crate::error::{required, RetentionError, SqlResult};
-use crate::holds::{self, advisory_lock, LockKey};
+use crate::holds::{self, take_lock, LockKey};
 use crate::managed::Managed;
 use crate::params::Params;
 use crate::purge::{self, Act};
@@ -121,7 +121,7 @@ fn reapply_deletions(since: Option<TimestampWithTimeZone>) -> SqlResult<i64> {
     check_can_purge()?;
     Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
         // One purger at a time, as run(): its anonymizations must not race the worker's.
-        advisory_lock(client, LockKey::Purger, true)?;
+        take_lock(LockKey::Purger, true)?;
         let mut total = 0;
         for table in Managed::load_all(client)? {
             total += reapply_table(client, &table, since)?;

@@ -4,7 +4,7 @@
 use crate::catalog;
 use crate::error::RetentionError;
 use crate::gucs;
-use crate::holds::{advisory_lock, in_recovery, LockKey};
+use crate::holds::{in_recovery, take_lock, LockKey};
 use crate::managed::Managed;
 use crate::policy;
 use crate::purge::{self, Act, Step};
@@ -316,7 +316,7 @@ fn run(
     } else {
         check_can_purge()?;
         let run_id = Spi::connect_mut(|client| -> Result<i64, RetentionError> {
-            advisory_lock(client, LockKey::Purger, true)?;
+            take_lock(LockKey::Purger, true)?;
             start(client, "manual")
         })?;
         let mut cascaded = Vec::new();

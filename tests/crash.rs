@@ -6,7 +6,7 @@
 //! and runs crash recovery), then by SIGKILLing the whole server (postmaster and children, a
 //! power cut), after which the test starts it again. Each crash hits a batch at its most
 //! fragile point: the test locks the deletion log against inserts (LOCK TABLE … IN SHARE MODE;
-//! the worker gives way on the extension's advisory locks, but waits for table locks), so the
+//! the worker gives way on the extension's own locks, but waits for table locks), so the
 //! batch has deleted its 500 rows (seen with pgrowlocks) but not yet logged them when the
 //! crash comes.
 //! After recovery those rows must be back and unlogged, the rows missing from the table must
@@ -25,9 +25,9 @@ const CONF: &[&str] = &[
     "pg_retention.batch_size = 500",
 ];
 
-/// The extension's advisory locks (src/holds.rs): first key "RETN"; second key 1 for the hold
-/// lock a purge batch takes (shared) before it selects rows.
-const LOCK_CLASS: i32 = 0x5245_544e;
+/// The extension's locks (src/holds.rs): object locks on (pg_extension, "RETN", key); key 1 is
+/// the hold lock a purge batch takes (shared) before it selects rows.
+const LOCK_OBJECT: i64 = 0x5245_544e;
 const HOLD_LOCK: i32 = 1;
 const BATCH_SIZE: usize = 500;
 
@@ -66,7 +66,7 @@ struct InFlight {
 }
 
 /// The worker's pid, transaction id and running run, when it holds (or, with `granted`
-/// false, waits for) advisory lock `key` of the extension and has written in its transaction.
+/// false, waits for) lock `key` of the extension and has written in its transaction.
 /// The worker's pid, transaction id and run while it has a transaction id and a lock in
 /// pg_locks matching `lock` (over alias `l`), during a run it is recording.
 fn worker_with_lock_sql(lock: &str) -> String {
@@ -87,8 +87,9 @@ fn batch_in_flight(db: &mut Client, timeout: Duration) -> InFlight {
         let row = db
             .query_opt(
                 &worker_with_lock_sql(&format!(
-                    "l.locktype = 'advisory' AND l.granted AND l.classid = {LOCK_CLASS}
-                     AND l.objid = {HOLD_LOCK} AND l.objsubid = 2"
+                    "l.locktype = 'object' AND l.granted
+                     AND l.classid = 'pg_catalog.pg_extension'::regclass
+                     AND l.objid = {LOCK_OBJECT} AND l.objsubid = {HOLD_LOCK}"
                 )),
                 &[],
             )

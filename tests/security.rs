@@ -243,3 +243,56 @@ fn the_worker_ignores_a_planted_search_path() {
         20
     );
 }
+
+#[test]
+fn a_role_with_no_grants_cannot_stop_the_worker_with_advisory_locks() {
+    let cluster = Cluster::start(
+        "sec-locks",
+        &["pg_retention.database = 'app'", "pg_retention.naptime = 1"],
+    );
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "CREATE ROLE squatter LOGIN;
+         SELECT retention.define_category('c', '1 day');
+         CREATE TABLE items (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+         SELECT retention.manage('items', 'c', created_column => 'created_at');",
+    )
+    .unwrap();
+    // The squatter takes every advisory lock 0.2.0 used, session-level and exclusive, and
+    // keeps them for the whole test.
+    let mut squatter = as_role(&cluster, "squatter");
+    squatter
+        .batch_execute(
+            "SELECT pg_advisory_lock(1380275278, k) FROM generate_series(0, 3) k;
+             SELECT pg_advisory_lock(1380275278)",
+        )
+        .unwrap();
+    db.batch_execute(
+        "INSERT INTO items SELECT i, now() - interval '2 days' FROM generate_series(1, 50) i",
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(60), "the worker to purge items", || {
+        count(&mut db, "SELECT count(*) FROM items") == 0
+    });
+    // A hold, run() and a customer deletion do not wait for the squatter either.
+    db.batch_execute(
+        "SET lock_timeout = '5s';
+         SELECT retention.place_hold('subpoena', tenant => 'acme', notify => false);
+         INSERT INTO items VALUES (100, now());
+         SELECT retention.request_delete('items', ARRAY[100]);
+         SELECT * FROM retention.run();",
+    )
+    .unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM items"), 0);
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.deletion_log"),
+        51
+    );
+    assert_eq!(
+        count(
+            &mut squatter,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        ),
+        5
+    );
+}

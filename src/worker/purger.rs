@@ -152,7 +152,7 @@ fn purge_table(table: &Managed, run_id: i64, cascaded: &mut Vec<(String, i64)>) 
 
 /// One purge cycle over every managed table of this database.
 fn cycle(first: bool) {
-    let locked = in_transaction(|| Spi::connect_mut(|c| try_session_lock(c, LockKey::Purger)));
+    let locked = in_transaction(|| try_session_lock(LockKey::Purger));
     if locked != Ok(true) {
         return;
     }
@@ -232,7 +232,7 @@ fn cycle(first: bool) {
             log!("pg_retention: could not record run {run_id}: {e}");
         }
     }
-    let _ = in_transaction(|| Spi::connect_mut(|c| session_unlock(c, LockKey::Purger)));
+    let _ = in_transaction(|| session_unlock(LockKey::Purger));
 }
 
 #[pg_guard]
