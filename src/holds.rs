@@ -110,7 +110,9 @@ fn tag(key: LockKey) -> pg_sys::LOCKTAG {
         locktag_field3: LOCK_OBJECT,
         locktag_field4: key as u16,
         locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
-        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+        // The user lock method, as advisory locks: a session lock (the worker's purger lock)
+        // survives the abort of a transaction, where the default method would drop it.
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Managed {
     pub owner: pg_sys::Oid,
     /// Whether `cascade::check_unlogged_cascades` has passed.
     pub cascades_checked: std::cell::Cell<bool>,
+    /// Whether the table was found free of deferrable triggers (owner.rs), once per load.
+    pub triggers_checked: std::cell::Cell<bool>,
 }
 
 const MANAGED_SELECT: &str = "
@@ -78,6 +80,7 @@ fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Managed, RetentionError
         owner: row.get::<pg_sys::Oid>(14)?.unwrap_or(pg_sys::InvalidOid),
         children: Default::default(),
         cascades_checked: Default::default(),
+        triggers_checked: Default::default(),
     })
 }
 
@@ -587,6 +590,7 @@ fn manage(
             owner,
             children: Default::default(),
             cascades_checked: Default::default(),
+            triggers_checked: Default::default(),
         };
         let times = "timestamp with time zone, timestamp without time zone or date";
         if let Some(c) = created_column {

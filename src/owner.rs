@@ -86,7 +86,42 @@ pub fn update<'conn>(
     sql: &str,
     args: &[DatumWithOid],
 ) -> Result<SpiTupleTable<'conn>, RetentionError> {
+    check_no_deferrable_triggers(client, table)?;
     Ok(as_owner(table, || client.update(sql, None, args))?)
+}
+
+/// Refuses a table with a deferrable trigger of its owner's: it could fire at commit, after
+/// the statement has switched back from the owner's identity (to the worker's superuser).
+/// Checked once per loaded table; the foreign keys' internal triggers run as their table's
+/// owner anyway.
+fn check_no_deferrable_triggers(client: &SpiClient, table: &Managed) -> Result<(), RetentionError> {
+    if table.triggers_checked.get() {
+        return Ok(());
+    }
+    let offender = client
+        .select(
+            "SELECT tgname::text FROM pg_catalog.pg_trigger
+              WHERE tgrelid = $1 AND tgdeferrable AND NOT tgisinternal LIMIT 1",
+            Some(1),
+            &[table.oid.into()],
+        )?
+        .next()
+        .map(|r| r.get::<String>(1))
+        .transpose()?
+        .flatten();
+    match offender {
+        Some(trigger) => Err(RetentionError::MissingColumnRole(
+            format!(
+                "trigger {trigger} on {} is deferrable: it would fire after the purge has left the table owner's identity",
+                table.display_name
+            ),
+            "Make the trigger NOT DEFERRABLE.".into(),
+        )),
+        None => {
+            table.triggers_checked.set(true);
+            Ok(())
+        }
+    }
 }
 
 /// Runs a read-only statement over `table`, as its owner (works on a standby).

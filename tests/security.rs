@@ -296,3 +296,30 @@ fn a_role_with_no_grants_cannot_stop_the_worker_with_advisory_locks() {
         5
     );
 }
+
+#[test]
+fn a_deferrable_trigger_keeps_its_table_from_being_purged() {
+    let cluster = Cluster::start("sec-deferred", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    let file = format!("/tmp/pgr-pwned-deferred-{}", cluster.port);
+    let _ = std::fs::remove_file(&file);
+    mallory_table(&cluster, &mut db, &file);
+    // At commit, the purge is no longer the owner: such a trigger would run as the caller.
+    as_role(&cluster, "mallory")
+        .batch_execute(
+            "CREATE CONSTRAINT TRIGGER later AFTER DELETE ON mallory.loot
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION mallory.payload();",
+        )
+        .unwrap();
+    let error: Option<String> = db
+        .query_one(
+            "SELECT error FROM retention.run() WHERE table_name = 'mallory.loot'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(error.unwrap_or_default().contains("deferrable"));
+    assert_eq!(count(&mut db, "SELECT count(*) FROM mallory.loot"), 5);
+    assert_no_escalation(&mut db, &file);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM mallory.seen"), 0);
+}
