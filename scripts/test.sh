@@ -17,7 +17,10 @@ echo "== #[pg_test]s (cargo pgrx test)"
 pgdata=/tmp/pgrx-test-pgdata
 rm -rf "$pgdata"
 install -d -o postgres -g postgres -m 700 "$pgdata"
-cargo pgrx test pg15 --runas postgres --pgdata "$pgdata"
+# One at a time: the tests share one database, and a test that places a hold (the hold lock,
+# exclusive until its transaction ends) and then calls run() meets, by lock-order inversion,
+# the deadlock detector when another test's run() is mid-batch (see README "The hold lock").
+RUST_TEST_THREADS=1 cargo pgrx test pg15 --runas postgres --pgdata "$pgdata"
 
 echo "== install the extension for the server-level tests"
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null

@@ -266,12 +266,12 @@ GRANT EXECUTE ON FUNCTION retention.is_anonymized(regclass, jsonb, text) TO PUBL
 GRANT USAGE ON SCHEMA retention TO PUBLIC;
 
 COMMENT ON FUNCTION retention.hold_lock() IS
-    'Takes the hold lock exclusively until the end of the transaction, as place_hold() does: a hold inserted directly waits for running purge batches. The extension''s locks are object locks only its own code (and this function, granted with the legal duty) can take.';
+    'Takes the hold lock exclusively until the end of the transaction, as place_hold() does: a hold a superuser inserts directly waits for running purge batches. The extension''s locks are object locks only its own code can take.';
 
--- Three duties, granted by the DBA to roles of their choosing (separation of duties). Every
--- function runs with its caller's privileges, so a duty is exactly the grants below. A policy
--- admin also needs SELECT, UPDATE and DELETE on the application tables it manages (the DBA's
--- call, table by table).
+-- Three duties, granted by the DBA to roles of their choosing (separation of duties). A duty
+-- is EXECUTE on its functions and SELECT on what it reads: no duty can write a retention table.
+-- The functions write under the extension owner's identity and stamp the calling role. A policy admin also needs, on each application table it manages,
+-- ownership or the privileges the category's action needs (the DBA's call, table by table).
 
 CREATE FUNCTION retention.grant_policy_admin(grantee regrole) RETURNS void
 LANGUAGE plpgsql
@@ -303,16 +303,12 @@ BEGIN
         retention.log_trimming(),
         retention.hold_stamping()
         TO %s', grantee);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON
+    EXECUTE format('GRANT SELECT ON
         retention.category_definitions, retention.managed_tables, retention.tenant_policies,
         retention.tenant_events, retention.deletion_queue, retention.erasure_records,
-        retention.anonymized_rows, retention.runs TO %s', grantee);
-    EXECUTE format('GRANT SELECT, INSERT, DELETE ON retention.deletion_log TO %s', grantee);
-    EXECUTE format('GRANT SELECT, INSERT ON retention.log_anchor TO %s', grantee);
-    EXECUTE format('GRANT SELECT ON retention.categories, retention.holds, retention.status, retention.queued_deletions,
+        retention.anonymized_rows, retention.runs, retention.deletion_log, retention.log_anchor,
+        retention.categories, retention.holds, retention.status, retention.queued_deletions,
         retention.erasure_requests, retention.overdue_erasure_requests TO %s', grantee);
-    EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE retention.deletion_queue_id_seq,
-        retention.runs_id_seq, retention.erasure_records_id_seq TO %s', grantee);
 END
 $$;
 
@@ -329,15 +325,11 @@ BEGIN
         retention.place_hold(text, text, text, regclass, text, boolean),
         retention.release_hold(bigint, text),
         retention.review_hold(bigint, text),
-        retention.hold_stamping(),
-        retention.hold_lock()
+        retention.hold_stamping()
         TO %s', grantee);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON retention.holds TO %s', grantee);
-    EXECUTE format('GRANT SELECT, INSERT ON retention.notifications TO %s', grantee);
-    EXECUTE format('GRANT SELECT ON retention.categories, retention.holds_due_for_review,
-        retention.queued_deletions TO %s', grantee);
-    EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE retention.holds_id_seq,
-        retention.notifications_id_seq TO %s', grantee);
+    EXECUTE format('GRANT SELECT ON retention.holds, retention.notifications,
+        retention.categories, retention.holds_due_for_review, retention.queued_deletions
+        TO %s', grantee);
 END
 $$;
 

@@ -21,7 +21,8 @@ GRANT EXECUTE ON FUNCTION retention.is_anonymized(regclass, jsonb, text) TO PUBL
 GRANT USAGE ON SCHEMA retention TO PUBLIC;
 
 -- The extension's locks are object locks that only its code takes (advisory locks could be
--- squatted by any role). Holds inserted directly take the hold lock through hold_lock().
+-- squatted by any role). A hold a superuser inserts directly takes the hold lock through
+-- hold_lock().
 CREATE FUNCTION retention."hold_lock"() RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
@@ -29,20 +30,8 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'hold_lock_wrapper';
 REVOKE ALL ON FUNCTION retention.hold_lock() FROM PUBLIC;
 COMMENT ON FUNCTION retention.hold_lock() IS
-    'Takes the hold lock exclusively until the end of the transaction, as place_hold() does: a hold inserted directly waits for running purge batches. The extension''s locks are object locks only its own code (and this function, granted with the legal duty) can take.';
-DO $$
-DECLARE r record;
-BEGIN
-    FOR r IN SELECT DISTINCT a.grantee::regrole AS grantee
-               FROM pg_catalog.pg_proc p, aclexplode(p.proacl) a
-              WHERE p.oid = 'retention.place_hold(text, text, text, regclass, text, boolean)'::regprocedure
-                AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0
-                AND a.grantee <> p.proowner
-    LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION retention.hold_lock() TO %s', r.grantee);
-    END LOOP;
-END
-$$;
+    'Takes the hold lock exclusively until the end of the transaction, as place_hold() does: a hold a superuser inserts directly waits for running purge batches. The extension''s locks are object locks only its own code can take.';
+
 
 CREATE OR REPLACE FUNCTION retention.guard_hold_change() RETURNS trigger
 LANGUAGE plpgsql
@@ -81,6 +70,45 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION retention.grant_policy_admin(grantee regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF grantee IS NULL THEN
+        RAISE EXCEPTION 'argument "grantee" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION
+        retention.define_category(text, interval, text, text, interval, text, boolean, text),
+        retention.drop_category(text),
+        retention.manage(regclass, text, text, text, text, text, text, text, jsonb),
+        retention.unmanage(regclass),
+        retention.tag(regclass, text, anyarray),
+        retention.tag_where(regclass, text, text),
+        retention.set_tenant_policy(text, text, interval, interval),
+        retention.clear_tenant_policy(text, text),
+        retention.record_event(text, text, timestamptz),
+        retention.cancel_event(text, text),
+        retention.request_delete(regclass, anyarray, text),
+        retention.restore(regclass, anyarray),
+        retention.request_erasure(text, timestamptz, text),
+        retention.verify_erasure(bigint),
+        retention.run(regclass, boolean),
+        retention.preview(interval),
+        retention.reapply_deletions(timestamptz),
+        retention.log_trimming(),
+        retention.hold_stamping()
+        TO %s', grantee);
+    EXECUTE format('GRANT SELECT ON
+        retention.category_definitions, retention.managed_tables, retention.tenant_policies,
+        retention.tenant_events, retention.deletion_queue, retention.erasure_records,
+        retention.anonymized_rows, retention.runs, retention.deletion_log, retention.log_anchor,
+        retention.categories, retention.holds, retention.status, retention.queued_deletions,
+        retention.erasure_requests, retention.overdue_erasure_requests TO %s', grantee);
+END
+$$;
+
 CREATE OR REPLACE FUNCTION retention.grant_legal(grantee regrole) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -94,14 +122,41 @@ BEGIN
         retention.place_hold(text, text, text, regclass, text, boolean),
         retention.release_hold(bigint, text),
         retention.review_hold(bigint, text),
-        retention.hold_stamping(),
-        retention.hold_lock()
+        retention.hold_stamping()
         TO %s', grantee);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON retention.holds TO %s', grantee);
-    EXECUTE format('GRANT SELECT, INSERT ON retention.notifications TO %s', grantee);
-    EXECUTE format('GRANT SELECT ON retention.categories, retention.holds_due_for_review,
-        retention.queued_deletions TO %s', grantee);
-    EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE retention.holds_id_seq,
-        retention.notifications_id_seq TO %s', grantee);
+    EXECUTE format('GRANT SELECT ON retention.holds, retention.notifications,
+        retention.categories, retention.holds_due_for_review, retention.queued_deletions
+        TO %s', grantee);
+END
+$$;
+
+-- No role keeps a write privilege on a retention table or sequence that a 0.2.0 duty (or a
+-- DBA) granted: every change goes through the functions.
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT c.oid::regclass AS rel, c.relkind, a.privilege_type,
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee
+               FROM pg_catalog.pg_class c, aclexplode(c.relacl) a
+              WHERE c.relnamespace = 'retention'::regnamespace AND c.relkind IN ('r', 'p', 'S')
+                AND a.grantee <> c.relowner
+                AND (c.relkind = 'S' OR a.privilege_type <> 'SELECT')
+    LOOP
+        EXECUTE format('REVOKE %s ON %s %s FROM %s', r.privilege_type,
+                       CASE WHEN r.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, r.rel, r.grantee);
+    END LOOP;
+    -- Roles that hold a duty get exactly the duty's 0.3.0 grants.
+    FOR r IN SELECT DISTINCT a.grantee::regrole AS grantee, p.proname
+               FROM pg_catalog.pg_proc p, aclexplode(p.proacl) a
+              WHERE p.pronamespace = 'retention'::regnamespace
+                AND p.proname IN ('manage', 'place_hold', 'verify_log')
+                AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner
+    LOOP
+        PERFORM CASE r.proname
+                    WHEN 'manage' THEN retention.grant_policy_admin(r.grantee)
+                    WHEN 'place_hold' THEN retention.grant_legal(r.grantee)
+                    ELSE retention.grant_auditor(r.grantee)
+                END;
+    END LOOP;
 END
 $$;

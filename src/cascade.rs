@@ -126,6 +126,14 @@ fn load_children(client: &SpiClient, table: &Managed) -> Result<Vec<Child>, Rete
     Ok(out)
 }
 
+const UNLOGGED_CASCADES: &str = "
+    SELECT c.conrelid::regclass::text || ' (' || c.conname || ')'
+      FROM pg_catalog.pg_constraint c
+     WHERE c.contype = 'f' AND c.confrelid = $1 AND c.confdeltype IN ('c', 'n', 'd')
+       AND NOT EXISTS (SELECT 1 FROM retention.managed_tables m
+                         JOIN retention.categories k ON k.name = m.category
+                        WHERE m.tbl = c.conrelid AND k.clock = 'parent')";
+
 /// Refuses to purge a table that foreign keys reference with ON DELETE CASCADE, SET NULL or
 /// SET DEFAULT from tables that are not its parent-bound children: deleting a parent row would
 /// change those rows without a log entry. Checked once per loaded `Managed`, like `children`.
@@ -133,22 +141,7 @@ pub fn check_unlogged_cascades(client: &SpiClient, table: &Managed) -> Result<()
     if table.cascades_checked.get() {
         return Ok(());
     }
-    let offender = client
-        .select(
-            "SELECT c.conrelid::regclass::text || ' (' || c.conname || ')'
-               FROM pg_catalog.pg_constraint c
-              WHERE c.contype = 'f' AND c.confrelid = $1 AND c.confdeltype IN ('c', 'n', 'd')
-                AND NOT EXISTS (SELECT 1 FROM retention.managed_tables m
-                                  JOIN retention.categories k ON k.name = m.category
-                                 WHERE m.tbl = c.conrelid AND k.clock = 'parent')
-              LIMIT 1",
-            Some(1),
-            &[table.oid.into()],
-        )?
-        .next()
-        .map(|r| r.get::<String>(1))
-        .transpose()?
-        .flatten();
+    let offender = owner::first_name(client, UNLOGGED_CASCADES, table.oid)?;
     match offender {
         Some(fk) => Err(RetentionError::MissingColumnRole(
             format!(

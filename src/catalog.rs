@@ -178,59 +178,62 @@ fn define_category(
         _ => {}
     }
     let erasure_exempt = required(erasure_exempt, "erasure_exempt")?;
-    Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let builtin = name == BUILTIN;
-        if builtin
-            && (clock != Clock::Created || action != "delete" || soft_delete_window.is_some())
-        {
-            return Err(RetentionError::InvalidValue(format!(
-                "built-in category \"{name}\" deletes by creation time, without a window"
-            )));
-        }
-        // A new clock must be computable on every table that already uses the category.
-        let candidate = Category {
-            name: name.to_string(),
-            retain_for,
-            clock,
-            action: if action == "anonymize" {
-                Action::Anonymize
-            } else {
-                Action::Delete
-            },
-            soft_delete_window,
-            event: event.map(str::to_string),
-            erasure_exempt,
-        };
-        for table in Managed::load_all(client)? {
-            if table.uses_category(client, name)? {
-                table.check_category(client, &candidate)?;
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            let builtin = name == BUILTIN;
+            if builtin
+                && (clock != Clock::Created || action != "delete" || soft_delete_window.is_some())
+            {
+                return Err(RetentionError::InvalidValue(format!(
+                    "built-in category \"{name}\" deletes by creation time, without a window"
+                )));
             }
-        }
-        let args: [DatumWithOid; 8] = [
-            name.into(),
-            retain_for.into(),
-            clock_text.into(),
-            action.into(),
-            soft_delete_window.into(),
-            event.into(),
-            erasure_exempt.into(),
-            description.into(),
-        ];
-        client.update(
-            "INSERT INTO retention.category_definitions AS c
+            // A new clock must be computable on every table that already uses the category.
+            let candidate = Category {
+                name: name.to_string(),
+                retain_for,
+                clock,
+                action: if action == "anonymize" {
+                    Action::Anonymize
+                } else {
+                    Action::Delete
+                },
+                soft_delete_window,
+                event: event.map(str::to_string),
+                erasure_exempt,
+            };
+            for table in Managed::load_all(client)? {
+                if table.uses_category(client, name)? {
+                    table.check_category(client, &candidate)?;
+                }
+            }
+            let args: [DatumWithOid; 9] = [
+                name.into(),
+                retain_for.into(),
+                clock_text.into(),
+                action.into(),
+                soft_delete_window.into(),
+                event.into(),
+                erasure_exempt.into(),
+                description.into(),
+                crate::identity::caller_name().into(),
+            ];
+            client.update(
+                "INSERT INTO retention.category_definitions AS c
                  (name, retain_for, clock, action, soft_delete_window, event, erasure_exempt,
-                  description)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                  description, updated_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (name) DO UPDATE SET
                  retain_for = excluded.retain_for, clock = excluded.clock,
                  action = excluded.action, soft_delete_window = excluded.soft_delete_window,
                  event = excluded.event, erasure_exempt = excluded.erasure_exempt,
                  description = coalesce(excluded.description, c.description),
-                 updated_at = now(), updated_by = current_user",
-            None,
-            &args,
-        )?;
-        Ok(())
+                 updated_at = now(), updated_by = excluded.updated_by",
+                None,
+                &args,
+            )?;
+            Ok(())
+        })
     })?;
     Ok(())
 }
@@ -240,25 +243,26 @@ fn define_category(
 fn drop_category(name: Option<&str>) -> SqlResult<()> {
     crate::runs::require_primary("retention.drop_category()")?;
     let name = required(name, "name")?;
-    Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        if name == BUILTIN {
-            return Err(RetentionError::CategoryInUse(
-                name.to_string(),
-                "It is built in: the deletion log's own retention (redefine it to change it)."
-                    .into(),
-            ));
-        }
-        client
-            .update(
-                "SELECT 1 FROM retention.category_definitions WHERE name = $1 FOR UPDATE",
-                Some(1),
-                &[name.into()],
-            )?
-            .next()
-            .ok_or_else(|| RetentionError::UnknownCategory(name.to_string()))?;
-        let users = client
-            .select(
-                "SELECT string_agg(what, ', ') FROM (
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            if name == BUILTIN {
+                return Err(RetentionError::CategoryInUse(
+                    name.to_string(),
+                    "It is built in: the deletion log's own retention (redefine it to change it)."
+                        .into(),
+                ));
+            }
+            client
+                .update(
+                    "SELECT 1 FROM retention.category_definitions WHERE name = $1 FOR UPDATE",
+                    Some(1),
+                    &[name.into()],
+                )?
+                .next()
+                .ok_or_else(|| RetentionError::UnknownCategory(name.to_string()))?;
+            let users = client
+                .select(
+                    "SELECT string_agg(what, ', ') FROM (
                      SELECT 'default category of ' || tbl::text AS what
                        FROM retention.managed_tables WHERE category = $1
                      UNION ALL
@@ -267,31 +271,32 @@ fn drop_category(name: Option<&str>) -> SqlResult<()> {
                      UNION ALL
                      SELECT 'scope of legal hold ' || id
                        FROM retention.holds WHERE category = $1) u",
-                None,
-                &[name.into()],
-            )?
-            .first()
-            .get_one::<String>()?;
-        if let Some(users) = users {
-            return Err(RetentionError::CategoryInUse(
-                name.to_string(),
-                format!("Used as {users}."),
-            ));
-        }
-        for table in Managed::load_all(client)? {
-            if table.uses_category(client, name)? {
+                    None,
+                    &[name.into()],
+                )?
+                .first()
+                .get_one::<String>()?;
+            if let Some(users) = users {
                 return Err(RetentionError::CategoryInUse(
                     name.to_string(),
-                    format!("Rows of {} are tagged with it.", table.display_name),
+                    format!("Used as {users}."),
                 ));
             }
-        }
-        client.update(
-            "DELETE FROM retention.category_definitions WHERE name = $1",
-            None,
-            &[name.into()],
-        )?;
-        Ok(())
+            for table in Managed::load_all(client)? {
+                if table.uses_category(client, name)? {
+                    return Err(RetentionError::CategoryInUse(
+                        name.to_string(),
+                        format!("Rows of {} are tagged with it.", table.display_name),
+                    ));
+                }
+            }
+            client.update(
+                "DELETE FROM retention.category_definitions WHERE name = $1",
+                None,
+                &[name.into()],
+            )?;
+            Ok(())
+        })
     })?;
     Ok(())
 }

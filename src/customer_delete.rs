@@ -6,7 +6,7 @@ use crate::catalog;
 use crate::deletion_log::{self, interval_canonical, Entry};
 use crate::error::{required, RetentionError, SqlResult};
 use crate::holds;
-use crate::managed::{quote_literal_text, Managed};
+use crate::managed::{check_rights, quote_literal_text, Managed};
 use crate::owner;
 use crate::params::Params;
 use crate::policy;
@@ -79,8 +79,8 @@ fn delete_keys(
     let (queued, tenants): (Vec<String>, Vec<Option<String>>) = held.into_iter().unzip();
     if !queued.is_empty() {
         client.update(
-            "INSERT INTO retention.deletion_queue (tbl, row_key, reason, row_tenant)
-             SELECT $1::oid::regclass, u.k::jsonb, $2, u.tn::jsonb
+            "INSERT INTO retention.deletion_queue (tbl, row_key, reason, row_tenant, requested_by)
+             SELECT $1::oid::regclass, u.k::jsonb, $2, u.tn::jsonb, $5
                FROM unnest($3::text[], $4::text[]) AS u(k, tn)
              ON CONFLICT (tbl, row_key) WHERE done_at IS NULL DO NOTHING",
             None,
@@ -89,6 +89,7 @@ fn delete_keys(
                 reason.into(),
                 queued.clone().into(),
                 tenants.into(),
+                crate::identity::caller_name().into(),
             ],
         )?;
     }
@@ -188,11 +189,19 @@ fn request_delete(
         return Err(RetentionError::InvalidValue("reason must not be empty".into()).into());
     }
     check_can_purge()?;
-    Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
-        let table = Managed::load(client, oid)?;
-        check_keys(client, &table, &keys)?;
-        let requested = delete_keys(client, &table, keys_arg(&keys), reason, None)?;
-        Ok(requested.soft_deleted + requested.hard_deleted)
+    Ok(crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+            let table = Managed::load(client, oid)?;
+            let needed: &[&str] = if table.soft_delete_column.is_some() {
+                &["SELECT", "DELETE", "UPDATE"]
+            } else {
+                &["SELECT", "DELETE"]
+            };
+            check_rights(client, oid, &table.display_name, needed, "deleting rows of")?;
+            check_keys(client, &table, &keys)?;
+            let requested = delete_keys(client, &table, keys_arg(&keys), reason, None)?;
+            Ok(requested.soft_deleted + requested.hard_deleted)
+        })
     })?)
 }
 
@@ -255,7 +264,7 @@ pub fn process_queue(
 
 /// Marks done the queued deletions whose row is gone, or whose key another tenant's row has
 /// taken since: nothing of theirs is left to delete. The queue is read and written under the
-/// caller's identity, the table as its owner.
+/// extension's identity, the table as its owner.
 fn forget_gone_rows(
     client: &mut SpiClient,
     table: &Managed,
@@ -323,118 +332,127 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
     let oid = required(tbl, "tbl")?.oid();
     let keys = required(keys, "keys")?;
     check_can_purge()?;
-    Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
-        let table = Managed::load(client, oid)?;
-        check_keys(client, &table, &keys)?;
-        let Some(soft) = table.soft_delete_column.as_deref().map(quote_identifier) else {
-            return Err(RetentionError::MissingColumnRole(
-                format!(
-                    "table {} has no soft_delete_column: nothing can be restored",
+    Ok(crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+            let table = Managed::load(client, oid)?;
+            check_rights(
+                client,
+                oid,
+                &table.display_name,
+                &["SELECT", "UPDATE"],
+                "restoring rows of",
+            )?;
+            check_keys(client, &table, &keys)?;
+            let Some(soft) = table.soft_delete_column.as_deref().map(quote_identifier) else {
+                return Err(RetentionError::MissingColumnRole(
+                    format!(
+                        "table {} has no soft_delete_column: nothing can be restored",
+                        table.display_name
+                    ),
+                    "Only soft-deleted rows can be restored.".into(),
+                ));
+            };
+            let categories = catalog::load_all(client)?;
+            let overrides = policy::overrides(client)?;
+            let mut params = Params::default();
+            params.bind(keys_arg(&keys));
+            let matching = key_match_sql(client, &table, 1)?;
+            // Held rows are left as they are, soft-deleted included.
+            let unheld = holds::unheld_sql(client, &table, &mut params)?;
+            let category = table.category_sql(&mut params);
+            let tenant = tenant_sql(&table);
+            let rows: Vec<(
+                String,
+                String,
+                Option<String>,
+                Option<TimestampWithTimeZone>,
+            )> = owner::update(
+                client,
+                &table,
+                &format!(
+                    "SELECT {}::text, {category}, {tenant}, t.{soft}::timestamptz
+                   FROM {} AS t WHERE {matching} AND {unheld} FOR UPDATE OF t",
+                    table.key_json_sql(),
                     table.display_name
                 ),
-                "Only soft-deleted rows can be restored.".into(),
-            ));
-        };
-        let categories = catalog::load_all(client)?;
-        let overrides = policy::overrides(client)?;
-        let mut params = Params::default();
-        params.bind(keys_arg(&keys));
-        let matching = key_match_sql(client, &table, 1)?;
-        // Held rows are left as they are, soft-deleted included.
-        let unheld = holds::unheld_sql(client, &table, &mut params)?;
-        let category = table.category_sql(&mut params);
-        let tenant = tenant_sql(&table);
-        let rows: Vec<(
-            String,
-            String,
-            Option<String>,
-            Option<TimestampWithTimeZone>,
-        )> = owner::update(
-            client,
-            &table,
-            &format!(
-                "SELECT {}::text, {category}, {tenant}, t.{soft}::timestamptz
-                   FROM {} AS t WHERE {matching} AND {unheld} FOR UPDATE OF t",
-                table.key_json_sql(),
-                table.display_name
-            ),
-            params.args(),
-        )?
-        .map(|r| {
-            Ok((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?.unwrap_or_default(),
-                r.get::<String>(3)?,
-                r.get::<TimestampWithTimeZone>(4)?,
-            ))
-        })
-        .collect::<Result<_, RetentionError>>()?;
-        let mut entries = Vec::new();
-        // The window's start, `now() - window`, computed once per window in force.
-        let mut window_starts: std::collections::BTreeMap<String, i64> = Default::default();
-        for (key, category_name, tenant_value, soft_deleted_at) in rows {
-            let Some(soft_deleted_at) = soft_deleted_at else {
-                continue;
-            };
-            let category_row = categories
-                .iter()
-                .find(|c| c.name == category_name)
-                .ok_or_else(|| RetentionError::UnknownCategory(category_name.clone()))?;
-            let (retain_for, window) =
-                policy::in_force(category_row, tenant_value.as_deref(), &overrides);
-            let window = window.unwrap_or_else(catalog::zero);
-            let start = match window_starts.get(&interval_canonical(&window)) {
-                Some(start) => *start,
-                None => {
-                    let start = client
-                        .select("SELECT now() - $1::interval", Some(1), &[window.into()])?
-                        .first()
-                        .get_one::<TimestampWithTimeZone>()?
-                        .map(i64::from)
-                        .unwrap_or(i64::MAX);
-                    window_starts.insert(interval_canonical(&window), start);
-                    start
+                params.args(),
+            )?
+            .map(|r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<String>(3)?,
+                    r.get::<TimestampWithTimeZone>(4)?,
+                ))
+            })
+            .collect::<Result<_, RetentionError>>()?;
+            let mut entries = Vec::new();
+            // The window's start, `now() - window`, computed once per window in force.
+            let mut window_starts: std::collections::BTreeMap<String, i64> = Default::default();
+            for (key, category_name, tenant_value, soft_deleted_at) in rows {
+                let Some(soft_deleted_at) = soft_deleted_at else {
+                    continue;
+                };
+                let category_row = categories
+                    .iter()
+                    .find(|c| c.name == category_name)
+                    .ok_or_else(|| RetentionError::UnknownCategory(category_name.clone()))?;
+                let (retain_for, window) =
+                    policy::in_force(category_row, tenant_value.as_deref(), &overrides);
+                let window = window.unwrap_or_else(catalog::zero);
+                let start = match window_starts.get(&interval_canonical(&window)) {
+                    Some(start) => *start,
+                    None => {
+                        let start = client
+                            .select("SELECT now() - $1::interval", Some(1), &[window.into()])?
+                            .first()
+                            .get_one::<TimestampWithTimeZone>()?
+                            .map(i64::from)
+                            .unwrap_or(i64::MAX);
+                        window_starts.insert(interval_canonical(&window), start);
+                        start
+                    }
+                };
+                if i64::from(soft_deleted_at) <= start {
+                    return Err(RetentionError::RestoreWindowPassed(format!(
+                        "row {key} of {} was soft-deleted longer ago than its recovery window",
+                        table.display_name
+                    )));
                 }
-            };
-            if i64::from(soft_deleted_at) <= start {
-                return Err(RetentionError::RestoreWindowPassed(format!(
-                    "row {key} of {} was soft-deleted longer ago than its recovery window",
-                    table.display_name
-                )));
+                entries.push(Entry {
+                    row_key: key,
+                    tenant: tenant_value,
+                    category: Some(category_name),
+                    retain_for: Some(retain_for),
+                    reason: None,
+                });
             }
-            entries.push(Entry {
-                row_key: key,
-                tenant: tenant_value,
-                category: Some(category_name),
-                retain_for: Some(retain_for),
-                reason: None,
-            });
-        }
-        if entries.is_empty() {
-            return Ok(0);
-        }
-        owner::update(
-            client,
-            &table,
-            &format!(
-                "UPDATE {} AS t SET {soft} = NULL
+            if entries.is_empty() {
+                return Ok(0);
+            }
+            owner::update(
+                client,
+                &table,
+                &format!(
+                    "UPDATE {} AS t SET {soft} = NULL
                   WHERE {matching} AND {unheld} AND t.{soft} IS NOT NULL",
-                table.display_name
-            ),
-            params.args(),
-        )?;
-        deletion_log::append(
-            client,
-            &deletion_log::Batch {
-                action: "restore",
-                table_name: &table.display_name,
-                reason: "customer_request",
-                run_id: None,
-                reason_of_soft_delete: false,
-            },
-            &entries,
-        )?;
-        Ok(entries.len() as i64)
+                    table.display_name
+                ),
+                params.args(),
+            )?;
+            deletion_log::append(
+                client,
+                &deletion_log::Batch {
+                    action: "restore",
+                    table_name: &table.display_name,
+                    reason: "customer_request",
+                    run_id: None,
+                    reason_of_soft_delete: false,
+                },
+                &entries,
+            )?;
+            Ok(entries.len() as i64)
+        })
     })?)
 }
 

@@ -97,13 +97,19 @@ pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
         .update(
             "WITH gone AS (DELETE FROM retention.deletion_log WHERE id <= $1
                             RETURNING id, hash, logged_at)
-             INSERT INTO retention.log_anchor (last_id, last_hash, trimmed_entries, trimmed_before)
+             INSERT INTO retention.log_anchor
+                 (last_id, last_hash, trimmed_entries, trimmed_before, trimmed_by)
              SELECT max(id), (array_agg(hash ORDER BY id DESC))[1], count(*),
-                    CASE WHEN $3 THEN max(logged_at) ELSE $2 END
+                    CASE WHEN $3 THEN max(logged_at) ELSE $2 END, $4
                FROM gone HAVING count(*) > 0
              RETURNING trimmed_entries",
             None,
-            &[last.into(), before.into(), first_held.is_some().into()],
+            &[
+                last.into(),
+                before.into(),
+                first_held.is_some().into(),
+                crate::identity::caller_name().into(),
+            ],
         )?
         .next()
         .map(|row| row.get::<i64>(1))
@@ -162,7 +168,7 @@ pub fn append(
     // Serialize writers: entries are numbered and chained in commit order.
     take_lock(LockKey::LogChain, true)?;
     let head = client.select(
-        "SELECT (extract(epoch FROM now()) * 1000000)::bigint, current_user::text, l.id, l.hash,
+        "SELECT (extract(epoch FROM now()) * 1000000)::bigint, $1::name::text, l.id, l.hash,
                 a.last_id, a.last_hash
            FROM (SELECT 1) one
            LEFT JOIN LATERAL (SELECT id, hash FROM retention.deletion_log
@@ -170,7 +176,7 @@ pub fn append(
            LEFT JOIN LATERAL (SELECT last_id, last_hash FROM retention.log_anchor
                                ORDER BY last_id DESC LIMIT 1) a ON true",
         Some(1),
-        &[],
+        &[crate::identity::caller_name().into()],
     )?;
     let head = head.first();
     let logged_at = head.get::<i64>(1)?.unwrap_or_default();
@@ -226,7 +232,7 @@ pub fn append(
         hashes.push(hash);
         last_id = id;
     }
-    let args: [DatumWithOid; 11] = [
+    let args: [DatumWithOid; 12] = [
         ids.into(),
         keys.into(),
         tenants.into(),
@@ -238,12 +244,13 @@ pub fn append(
         batch.table_name.into(),
         reasons.into(),
         batch.run_id.into(),
+        actor.as_str().into(),
     ];
     client.update(
         "INSERT INTO retention.deletion_log
              (id, logged_at, action, table_name, row_key, tenant, category, reason, retain_for,
               run_id, actor, prev_hash, hash)
-         SELECT u.id, now(), $8, $9, u.k::jsonb, u.tn, u.c, u.rs, u.r, $11, current_user, u.p, u.h
+         SELECT u.id, now(), $8, $9, u.k::jsonb, u.tn, u.c, u.rs, u.r, $11, $12, u.p, u.h
            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::interval[],
                        $6::bytea[], $7::bytea[], $10::text[]) AS u(id, k, tn, c, r, p, h, rs)",
         None,

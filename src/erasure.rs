@@ -251,31 +251,39 @@ fn request_erasure(
     if tenant.is_some_and(|t| t.trim().is_empty()) {
         return Err(RetentionError::InvalidValue("tenant must not be empty".into()).into());
     }
-    Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
-        let future = client
-            .select(
-                "SELECT $1 > now() OR NOT isfinite($1)",
-                Some(1),
-                &[received_at.into()],
-            )?
-            .first()
-            .get_one::<bool>()?
-            .unwrap_or(false);
-        if future {
-            return Err(RetentionError::InvalidValue(
-                "received_at must be a finite time, not in the future".into(),
-            ));
-        }
-        Ok(client
-            .update(
-                "INSERT INTO retention.erasure_records (subject, tenant, received_at, due_at)
-                 VALUES ($1, $2, $3, $3 + interval '30 days') RETURNING id",
-                None,
-                &[subject.into(), tenant.into(), received_at.into()],
-            )?
-            .first()
-            .get_one::<i64>()?
-            .unwrap_or_default())
+    Ok(crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+            let future = client
+                .select(
+                    "SELECT $1 > now() OR NOT isfinite($1)",
+                    Some(1),
+                    &[received_at.into()],
+                )?
+                .first()
+                .get_one::<bool>()?
+                .unwrap_or(false);
+            if future {
+                return Err(RetentionError::InvalidValue(
+                    "received_at must be a finite time, not in the future".into(),
+                ));
+            }
+            Ok(client
+                .update(
+                    "INSERT INTO retention.erasure_records
+                     (subject, tenant, received_at, due_at, requested_by)
+                 VALUES ($1, $2, $3, $3 + interval '30 days', $4) RETURNING id",
+                    None,
+                    &[
+                        subject.into(),
+                        tenant.into(),
+                        received_at.into(),
+                        crate::identity::caller_name().into(),
+                    ],
+                )?
+                .first()
+                .get_one::<i64>()?
+                .unwrap_or_default())
+        })
     })?)
 }
 
@@ -284,6 +292,14 @@ fn request_erasure(
 fn verify_erasure(request_id: Option<i64>) -> SqlResult<()> {
     crate::runs::require_primary("retention.verify_erasure()")?;
     let id = required(request_id, "request_id")?;
+    Ok(crate::identity::as_extension(|| verify_and_execute(id))?)
+}
+
+/// Marks request `id` verified, then executes it at once where purging is possible here;
+/// otherwise, or when that fails, the next purge cycle executes it (the request stays
+/// verified). Row-level security cannot hide rows from it: statements on application tables
+/// run as their owners with `row_security = off`, and fail rather than skip rows.
+fn verify_and_execute(id: i64) -> Result<(), RetentionError> {
     Spi::connect_mut(|client| -> Result<(), RetentionError> {
         let status = client
             .update(
@@ -300,30 +316,14 @@ fn verify_erasure(request_id: Option<i64>) -> SqlResult<()> {
         }
         client.update(
             "UPDATE retention.erasure_records SET status = 'verified', verified_at = now(),
-                    verified_by = current_user WHERE id = $1",
+                    verified_by = $2 WHERE id = $1",
             None,
-            &[id.into()],
+            &[id.into(), crate::identity::caller_name().into()],
         )?;
         Ok(())
     })?;
-    // Executed at once where purging is possible here; otherwise, or when it fails, the next
-    // purge cycle executes it (the request stays verified).
     if let Err(e) = crate::runs::check_can_purge() {
         notice!("erasure request {id} is verified; the next purge cycle executes it ({e})");
-        return Ok(());
-    }
-    // Row-level security would hide some of the subject's rows from this session, and the
-    // request would be completed with rows left: the worker, which sees every row, does it.
-    let hidden = Spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM retention.managed_tables
-                         WHERE subject_column IS NOT NULL AND row_security_active(tbl))",
-    )
-    .map_err(RetentionError::from)?
-    .unwrap_or(false);
-    if hidden {
-        notice!(
-            "erasure request {id} is verified; the next purge cycle executes it (row-level security applies to this role)"
-        );
         return Ok(());
     }
     // One purger at a time: a worker cycle under way executes it (its anonymizations and this

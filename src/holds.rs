@@ -365,35 +365,39 @@ fn place_hold(
         )
         .into());
     }
-    Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
-        let tbl_oid = tbl.map(|t| t.table(client)).transpose()?;
-        if let Some(category) = category {
-            crate::catalog::load(client, category)?;
-        }
-        // Wait for running purge batches; later batches see this hold.
-        take_lock(LockKey::Holds, true)?;
-        let args: [DatumWithOid; 6] = [
-            reason.into(),
-            tenant.into(),
-            subject.into(),
-            tbl_oid.into(),
-            category.into(),
-            notify_customer.into(),
-        ];
-        let id = client
-            .update(
-                "INSERT INTO retention.holds (reason, tenant, subject, tbl, category, notify)
-                 VALUES ($1, $2, $3, $4::oid::regclass, $5, $6) RETURNING id",
-                None,
-                &args,
-            )?
-            .first()
-            .get_one::<i64>()?
-            .unwrap_or_default();
-        if notify_customer {
-            send_notification(client, id, "placed")?;
-        }
-        Ok(id)
+    Ok(crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+            let tbl_oid = tbl.map(|t| t.table(client)).transpose()?;
+            if let Some(category) = category {
+                crate::catalog::load(client, category)?;
+            }
+            // Wait for running purge batches; later batches see this hold.
+            take_lock(LockKey::Holds, true)?;
+            let args: [DatumWithOid; 7] = [
+                reason.into(),
+                tenant.into(),
+                subject.into(),
+                tbl_oid.into(),
+                category.into(),
+                notify_customer.into(),
+                crate::identity::caller_name().into(),
+            ];
+            let id = client
+                .update(
+                    "INSERT INTO retention.holds
+                     (reason, tenant, subject, tbl, category, notify, placed_by)
+                 VALUES ($1, $2, $3, $4::oid::regclass, $5, $6, $7) RETURNING id",
+                    None,
+                    &args,
+                )?
+                .first()
+                .get_one::<i64>()?
+                .unwrap_or_default();
+            if notify_customer {
+                send_notification(client, id, "placed")?;
+            }
+            Ok(id)
+        })
     })?)
 }
 
@@ -419,20 +423,26 @@ fn lock_active(client: &mut SpiClient, hold_id: i64) -> Result<bool, RetentionEr
 fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
     crate::runs::require_primary("retention.release_hold()")?;
     let hold_id = required(hold_id, "hold_id")?;
-    Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let notify_customer = lock_active(client, hold_id)?;
-        stamp(|| {
-            client.update(
-                "UPDATE retention.holds SET released_at = now(), released_by = current_user,
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            let notify_customer = lock_active(client, hold_id)?;
+            stamp(|| {
+                client.update(
+                    "UPDATE retention.holds SET released_at = now(), released_by = $3,
                         release_note = $2 WHERE id = $1",
-                None,
-                &[hold_id.into(), note.into()],
-            )
-        })?;
-        if notify_customer {
-            send_notification(client, hold_id, "released")?;
-        }
-        Ok(())
+                    None,
+                    &[
+                        hold_id.into(),
+                        note.into(),
+                        crate::identity::caller_name().into(),
+                    ],
+                )
+            })?;
+            if notify_customer {
+                send_notification(client, hold_id, "released")?;
+            }
+            Ok(())
+        })
     })?;
     Ok(())
 }
@@ -442,17 +452,23 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
 fn review_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
     crate::runs::require_primary("retention.review_hold()")?;
     let hold_id = required(hold_id, "hold_id")?;
-    Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        lock_active(client, hold_id)?;
-        stamp(|| {
-            client.update(
-                "UPDATE retention.holds SET reviewed_at = now(), reviewed_by = current_user,
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            lock_active(client, hold_id)?;
+            stamp(|| {
+                client.update(
+                    "UPDATE retention.holds SET reviewed_at = now(), reviewed_by = $3,
                         review_note = $2 WHERE id = $1",
-                None,
-                &[hold_id.into(), note.into()],
-            )
-        })?;
-        Ok(())
+                    None,
+                    &[
+                        hold_id.into(),
+                        note.into(),
+                        crate::identity::caller_name().into(),
+                    ],
+                )
+            })?;
+            Ok(())
+        })
     })?;
     Ok(())
 }

@@ -17,6 +17,7 @@ mod erasure;
 mod error;
 mod gucs;
 mod holds;
+mod identity;
 mod managed;
 mod owner;
 mod params;

@@ -36,8 +36,8 @@ pub struct Managed {
     pub owner: pg_sys::Oid,
     /// Whether `cascade::check_unlogged_cascades` has passed.
     pub cascades_checked: std::cell::Cell<bool>,
-    /// Whether the table was found free of deferrable triggers (owner.rs), once per load.
-    pub triggers_checked: std::cell::Cell<bool>,
+    /// Whether the table passed the purge's checks (owner.rs), once per load.
+    pub verified: std::cell::Cell<bool>,
 }
 
 const MANAGED_SELECT: &str = "
@@ -80,7 +80,7 @@ fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Managed, RetentionError
         owner: row.get::<pg_sys::Oid>(14)?.unwrap_or(pg_sys::InvalidOid),
         children: Default::default(),
         cascades_checked: Default::default(),
-        triggers_checked: Default::default(),
+        verified: Default::default(),
     })
 }
 
@@ -423,29 +423,38 @@ fn advise_index(client: &SpiClient, table: &Managed, column: &str) -> Result<(),
     Ok(())
 }
 
-/// Refuses to manage a table unless the caller owns it, or holds USAGE on its schema and the
-/// privileges the category's action needs on it: SELECT and DELETE, and UPDATE when the policy
-/// soft-deletes or anonymizes. Managing a table lets the purge act on it as its owner: a role
-/// must not reach, through the extension, rows it could not delete itself.
-fn check_rights(
+/// Refuses unless the calling role (see identity.rs) owns the table, or holds USAGE on its
+/// schema and every privilege in `needed` on it. The purge acts on a table as its owner: a
+/// role must not reach, through the extension, rows it could not change itself.
+pub fn check_rights(
     client: &SpiClient,
     oid: pg_sys::Oid,
     display_name: &str,
-    category: &Category,
+    needed: &[&str],
+    doing: &str,
 ) -> Result<(), RetentionError> {
-    let mut needed = vec!["SELECT", "DELETE"];
-    if category.soft_delete_window.is_some() || category.action == Action::Anonymize {
-        needed.push("UPDATE");
-    }
+    let caller = crate::identity::caller_oid();
+    check_rights_of(client, caller, oid, display_name, needed, doing)
+}
+
+/// [`check_rights`] for `role` (InvalidOid, a dropped role, has none).
+pub fn check_rights_of(
+    client: &SpiClient,
+    role: pg_sys::Oid,
+    oid: pg_sys::Oid,
+    display_name: &str,
+    needed: &[&str],
+    doing: &str,
+) -> Result<(), RetentionError> {
     let allowed = client
         .select(
-            "SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE')
-                    OR (pg_catalog.has_schema_privilege(c.relnamespace, 'USAGE')
-                        AND (SELECT bool_and(pg_catalog.has_table_privilege(c.oid, p))
+            "SELECT pg_catalog.pg_has_role($3, c.relowner, 'USAGE')
+                    OR (pg_catalog.has_schema_privilege($3, c.relnamespace, 'USAGE')
+                        AND (SELECT bool_and(pg_catalog.has_table_privilege($3, c.oid, p))
                                FROM unnest($2::text[]) AS p))
-               FROM pg_catalog.pg_class c WHERE c.oid = $1",
+               FROM pg_catalog.pg_class c WHERE c.oid = $1 AND $3 <> 0",
             Some(1),
-            &[oid.into(), needed.clone().into()],
+            &[oid.into(), needed.to_vec().into(), role.into()],
         )?
         .first()
         .get_one::<bool>()?
@@ -454,14 +463,23 @@ fn check_rights(
         return Ok(());
     }
     Err(RetentionError::InsufficientPrivilege(format!(
-        "managing {display_name} with category \"{}\" needs ownership, or USAGE on its schema and {} on the table",
-        category.name,
+        "{doing} {display_name} needs ownership, or USAGE on its schema and {} on the table",
         needed.join(", ")
     )))
 }
 
+/// The privileges managing a table with `category` needs: SELECT and DELETE, and UPDATE when
+/// the policy soft-deletes or anonymizes.
+pub fn managing_needs(category: &Category) -> Vec<&'static str> {
+    let mut needed = vec!["SELECT", "DELETE"];
+    if category.soft_delete_window.is_some() || category.action == Action::Anonymize {
+        needed.push("UPDATE");
+    }
+    needed
+}
+
 /// Gives the rows anonymized under an earlier management of `table` the fingerprint of their
-/// values under its current map. The marks are read and written under the caller's identity,
+/// values under its current map. The marks are read and written under the extension's identity,
 /// the table as its owner.
 fn rebaseline_marks(client: &mut SpiClient, table: &Managed) -> Result<(), RetentionError> {
     let keys: Vec<String> = client
@@ -522,121 +540,129 @@ fn manage(
     crate::runs::require_primary("retention.manage()")?;
     let tbl = required(tbl, "tbl")?;
     let category = required(category, "category")?;
-    Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let oid = tbl.table(client)?;
-        let (display_name, schema, owner) = client
-            .select(
-                "SELECT format('%I.%I', n.nspname, c.relname),
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            let oid = tbl.table(client)?;
+            let (display_name, schema, owner) = client
+                .select(
+                    "SELECT format('%I.%I', n.nspname, c.relname),
                         CASE WHEN c.relpersistence = 't' THEN 'pg_temp' ELSE n.nspname::text END,
                         c.relowner
                    FROM pg_catalog.pg_class c
                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
-                Some(1),
-                &[oid.into()],
-            )?
-            .first()
-            .get_three::<String, String, pg_sys::Oid>()?;
-        let (display_name, schema) = (display_name.unwrap_or_default(), schema.unwrap_or_default());
-        let owner = owner.unwrap_or(pg_sys::InvalidOid);
-        // The extension's records, the system catalogs and temporary tables (which the worker
-        // cannot see) are not data to purge.
-        if matches!(
-            schema.as_str(),
-            "retention" | "pg_catalog" | "information_schema" | "pg_toast" | "pg_temp"
-        ) {
-            return Err(RetentionError::WrongObjectType(display_name));
-        }
-        if !client
-            .select(
-                "SELECT 1 FROM retention.managed_tables WHERE tbl = $1",
-                Some(1),
-                &[oid.into()],
-            )?
-            .is_empty()
-        {
-            return Err(RetentionError::AlreadyManaged(display_name));
-        }
-        let default_category = catalog::load(client, category)?;
-        check_rights(client, oid, &display_name, &default_category)?;
-        let key_columns: Vec<String> = client
-            .select(
-                "SELECT a.attname::text
+                    Some(1),
+                    &[oid.into()],
+                )?
+                .first()
+                .get_three::<String, String, pg_sys::Oid>()?;
+            let (display_name, schema) =
+                (display_name.unwrap_or_default(), schema.unwrap_or_default());
+            let owner = owner.unwrap_or(pg_sys::InvalidOid);
+            // The extension's records, the system catalogs and temporary tables (which the worker
+            // cannot see) are not data to purge.
+            if matches!(
+                schema.as_str(),
+                "retention" | "pg_catalog" | "information_schema" | "pg_toast" | "pg_temp"
+            ) {
+                return Err(RetentionError::WrongObjectType(display_name));
+            }
+            if !client
+                .select(
+                    "SELECT 1 FROM retention.managed_tables WHERE tbl = $1",
+                    Some(1),
+                    &[oid.into()],
+                )?
+                .is_empty()
+            {
+                return Err(RetentionError::AlreadyManaged(display_name));
+            }
+            let default_category = catalog::load(client, category)?;
+            check_rights(
+                client,
+                oid,
+                &display_name,
+                &managing_needs(&default_category),
+                &format!("managing with category \"{}\"", default_category.name),
+            )?;
+            let key_columns: Vec<String> = client
+                .select(
+                    "SELECT a.attname::text
                    FROM pg_catalog.pg_index i
                    CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                    JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                   WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord",
-                None,
-                &[oid.into()],
-            )?
-            .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
-            .collect::<Result<_, _>>()?;
-        if key_columns.is_empty() {
-            return Err(RetentionError::NoPrimaryKey(display_name));
-        }
-        let table = Managed {
-            oid,
-            display_name,
-            category: category.to_string(),
-            created_column: created_column.map(str::to_string),
-            activity_column: activity_column.map(str::to_string),
-            tenant_column: tenant_column.map(str::to_string),
-            subject_column: subject_column.map(str::to_string),
-            category_column: category_column.map(str::to_string),
-            soft_delete_column: soft_delete_column.map(str::to_string),
-            key_columns,
-            partitioned: false,
-            anonymize: Vec::new(),
-            anonymize_types: Default::default(),
-            owner,
-            children: Default::default(),
-            cascades_checked: Default::default(),
-            triggers_checked: Default::default(),
-        };
-        let times = "timestamp with time zone, timestamp without time zone or date";
-        if let Some(c) = created_column {
-            check_column(client, &table, c, &TIME_TYPES, times)?;
-        }
-        if let Some(c) = activity_column {
-            check_column(client, &table, c, &TIME_TYPES, times)?;
-        }
-        for c in [tenant_column, subject_column].into_iter().flatten() {
-            check_column(client, &table, c, &[], "")?;
-        }
-        if let Some(c) = category_column {
-            check_column(
-                client,
-                &table,
-                c,
-                &[pg_sys::TEXTOID, pg_sys::VARCHAROID],
-                "text",
-            )?;
-        }
-        if let Some(c) = soft_delete_column {
-            check_column(
-                client,
-                &table,
-                c,
-                &[pg_sys::TIMESTAMPTZOID, pg_sys::TIMESTAMPOID],
-                "timestamp with time zone",
-            )?;
-        }
-        if let Some(map) = &anonymize {
-            let serde_json::Value::Object(columns) = &map.0 else {
-                return Err(RetentionError::InvalidValue(
-                    "anonymize must be a JSON object {\"column\": replacement, …}".into(),
-                ));
+                    None,
+                    &[oid.into()],
+                )?
+                .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
+                .collect::<Result<_, _>>()?;
+            if key_columns.is_empty() {
+                return Err(RetentionError::NoPrimaryKey(display_name));
+            }
+            let table = Managed {
+                oid,
+                display_name,
+                category: category.to_string(),
+                created_column: created_column.map(str::to_string),
+                activity_column: activity_column.map(str::to_string),
+                tenant_column: tenant_column.map(str::to_string),
+                subject_column: subject_column.map(str::to_string),
+                category_column: category_column.map(str::to_string),
+                soft_delete_column: soft_delete_column.map(str::to_string),
+                key_columns,
+                partitioned: false,
+                anonymize: Vec::new(),
+                anonymize_types: Default::default(),
+                owner,
+                children: Default::default(),
+                cascades_checked: Default::default(),
+                verified: Default::default(),
             };
-            for (column, value) in columns {
-                if value.as_str() == Some("hash") {
-                    check_column(
-                        client,
-                        &table,
-                        column,
-                        &[pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID],
-                        "text (a one-way hash is text)",
-                    )?;
-                    let (_, type_name) = column_type(client, &table, column)?;
-                    let short = client
+            let times = "timestamp with time zone, timestamp without time zone or date";
+            if let Some(c) = created_column {
+                check_column(client, &table, c, &TIME_TYPES, times)?;
+            }
+            if let Some(c) = activity_column {
+                check_column(client, &table, c, &TIME_TYPES, times)?;
+            }
+            for c in [tenant_column, subject_column].into_iter().flatten() {
+                check_column(client, &table, c, &[], "")?;
+            }
+            if let Some(c) = category_column {
+                check_column(
+                    client,
+                    &table,
+                    c,
+                    &[pg_sys::TEXTOID, pg_sys::VARCHAROID],
+                    "text",
+                )?;
+            }
+            if let Some(c) = soft_delete_column {
+                check_column(
+                    client,
+                    &table,
+                    c,
+                    &[pg_sys::TIMESTAMPTZOID, pg_sys::TIMESTAMPOID],
+                    "timestamp with time zone",
+                )?;
+            }
+            if let Some(map) = &anonymize {
+                let serde_json::Value::Object(columns) = &map.0 else {
+                    return Err(RetentionError::InvalidValue(
+                        "anonymize must be a JSON object {\"column\": replacement, …}".into(),
+                    ));
+                };
+                for (column, value) in columns {
+                    if value.as_str() == Some("hash") {
+                        check_column(
+                            client,
+                            &table,
+                            column,
+                            &[pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID],
+                            "text (a one-way hash is text)",
+                        )?;
+                        let (_, type_name) = column_type(client, &table, column)?;
+                        let short = client
                         .select(
                             "SELECT atttypmod > 0 AND atttypmod - 4 < 64 FROM pg_catalog.pg_attribute
                               WHERE attrelid = $1 AND attname = $2",
@@ -646,63 +672,65 @@ fn manage(
                         .first()
                         .get_one::<bool>()?
                         .unwrap_or(false);
-                    if short {
-                        return Err(RetentionError::WrongColumnType {
-                            table: table.display_name.clone(),
-                            column: column.clone(),
-                            found: type_name,
-                            expected: "text or a length of at least 64 (a hex SHA-256)".into(),
-                        });
+                        if short {
+                            return Err(RetentionError::WrongColumnType {
+                                table: table.display_name.clone(),
+                                column: column.clone(),
+                                found: type_name,
+                                expected: "text or a length of at least 64 (a hex SHA-256)".into(),
+                            });
+                        }
+                    } else {
+                        let (_, type_name) = column_type(client, &table, column)?;
+                        if !value.is_null() {
+                            // The constant must fit the column: cast it once now.
+                            client.select(
+                                &format!("SELECT $1::text::{type_name}"),
+                                Some(1),
+                                &[constant_text(value).into()],
+                            )?;
+                        }
                     }
-                } else {
-                    let (_, type_name) = column_type(client, &table, column)?;
-                    if !value.is_null() {
-                        // The constant must fit the column: cast it once now.
-                        client.select(
-                            &format!("SELECT $1::text::{type_name}"),
-                            Some(1),
-                            &[constant_text(value).into()],
-                        )?;
+                    if table.key_columns.contains(column) {
+                        return Err(RetentionError::InvalidValue(format!(
+                            "primary-key column \"{column}\" cannot be anonymized"
+                        )));
                     }
-                }
-                if table.key_columns.contains(column) {
-                    return Err(RetentionError::InvalidValue(format!(
-                        "primary-key column \"{column}\" cannot be anonymized"
-                    )));
                 }
             }
-        }
-        let args: [DatumWithOid; 10] = [
-            oid.into(),
-            category.into(),
-            created_column.into(),
-            activity_column.into(),
-            tenant_column.into(),
-            subject_column.into(),
-            category_column.into(),
-            soft_delete_column.into(),
-            anonymize.into(),
-            table.key_columns.clone().into(),
-        ];
-        client.update(
-            "INSERT INTO retention.managed_tables
+            let args: [DatumWithOid; 11] = [
+                oid.into(),
+                category.into(),
+                created_column.into(),
+                activity_column.into(),
+                tenant_column.into(),
+                subject_column.into(),
+                category_column.into(),
+                soft_delete_column.into(),
+                anonymize.into(),
+                table.key_columns.clone().into(),
+                crate::identity::caller_name().into(),
+            ];
+            client.update(
+                "INSERT INTO retention.managed_tables
                  (tbl, category, created_column, activity_column, tenant_column, subject_column,
-                  category_column, soft_delete_column, anonymize, key_columns)
-             VALUES ($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            None,
-            &args,
-        )?;
-        table.check_category(client, &default_category)?;
-        if let Some(column) = table.clock_column(&default_category) {
-            advise_index(client, &table, column)?;
-        }
-        // Rows anonymized under an earlier management of the table take this map's
-        // fingerprint: a changed map alone does not anonymize (and log) them again.
-        let managed = Managed::load(client, oid)?;
-        if !managed.anonymize.is_empty() {
-            rebaseline_marks(client, &managed)?;
-        }
-        Ok(())
+                  category_column, soft_delete_column, anonymize, key_columns, managed_by)
+             VALUES ($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                None,
+                &args,
+            )?;
+            table.check_category(client, &default_category)?;
+            if let Some(column) = table.clock_column(&default_category) {
+                advise_index(client, &table, column)?;
+            }
+            // Rows anonymized under an earlier management of the table take this map's
+            // fingerprint: a changed map alone does not anonymize (and log) them again.
+            let managed = Managed::load(client, oid)?;
+            if !managed.anonymize.is_empty() {
+                rebaseline_marks(client, &managed)?;
+            }
+            Ok(())
+        })
     })?;
     Ok(())
 }
@@ -712,19 +740,29 @@ fn manage(
 fn unmanage(tbl: Option<RegClass>) -> SqlResult<()> {
     crate::runs::require_primary("retention.unmanage()")?;
     let oid = required(tbl, "tbl")?.oid();
-    Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let gone = client
-            .update(
-                "DELETE FROM retention.managed_tables WHERE tbl = $1 RETURNING 1",
-                None,
-                &[oid.into()],
-            )?
-            .len();
-        if gone == 0 {
-            RegClass(oid).table(client)?;
-            return Err(RetentionError::NotManaged(relation_name(client, oid)?));
-        }
-        Ok(())
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            let table = Managed::load(client, oid)?;
+            check_rights(
+                client,
+                oid,
+                &table.display_name,
+                &["SELECT", "DELETE"],
+                "unmanaging",
+            )?;
+            let gone = client
+                .update(
+                    "DELETE FROM retention.managed_tables WHERE tbl = $1 RETURNING 1",
+                    None,
+                    &[oid.into()],
+                )?
+                .len();
+            if gone == 0 {
+                RegClass(oid).table(client)?;
+                return Err(RetentionError::NotManaged(relation_name(client, oid)?));
+            }
+            Ok(())
+        })
     })?;
     Ok(())
 }

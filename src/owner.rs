@@ -1,16 +1,7 @@
-//! Acting as a table's owner. Every statement the extension runs against an application table
-//! runs as that table's owner inside a security-restricted operation, with `search_path` pinned
-//! to `pg_catalog, pg_temp` and `row_security` off: what VACUUM, ANALYZE and REFRESH
-//! MATERIALIZED VIEW do (`SetUserIdAndSecContext(owner, … | SECURITY_RESTRICTED_OPERATION)` and
-//! a GUC nest level, `NewGUCNestLevel` … `AtEOXact_GUC`). Code the owner controls (triggers,
-//! rules, index expressions, CHECKs, generated columns, domains, casts, operators) then runs
-//! with the owner's rights, never with the worker's superuser rights or a calling duty's.
-//!
-//! `row_security = off` makes a statement that row-level security would filter fail instead
-//! (`42501`): a purge or an erasure never completes over rows it could not see.
-//!
-//! The switch is per statement, never per row; the extension's own bookkeeping (log, runs,
-//! queue, marks) is written outside it.
+//! The one executor of statements against application tables: each runs as the table's owner
+//! (see identity.rs), once a table has been checked to be one the purge can act on safely. The
+//! switch is per statement, never per row; the extension's own bookkeeping (log, runs, queue,
+//! marks) is written outside it.
 
 use crate::error::RetentionError;
 use crate::managed::Managed;
@@ -18,65 +9,9 @@ use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::spi::{SpiClient, SpiTupleTable};
 
-/// The identity and settings in force before [`AsOwner::enter`], restored when the guard drops,
-/// also while an error unwinds through it.
-struct AsOwner {
-    user: pg_sys::Oid,
-    context: i32,
-    nest_level: i32,
-}
-
-impl AsOwner {
-    fn enter(owner: pg_sys::Oid) -> AsOwner {
-        let (mut user, mut context) = (pg_sys::InvalidOid, 0);
-        // SAFETY: plain calls into the backend's identity and GUC machinery, undone in `drop`.
-        unsafe {
-            pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-            pg_sys::SetUserIdAndSecContext(
-                owner,
-                context | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-            );
-            let nest_level = pg_sys::NewGUCNestLevel();
-            let guard = AsOwner {
-                user,
-                context,
-                nest_level,
-            };
-            set(c"search_path", c"pg_catalog, pg_temp");
-            set(c"row_security", c"off");
-            guard
-        }
-    }
-}
-
-/// Sets a setting for the current GUC nest level only.
-unsafe fn set(name: &std::ffi::CStr, value: &std::ffi::CStr) {
-    pg_sys::set_config_option(
-        name.as_ptr(),
-        value.as_ptr(),
-        pg_sys::GucContext::PGC_USERSET,
-        pg_sys::GucSource::PGC_S_SESSION,
-        pg_sys::GucAction::GUC_ACTION_SAVE,
-        true,
-        0,
-        false,
-    );
-}
-
-impl Drop for AsOwner {
-    fn drop(&mut self) {
-        // SAFETY: restores exactly what `enter` saved.
-        unsafe {
-            pg_sys::AtEOXact_GUC(false, self.nest_level);
-            pg_sys::SetUserIdAndSecContext(self.user, self.context);
-        }
-    }
-}
-
 /// Runs `f`, statements against `table`, as the table's owner (see the module docs).
 pub fn as_owner<R>(table: &Managed, f: impl FnOnce() -> R) -> R {
-    let _owner = AsOwner::enter(table.owner);
-    f()
+    crate::identity::as_owner(table.owner, f)
 }
 
 /// Runs a statement that may change `table` (or its parent-bound children), as its owner.
@@ -86,42 +21,81 @@ pub fn update<'conn>(
     sql: &str,
     args: &[DatumWithOid],
 ) -> Result<SpiTupleTable<'conn>, RetentionError> {
-    check_no_deferrable_triggers(client, table)?;
+    verify(client, table)?;
     Ok(as_owner(table, || client.update(sql, None, args))?)
 }
 
-/// Refuses a table with a deferrable trigger of its owner's: it could fire at commit, after
-/// the statement has switched back from the owner's identity (to the worker's superuser).
-/// Checked once per loaded table; the foreign keys' internal triggers run as their table's
-/// owner anyway.
-fn check_no_deferrable_triggers(client: &SpiClient, table: &Managed) -> Result<(), RetentionError> {
-    if table.triggers_checked.get() {
+/// Checks, once per loaded table, that the purge may act on it as its owner:
+/// - no rule rewrites its DELETEs or UPDATEs (the log would record what did not happen);
+/// - no deferrable trigger of the owner's could fire at commit, after the statement has left
+///   the owner's identity (the foreign keys' internal triggers run as their owner anyway);
+/// - the role that managed it still owns it or holds the privileges managing it needed
+///   (rights revoked, owner changed: the table is skipped, its error recorded).
+fn verify(client: &SpiClient, table: &Managed) -> Result<(), RetentionError> {
+    if table.verified.get() {
         return Ok(());
     }
-    let offender = client
+    let refuse = |what: String, hint: &str| {
+        Err(RetentionError::MissingColumnRole(
+            format!(
+                "{what} on {}: the purge cannot act on it safely",
+                table.display_name
+            ),
+            hint.into(),
+        ))
+    };
+    if let Some(rule) = first_name(client, RULES, table.oid)? {
+        return refuse(
+            format!("rule {rule} rewrites DELETE or UPDATE"),
+            "Drop the rule.",
+        );
+    }
+    if let Some(trigger) = first_name(client, DEFERRABLE_TRIGGERS, table.oid)? {
+        return refuse(
+            format!("trigger {trigger} is deferrable"),
+            "Make the trigger NOT DEFERRABLE.",
+        );
+    }
+    let manager = client
         .select(
-            "SELECT tgname::text FROM pg_catalog.pg_trigger
-              WHERE tgrelid = $1 AND tgdeferrable AND NOT tgisinternal LIMIT 1",
+            "SELECT to_regrole(managed_by::text) FROM retention.managed_tables WHERE tbl = $1",
             Some(1),
             &[table.oid.into()],
         )?
+        .first()
+        .get_one::<pg_sys::Oid>()?
+        .unwrap_or(pg_sys::InvalidOid);
+    let category = crate::catalog::load(client, &table.category)?;
+    crate::managed::check_rights_of(
+        client,
+        manager,
+        table.oid,
+        &table.display_name,
+        &crate::managed::managing_needs(&category),
+        "the role that managed it no longer may purge",
+    )?;
+    table.verified.set(true);
+    Ok(())
+}
+
+const RULES: &str = "SELECT rulename::text FROM pg_catalog.pg_rewrite
+                      WHERE ev_class = $1 AND ev_type IN ('3', '4') LIMIT 1";
+const DEFERRABLE_TRIGGERS: &str = "SELECT tgname::text FROM pg_catalog.pg_trigger
+                                    WHERE tgrelid = $1 AND tgdeferrable AND NOT tgisinternal
+                                    LIMIT 1";
+
+/// The first name a catalog query about relation `oid` returns (an offending object), if any.
+pub fn first_name(
+    client: &SpiClient,
+    sql: &str,
+    oid: pg_sys::Oid,
+) -> Result<Option<String>, RetentionError> {
+    Ok(client
+        .select(sql, Some(1), &[oid.into()])?
         .next()
         .map(|r| r.get::<String>(1))
         .transpose()?
-        .flatten();
-    match offender {
-        Some(trigger) => Err(RetentionError::MissingColumnRole(
-            format!(
-                "trigger {trigger} on {} is deferrable: it would fire after the purge has left the table owner's identity",
-                table.display_name
-            ),
-            "Make the trigger NOT DEFERRABLE.".into(),
-        )),
-        None => {
-            table.triggers_checked.set(true);
-            Ok(())
-        }
-    }
+        .flatten())
 }
 
 /// Runs a read-only statement over `table`, as its owner (works on a standby).

@@ -119,14 +119,16 @@ fn reapply_table(
 fn reapply_deletions(since: Option<TimestampWithTimeZone>) -> SqlResult<i64> {
     let since = required(since, "since")?;
     check_can_purge()?;
-    Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
-        // One purger at a time, as run(): its anonymizations must not race the worker's.
-        take_lock(LockKey::Purger, true)?;
-        let mut total = 0;
-        for table in Managed::load_all(client)? {
-            total += reapply_table(client, &table, since)?;
-        }
-        Ok(total)
+    Ok(crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+            // One purger at a time, as run(): its anonymizations must not race the worker's.
+            take_lock(LockKey::Purger, true)?;
+            let mut total = 0;
+            for table in Managed::load_all(client)? {
+                total += reapply_table(client, &table, since)?;
+            }
+            Ok(total)
+        })
     })?)
 }
 

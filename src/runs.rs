@@ -86,9 +86,9 @@ pub fn table_steps(
 pub fn start(client: &mut SpiClient, trigger: &str) -> Result<i64, RetentionError> {
     Ok(client
         .update(
-            "INSERT INTO retention.runs (trigger) VALUES ($1) RETURNING id",
+            "INSERT INTO retention.runs (trigger, actor) VALUES ($1, $2) RETURNING id",
             None,
-            &[trigger.into()],
+            &[trigger.into(), crate::identity::caller_name().into()],
         )?
         .first()
         .get_one::<i64>()?
@@ -278,6 +278,36 @@ pub fn check_can_purge() -> Result<(), RetentionError> {
     Ok(())
 }
 
+/// One purge cycle of `run()` over `tables`, each isolated in a subtransaction, then the
+/// queue, the erasure requests and the log's own retention; recorded in retention.runs.
+fn purge_all(tables: &[Managed], batch_size: i64) -> Result<Vec<TableOutcome>, RetentionError> {
+    let run_id = Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+        take_lock(LockKey::Purger, true)?;
+        start(client, "manual")
+    })?;
+    let mut outcomes = Vec::with_capacity(tables.len());
+    let mut cascaded = Vec::new();
+    for table in tables {
+        outcomes.push(isolated(&table.display_name, &mut cascaded, || {
+            purge_table(table, run_id, batch_size)
+        }));
+    }
+    let steps: [CycleStep; 3] = [
+        ("retention.deletion_queue", &|| process_queue(run_id)),
+        ("retention.erasure_requests", &|| process_erasures(run_id)),
+        ("retention.deletion_log", &trim_log),
+    ];
+    for (name, step) in steps {
+        let outcome = isolated(name, &mut cascaded, step);
+        if outcome.total() > 0 || outcome.error.is_some() {
+            outcomes.push(outcome);
+        }
+    }
+    add_cascaded(&mut outcomes, cascaded);
+    Spi::connect_mut(|client| finish(client, run_id, &outcomes, None))?;
+    Ok(outcomes)
+}
+
 #[allow(clippy::type_complexity)] // the result row, spelled out for pgrx
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
@@ -315,29 +345,7 @@ fn run(
         add_cascaded(&mut outcomes, cascaded);
     } else {
         check_can_purge()?;
-        let run_id = Spi::connect_mut(|client| -> Result<i64, RetentionError> {
-            take_lock(LockKey::Purger, true)?;
-            start(client, "manual")
-        })?;
-        let mut cascaded = Vec::new();
-        for table in &tables {
-            outcomes.push(isolated(&table.display_name, &mut cascaded, || {
-                purge_table(table, run_id, batch_size)
-            }));
-        }
-        let steps: [CycleStep; 3] = [
-            ("retention.deletion_queue", &|| process_queue(run_id)),
-            ("retention.erasure_requests", &|| process_erasures(run_id)),
-            ("retention.deletion_log", &trim_log),
-        ];
-        for (name, step) in steps {
-            let outcome = isolated(name, &mut cascaded, step);
-            if outcome.total() > 0 || outcome.error.is_some() {
-                outcomes.push(outcome);
-            }
-        }
-        add_cascaded(&mut outcomes, cascaded);
-        Spi::connect_mut(|client| finish(client, run_id, &outcomes, None))?;
+        outcomes = crate::identity::as_extension(|| purge_all(&tables, batch_size))?;
     }
     Ok(TableIterator::new(outcomes.into_iter().map(|o| {
         (

@@ -5,7 +5,7 @@
 use crate::catalog;
 use crate::error::{required, RetentionError, SqlResult};
 use crate::holds;
-use crate::managed::Managed;
+use crate::managed::{check_rights, Managed};
 use crate::params::Params;
 use crate::regclass::RegClass;
 use pgrx::datum::{AnyArray, DatumWithOid};
@@ -108,23 +108,32 @@ fn tag(tbl: Option<RegClass>, category: Option<&str>, keys: Option<AnyArray>) ->
     let oid = required(tbl, "tbl")?.oid();
     let category = required(category, "category")?;
     let keys = required(keys, "keys")?;
-    Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
-        let table = Managed::load(client, oid)?;
-        let column = category_column(&table)?;
-        table.check_category(client, &catalog::load(client, category)?)?;
-        check_keys(client, &table, &keys)?;
-        let mut params = Params::default();
-        let name = params.bind(category);
-        params.bind(keys_arg(&keys));
-        let matching = key_match_sql(client, &table, 2)?;
-        // A held row keeps its category: a hold preserves rows as they are.
-        let unheld = holds::unheld_sql(client, &table, &mut params)?;
-        let sql = format!(
-            "UPDATE {} AS t SET {} = {name} WHERE {matching} AND {unheld}",
-            table.display_name,
-            quote_identifier(column),
-        );
-        Ok(crate::owner::update(client, &table, &sql, params.args())?.len() as i64)
+    Ok(crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+            let table = Managed::load(client, oid)?;
+            check_rights(
+                client,
+                oid,
+                &table.display_name,
+                &["SELECT", "UPDATE"],
+                "tagging rows of",
+            )?;
+            let column = category_column(&table)?;
+            table.check_category(client, &catalog::load(client, category)?)?;
+            check_keys(client, &table, &keys)?;
+            let mut params = Params::default();
+            let name = params.bind(category);
+            params.bind(keys_arg(&keys));
+            let matching = key_match_sql(client, &table, 2)?;
+            // A held row keeps its category: a hold preserves rows as they are.
+            let unheld = holds::unheld_sql(client, &table, &mut params)?;
+            let sql = format!(
+                "UPDATE {} AS t SET {} = {name} WHERE {matching} AND {unheld}",
+                table.display_name,
+                quote_identifier(column),
+            );
+            Ok(crate::owner::update(client, &table, &sql, params.args())?.len() as i64)
+        })
     })?)
 }
 

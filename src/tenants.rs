@@ -34,34 +34,38 @@ fn set_tenant_policy(
     if let Some(window) = &soft_delete_window {
         check_interval("soft_delete_window", window)?;
     }
-    Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let mut in_force = catalog::load(client, category)?;
-        // A window needs a soft-delete column on every table this override reaches.
-        if soft_delete_window.is_some() {
-            in_force.soft_delete_window = soft_delete_window;
-            for table in Managed::load_all(client)? {
-                if table.tenant_column.is_some() && table.uses_category(client, category)? {
-                    table.check_category(client, &in_force)?;
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            let mut in_force = catalog::load(client, category)?;
+            // A window needs a soft-delete column on every table this override reaches.
+            if soft_delete_window.is_some() {
+                in_force.soft_delete_window = soft_delete_window;
+                for table in Managed::load_all(client)? {
+                    if table.tenant_column.is_some() && table.uses_category(client, category)? {
+                        table.check_category(client, &in_force)?;
+                    }
                 }
             }
-        }
-        let args: [DatumWithOid; 4] = [
-            tenant.into(),
-            category.into(),
-            retain_for.into(),
-            soft_delete_window.into(),
-        ];
-        client.update(
-            "INSERT INTO retention.tenant_policies (tenant, category, retain_for, soft_delete_window)
-             VALUES ($1, $2, $3, $4)
+            let args: [DatumWithOid; 5] = [
+                tenant.into(),
+                category.into(),
+                retain_for.into(),
+                soft_delete_window.into(),
+                crate::identity::caller_name().into(),
+            ];
+            client.update(
+                "INSERT INTO retention.tenant_policies
+                 (tenant, category, retain_for, soft_delete_window, updated_by)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (tenant, category) DO UPDATE SET
                  retain_for = excluded.retain_for,
                  soft_delete_window = excluded.soft_delete_window,
-                 updated_at = now(), updated_by = current_user",
-            None,
-            &args,
-        )?;
-        Ok(())
+                 updated_at = now(), updated_by = excluded.updated_by",
+                None,
+                &args,
+            )?;
+            Ok(())
+        })
     })?;
     Ok(())
 }
@@ -72,22 +76,24 @@ fn clear_tenant_policy(tenant: Option<&str>, category: Option<&str>) -> SqlResul
     crate::runs::require_primary("retention.clear_tenant_policy()")?;
     let tenant = check_tenant(tenant)?;
     let category = required(category, "category")?;
-    Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let gone = client
-            .update(
-                "DELETE FROM retention.tenant_policies WHERE tenant = $1 AND category = $2
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            let gone = client
+                .update(
+                    "DELETE FROM retention.tenant_policies WHERE tenant = $1 AND category = $2
                  RETURNING 1",
-                None,
-                &[tenant.into(), category.into()],
-            )?
-            .len();
-        if gone == 0 {
-            return Err(RetentionError::UnknownTenantPolicy(
-                tenant.into(),
-                category.into(),
-            ));
-        }
-        Ok(())
+                    None,
+                    &[tenant.into(), category.into()],
+                )?
+                .len();
+            if gone == 0 {
+                return Err(RetentionError::UnknownTenantPolicy(
+                    tenant.into(),
+                    category.into(),
+                ));
+            }
+            Ok(())
+        })
     })?;
     Ok(())
 }
@@ -103,39 +109,47 @@ fn record_event(
     let tenant = check_tenant(tenant)?;
     let event = required(event, "event")?;
     let occurred_at = required(occurred_at, "occurred_at")?;
-    Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let finite = client
-            .select(
-                "SELECT isfinite($1::timestamptz)",
-                Some(1),
-                &[occurred_at.into()],
-            )?
-            .first()
-            .get_one::<bool>()?
-            .unwrap_or(false);
-        if !finite {
-            return Err(RetentionError::InvalidValue(
-                "occurred_at must be a finite time".into(),
-            ));
-        }
-        let known = !client
-            .select(
-                "SELECT 1 FROM retention.categories WHERE clock = 'event' AND event = $1",
-                Some(1),
-                &[event.into()],
-            )?
-            .is_empty();
-        if !known {
-            return Err(RetentionError::UnknownEvent(event.into()));
-        }
-        client.update(
-            "INSERT INTO retention.tenant_events (tenant, event, occurred_at) VALUES ($1, $2, $3)
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            let finite = client
+                .select(
+                    "SELECT isfinite($1::timestamptz)",
+                    Some(1),
+                    &[occurred_at.into()],
+                )?
+                .first()
+                .get_one::<bool>()?
+                .unwrap_or(false);
+            if !finite {
+                return Err(RetentionError::InvalidValue(
+                    "occurred_at must be a finite time".into(),
+                ));
+            }
+            let known = !client
+                .select(
+                    "SELECT 1 FROM retention.categories WHERE clock = 'event' AND event = $1",
+                    Some(1),
+                    &[event.into()],
+                )?
+                .is_empty();
+            if !known {
+                return Err(RetentionError::UnknownEvent(event.into()));
+            }
+            client.update(
+                "INSERT INTO retention.tenant_events (tenant, event, occurred_at, recorded_by)
+             VALUES ($1, $2, $3, $4)
              ON CONFLICT (tenant, event) DO UPDATE SET occurred_at = excluded.occurred_at,
-                 recorded_at = now(), recorded_by = current_user",
-            None,
-            &[tenant.into(), event.into(), occurred_at.into()],
-        )?;
-        Ok(())
+                 recorded_at = now(), recorded_by = excluded.recorded_by",
+                None,
+                &[
+                    tenant.into(),
+                    event.into(),
+                    occurred_at.into(),
+                    crate::identity::caller_name().into(),
+                ],
+            )?;
+            Ok(())
+        })
     })?;
     Ok(())
 }
@@ -146,21 +160,23 @@ fn cancel_event(tenant: Option<&str>, event: Option<&str>) -> SqlResult<()> {
     crate::runs::require_primary("retention.cancel_event()")?;
     let tenant = check_tenant(tenant)?;
     let event = required(event, "event")?;
-    Spi::connect_mut(|client| -> Result<(), RetentionError> {
-        let gone = client
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            let gone = client
             .update(
                 "DELETE FROM retention.tenant_events WHERE tenant = $1 AND event = $2 RETURNING 1",
                 None,
                 &[tenant.into(), event.into()],
             )?
             .len();
-        if gone == 0 {
-            return Err(RetentionError::EventNotRecorded(
-                tenant.into(),
-                event.into(),
-            ));
-        }
-        Ok(())
+            if gone == 0 {
+                return Err(RetentionError::EventNotRecorded(
+                    tenant.into(),
+                    event.into(),
+                ));
+            }
+            Ok(())
+        })
     })?;
     Ok(())
 }

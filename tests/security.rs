@@ -323,3 +323,133 @@ fn a_deferrable_trigger_keeps_its_table_from_being_purged() {
     assert_no_escalation(&mut db, &file);
     assert_eq!(count(&mut db, "SELECT count(*) FROM mallory.seen"), 0);
 }
+
+/// Functions are the only door: no duty writes a retention table directly, and what the
+/// functions write is stamped with the calling role.
+#[test]
+fn no_duty_writes_a_retention_table_except_through_a_function() {
+    let cluster = Cluster::start("sec-doors", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "CREATE ROLE admin LOGIN; CREATE ROLE counsel LOGIN;
+         SELECT retention.grant_policy_admin('admin');
+         SELECT retention.grant_legal('counsel');
+         CREATE TABLE chats (id int PRIMARY KEY, tenant text, author text, created_at timestamptz NOT NULL);
+         GRANT SELECT, DELETE ON chats TO admin;
+         INSERT INTO chats VALUES (1, 'acme', 'bob', now() - interval '2 days'),
+                                  (2, 'acme', 'eve', now());",
+    )
+    .unwrap();
+    let mut admin = as_role(&cluster, "admin");
+    let mut counsel = as_role(&cluster, "counsel");
+    admin
+        .batch_execute(
+            "SELECT retention.define_category('c', '1 day');
+             SELECT retention.manage('chats', 'c', created_column => 'created_at',
+                                     tenant_column => 'tenant', subject_column => 'author');",
+        )
+        .unwrap();
+    for sql in [
+        "INSERT INTO retention.managed_tables (tbl, category, key_columns) VALUES ('pg_authid', 'c', '{oid}')",
+        "UPDATE retention.managed_tables SET category = 'c'",
+        "INSERT INTO retention.category_definitions (name, retain_for, clock, action) VALUES ('deletion_log', '0', 'created', 'delete')",
+        "INSERT INTO retention.deletion_log (id, action, table_name, row_key, actor, hash) VALUES (1, 'hard_delete', 'x', '{}', 'x', '\\x00')",
+        "DELETE FROM retention.log_anchor",
+        "UPDATE retention.erasure_records SET status = 'completed'",
+        "INSERT INTO retention.deletion_queue (tbl, row_key, reason) VALUES ('chats', '{\"id\": 2}', 'x')",
+        "UPDATE retention.runs SET status = 'succeeded'",
+    ] {
+        assert_eq!(sqlstate(&mut admin, sql), "42501", "policy admin: {sql}");
+    }
+    for sql in [
+        "INSERT INTO retention.holds (reason, tenant, placed_by, placed_at) VALUES ('forged', 'acme', 'ceo', now() - interval '1 year')",
+        "UPDATE retention.holds SET released_at = now()",
+        "INSERT INTO retention.notifications (hold_id, payload) VALUES (1, '{}')",
+    ] {
+        assert_eq!(sqlstate(&mut counsel, sql), "42501", "legal: {sql}");
+    }
+    // The functions still work for their duties, and stamp the caller.
+    counsel
+        .batch_execute("SELECT retention.place_hold('subpoena', subject => 'eve', notify => false)")
+        .unwrap();
+    let request: i64 = admin
+        .query_one("SELECT retention.request_erasure('bob')", &[])
+        .unwrap()
+        .get(0);
+    admin
+        .batch_execute(&format!(
+            "SELECT retention.verify_erasure({request}); SELECT * FROM retention.run()"
+        ))
+        .unwrap();
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM chats"),
+        1,
+        "eve's row is held"
+    );
+    for (sql, who) in [
+        ("SELECT placed_by::text FROM retention.holds", "counsel"),
+        (
+            "SELECT managed_by::text FROM retention.managed_tables",
+            "admin",
+        ),
+        (
+            "SELECT requested_by::text || verified_by::text FROM retention.erasure_records",
+            "adminadmin",
+        ),
+        (
+            "SELECT DISTINCT actor::text FROM retention.deletion_log",
+            "admin",
+        ),
+        ("SELECT DISTINCT actor::text FROM retention.runs", "admin"),
+    ] {
+        let found: String = db.query_one(sql, &[]).unwrap().get(0);
+        assert_eq!(found, who, "{sql}");
+    }
+}
+
+/// A table whose manager lost its rights, or whose DELETEs a rule rewrites, is not purged.
+#[test]
+fn the_purge_rechecks_rights_and_refuses_rules() {
+    let cluster = Cluster::start("sec-recheck", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "CREATE ROLE admin LOGIN;
+         SELECT retention.grant_policy_admin('admin');
+         SELECT retention.define_category('c', '1 day');
+         CREATE TABLE revoked (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+         CREATE TABLE rewritten (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+         GRANT SELECT, DELETE ON revoked, rewritten TO admin;
+         INSERT INTO revoked SELECT i, now() - interval '2 days' FROM generate_series(1, 3) i;
+         INSERT INTO rewritten SELECT i, now() - interval '2 days' FROM generate_series(1, 3) i;",
+    )
+    .unwrap();
+    as_role(&cluster, "admin")
+        .batch_execute(
+            "SELECT retention.manage('revoked', 'c', created_column => 'created_at');
+             SELECT retention.manage('rewritten', 'c', created_column => 'created_at');",
+        )
+        .unwrap();
+    db.batch_execute(
+        "REVOKE DELETE ON revoked FROM admin;
+         CREATE RULE keep AS ON DELETE TO rewritten DO INSTEAD NOTHING;",
+    )
+    .unwrap();
+    let errors: Vec<(String, String)> = db
+        .query(
+            "SELECT table_name, error FROM retention.run() WHERE error IS NOT NULL ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].1.contains("permission denied"), "{errors:?}");
+    assert!(errors[1].1.contains("rule keep"), "{errors:?}");
+    assert_eq!(count(&mut db, "SELECT count(*) FROM revoked"), 3);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM rewritten"), 3);
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.deletion_log"),
+        0
+    );
+}

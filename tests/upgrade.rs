@@ -31,7 +31,7 @@ SELECT m.type || ' ' || m.identity AS object,
          END,
          CASE WHEN m.classid = 'pg_catalog.pg_class'::regclass THEN (
            SELECT concat_ws(E'\\n',
-                    'kind=' || c.relkind::text || ' acl=' || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(c.relacl) a), 'default'),
+                    'kind=' || c.relkind::text || ' acl=' || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(coalesce(c.relacl, pg_catalog.acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::pg_catalog.\"char\", c.relowner))) a), 'default'),
                     CASE WHEN c.relkind = 'v' THEN pg_catalog.pg_get_viewdef(c.oid) END,
                     (SELECT string_agg(concat_ws(' ', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
                                                  CASE WHEN a.attnotnull THEN 'not null' END,
@@ -81,6 +81,10 @@ fn describe(client: &mut postgres::Client) -> Vec<(String, String)> {
 const POPULATE: &str = "
     CREATE ROLE upgrade_auditor;
     SELECT retention.grant_auditor('upgrade_auditor');
+    CREATE ROLE upgrade_admin;
+    SELECT retention.grant_policy_admin('upgrade_admin');
+    CREATE ROLE upgrade_counsel;
+    SELECT retention.grant_legal('upgrade_counsel');
     SELECT retention.define_category('conversations', '1 year');
     SELECT retention.define_category('projects', '90 days', clock => 'event', event => 'termination',
                                      soft_delete_window => '30 days');
@@ -220,7 +224,9 @@ fn update_from_0_1_0_keeps_everything_and_matches_a_fresh_install() {
     let mut fresh = cluster.create_database("fresh", None);
     fresh
         .batch_execute(
-            "CREATE EXTENSION pg_retention; SELECT retention.grant_auditor('upgrade_auditor')",
+            "CREATE EXTENSION pg_retention; SELECT retention.grant_auditor('upgrade_auditor');
+             SELECT retention.grant_policy_admin('upgrade_admin');
+             SELECT retention.grant_legal('upgrade_counsel');",
         )
         .unwrap();
     let (updated, installed) = (describe(&mut app), describe(&mut fresh));
