@@ -31,6 +31,65 @@ struct Erased {
     exempt: i64,
     held: i64,
     exempt_categories: Vec<String>,
+    /// Tables whose part of the request failed (it stays `verified`, retried next cycle).
+    failed: i64,
+}
+
+impl Erased {
+    fn add(&mut self, part: Erased) {
+        self.erased += part.erased;
+        self.anonymized += part.anonymized;
+        self.exempt += part.exempt;
+        self.held += part.held;
+        self.failed += part.failed;
+    }
+
+    /// The request's `details` entry for one table, when the request touched rows there.
+    fn detail(&self, table: &str) -> Option<serde_json::Value> {
+        (self.erased + self.anonymized + self.exempt + self.held > 0).then(|| {
+            serde_json::json!({
+                "table": table,
+                "erased": self.erased,
+                "anonymized": self.anonymized,
+                "exempt": self.exempt,
+                "exempt_reason": (self.exempt > 0).then(|| format!(
+                    "erasure-exempt categories: {}",
+                    self.exempt_categories.join(", ")
+                )),
+                "held": self.held,
+            })
+        })
+    }
+}
+
+/// Records what a pass over every table did for a request: `completed`, or `waiting_on_hold`
+/// while held rows remain, or still `verified` when a table failed (the next cycle retries it).
+fn record_outcome(
+    client: &mut SpiClient,
+    id: i64,
+    done: &Erased,
+    details: Vec<serde_json::Value>,
+) -> Result<(), RetentionError> {
+    client.update(
+        "UPDATE retention.erasure_records
+            SET status = CASE WHEN $7 > 0 THEN 'verified'
+                              WHEN $6 > 0 THEN 'waiting_on_hold' ELSE 'completed' END,
+                completed_at = CASE WHEN $6 + $7 > 0 THEN NULL ELSE now() END,
+                rows_erased = rows_erased + $2, rows_anonymized = rows_anonymized + $3,
+                rows_exempt = $4, rows_held = $6, details = details || $5
+          WHERE id = $1",
+        None,
+        &[
+            id.into(),
+            done.erased.into(),
+            done.anonymized.into(),
+            done.exempt.into(),
+            pgrx::JsonB(serde_json::Value::Array(details)).into(),
+            done.held.into(),
+            done.failed.into(),
+        ],
+    )?;
+    Ok(())
 }
 
 fn erase_in_table(
@@ -189,48 +248,36 @@ fn execute(
     let overrides = policy::overrides(client)?;
     let (mut total_erased, mut total_anonymized) = (0, 0);
     for request in requests {
+        let mut done = Erased::default();
         let mut details = Vec::new();
-        let (mut erased, mut anonymized, mut exempt, mut held) = (0, 0, 0, 0);
         for table in &tables {
-            let done = erase_in_table(client, table, &request, &categories, &overrides, run_id)?;
-            if done.erased + done.anonymized + done.exempt + done.held > 0 {
-                details.push(serde_json::json!({
-                    "table": table.display_name,
-                    "erased": done.erased,
-                    "anonymized": done.anonymized,
-                    "exempt": done.exempt,
-                    "exempt_reason": if done.exempt > 0 {
-                        Some(format!("erasure-exempt categories: {}", done.exempt_categories.join(", ")))
-                    } else {
-                        None
-                    },
-                    "held": done.held,
-                }));
+            // Each table in a subtransaction of its own: a broken table (a dropped subject
+            // column, a raising trigger) delays only this request's rows in it.
+            let outcome = isolate(|| {
+                erase_in_table(client, table, &request, &categories, &overrides, run_id)
+            });
+            let outcome = match outcome {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(message) => Err(message),
+            };
+            match outcome {
+                Ok(part) => {
+                    if let Some(detail) = part.detail(&table.display_name) {
+                        details.push(detail);
+                    }
+                    done.add(part);
+                }
+                Err(e) => {
+                    done.failed += 1;
+                    details.push(serde_json::json!({
+                        "table": table.display_name, "error": e,
+                    }));
+                }
             }
-            erased += done.erased;
-            anonymized += done.anonymized;
-            exempt += done.exempt;
-            held += done.held;
         }
-        total_erased += erased;
-        total_anonymized += anonymized;
-        client.update(
-            "UPDATE retention.erasure_records
-                SET status = CASE WHEN $6 > 0 THEN 'waiting_on_hold' ELSE 'completed' END,
-                    completed_at = CASE WHEN $6 > 0 THEN NULL ELSE now() END,
-                    rows_erased = rows_erased + $2, rows_anonymized = rows_anonymized + $3,
-                    rows_exempt = $4, rows_held = $6, details = details || $5
-              WHERE id = $1",
-            None,
-            &[
-                request.id.into(),
-                erased.into(),
-                anonymized.into(),
-                exempt.into(),
-                pgrx::JsonB(serde_json::Value::Array(details)).into(),
-                held.into(),
-            ],
-        )?;
+        total_erased += done.erased;
+        total_anonymized += done.anonymized;
+        record_outcome(client, request.id, &done, details)?;
     }
     Ok((total_erased, total_anonymized))
 }
@@ -416,10 +463,11 @@ mod tests {
     }
 
     #[pg_test]
-    fn an_execution_that_fails_at_verification_leaves_nothing_behind() {
+    fn a_table_that_fails_keeps_only_its_own_part_back() {
         setup();
         // conversations is referenced with ON DELETE CASCADE by a table the log cannot see:
-        // erasing there fails, after contacts (earlier by name) was anonymized.
+        // erasing there fails. contacts (earlier by name) is anonymized, counted and logged in
+        // its own subtransaction; conversations keeps its rows and nothing of it is logged.
         Spi::run(
             "CREATE TABLE notes (id int PRIMARY KEY, conversation_id int REFERENCES conversations ON DELETE CASCADE);
              INSERT INTO notes VALUES (1, 1);",
@@ -428,17 +476,25 @@ mod tests {
         let id = int("SELECT retention.request_erasure('alice')");
         Spi::run(&format!("SELECT retention.verify_erasure({id})")).unwrap();
         assert_eq!(
-            int("SELECT count(*) FROM contacts WHERE id = 1 AND email = 'alice' AND name = 'Alice A.'"),
-            1,
-            "the anonymization done before the failure is rolled back"
+            int("SELECT count(*) FROM contacts WHERE id = 1 AND email = 'alice'"),
+            0,
+            "the table that works is erased"
         );
         assert_eq!(
             int("SELECT count(*) FROM conversations WHERE author = 'alice'"),
             2
         );
-        assert_eq!(int("SELECT count(*) FROM retention.deletion_log"), 0);
-        assert_eq!(int("SELECT count(*) FROM retention.anonymized_rows"), 0);
-        assert_eq!(int(&format!("SELECT count(*) FROM retention.erasure_requests WHERE id = {id} AND status = 'verified' AND rows_anonymized = 0")), 1);
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log"), 1);
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.conversations'"), 0);
+        assert_eq!(int("SELECT count(*) FROM retention.anonymized_rows"), 1);
+        assert_eq!(
+            int(&format!(
+                "SELECT count(*) FROM retention.erasure_requests
+              WHERE id = {id} AND status = 'verified' AND rows_anonymized = 1
+                AND details::text LIKE '%public.conversations%'"
+            )),
+            1
+        );
     }
 
     #[pg_test]

@@ -453,3 +453,53 @@ fn the_purge_rechecks_rights_and_refuses_rules() {
         0
     );
 }
+
+/// One broken table delays only its own part of an erasure: other tables, and other requests,
+/// complete.
+#[test]
+fn a_broken_table_does_not_stall_other_erasures() {
+    let cluster = Cluster::start("sec-erasure", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "SELECT retention.define_category('c', '1 year');
+         CREATE TABLE broken (id int PRIMARY KEY, author text, created_at timestamptz NOT NULL DEFAULT now());
+         CREATE TABLE fine (id int PRIMARY KEY, author text, created_at timestamptz NOT NULL DEFAULT now());
+         SELECT retention.manage('broken', 'c', created_column => 'created_at', subject_column => 'author');
+         SELECT retention.manage('fine', 'c', created_column => 'created_at', subject_column => 'author');
+         CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN RAISE EXCEPTION 'broken on purpose'; END $$;
+         CREATE TRIGGER refuse BEFORE DELETE ON broken FOR EACH ROW EXECUTE FUNCTION refuse();
+         INSERT INTO broken VALUES (1, 'bob');
+         INSERT INTO fine VALUES (1, 'bob'), (2, 'carol');",
+    )
+    .unwrap();
+    let bob = count(&mut db, "SELECT retention.request_erasure('bob')");
+    let carol = count(&mut db, "SELECT retention.request_erasure('carol')");
+    db.batch_execute(&format!(
+        "SELECT retention.verify_erasure({bob}); SELECT retention.verify_erasure({carol});"
+    ))
+    .unwrap();
+    db.batch_execute("SELECT * FROM retention.run()").unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM fine"), 0);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM broken"), 1);
+    assert_eq!(
+        count(&mut db, &format!("SELECT count(*) FROM retention.erasure_requests WHERE id = {carol} AND status = 'completed'")),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            &format!(
+                "SELECT count(*) FROM retention.erasure_requests
+              WHERE id = {bob} AND status = 'verified' AND rows_erased = 1
+                AND details @> '[{{\"table\": \"public.broken\"}}]'
+                AND details::text LIKE '%broken on purpose%'"
+            )
+        ),
+        1
+    );
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.deletion_log"),
+        2
+    );
+}
