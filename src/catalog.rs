@@ -188,6 +188,9 @@ fn define_category(
                     "built-in category \"{name}\" deletes by creation time, without a window"
                 )));
             }
+            if builtin {
+                check_log_period(client, retain_for)?;
+            }
             // A new clock must be computable on every table that already uses the category.
             let candidate = Category {
                 name: name.to_string(),
@@ -235,6 +238,44 @@ fn define_category(
             Ok(())
         })
     })?;
+    Ok(())
+}
+
+/// Checks a new period for the built-in `deletion_log` category: never below
+/// `pg_retention.log_floor_days` (default 365),
+/// and shorter than the period in force only for a role with the legal duty (EXECUTE on
+/// `place_hold`): the policy admin alone cannot shorten the audit trail.
+fn check_log_period(client: &SpiClient, retain_for: Interval) -> Result<(), RetentionError> {
+    let row = client
+        .select(
+            "SELECT $1 < pg_catalog.make_interval(days => $2),
+                    $1 < (SELECT retain_for FROM retention.categories WHERE name = 'deletion_log'),
+                    pg_catalog.has_function_privilege($3::oid,
+                        'retention.place_hold(text, text, text, regclass, text, boolean)', 'EXECUTE')",
+            Some(1),
+            &[
+                retain_for.into(),
+                crate::gucs::LOG_FLOOR_DAYS.get().into(),
+                crate::identity::caller_oid().into(),
+            ],
+        )?
+        .first();
+    let (below_floor, shorter, legal) = (
+        row.get::<bool>(1)?.unwrap_or(true),
+        row.get::<bool>(2)?.unwrap_or(true),
+        row.get::<bool>(3)?.unwrap_or(false),
+    );
+    if below_floor {
+        return Err(RetentionError::InvalidValue(format!(
+            "the deletion log keeps its entries at least {} days (pg_retention.log_floor_days)",
+            crate::gucs::LOG_FLOOR_DAYS.get()
+        )));
+    }
+    if shorter && !legal {
+        return Err(RetentionError::InsufficientPrivilege(
+            "shortening the deletion log's retention needs the legal duty".into(),
+        ));
+    }
     Ok(())
 }
 

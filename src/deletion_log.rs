@@ -29,12 +29,15 @@ fn log_trimming() -> bool {
     TRIMMING.with(|t| t.get())
 }
 
+/// Log entries one trim removes at most.
+const TRIM_BATCH: i64 = 10_000;
+
 /// Applies the log's own retention (category `deletion_log`): removes the oldest entries, a
 /// prefix of the chain, older than the period, and records the removal once in
 /// `retention.log_anchor` with the id and hash of the last entry removed, where verification
 /// of the rest of the chain starts. Entries under an active hold stay, and so does everything
-/// after the first of them (the removed part is always a prefix). Returns the number of
-/// entries removed.
+/// after the first of them (the removed part is always a prefix). At most `TRIM_BATCH` entries
+/// go per call. Returns the number of entries removed.
 pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
     // The hold lock first, as every purge batch takes it (then holds are read fresh).
     take_lock(LockKey::Holds, false)?;
@@ -82,9 +85,16 @@ pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
         Some(held) => held - 1,
         None => last,
     };
-    if first.is_none_or(|first| last < first) {
+    let Some(first) = first.filter(|first| last >= *first) else {
         return Ok(0);
-    }
+    };
+    // A bounded prefix per call, so the chain lock is held briefly; the rest goes next cycle.
+    let bounded = last - first >= TRIM_BATCH;
+    let last = if bounded {
+        first + TRIM_BATCH - 1
+    } else {
+        last
+    };
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -107,7 +117,7 @@ pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
             &[
                 last.into(),
                 before.into(),
-                first_held.is_some().into(),
+                (first_held.is_some() || bounded).into(),
                 crate::identity::caller_name().into(),
             ],
         )?

@@ -124,9 +124,6 @@ impl RetentionError {
                 "Define a category with clock => 'event' and that event name first."
             }
             Self::WrongIsolation(_) => "Run it in a READ COMMITTED transaction.",
-            Self::InsufficientPrivilege(_) => {
-                "Own the table, or hold USAGE on its schema and the privileges its category's action needs on it."
-            }
             Self::SchemaOutdated { .. } => {
                 "Run ALTER EXTENSION pg_retention UPDATE in this database; purging waits for it."
             }

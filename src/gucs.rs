@@ -16,6 +16,9 @@ pub static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// load on two cores within 15% of its throughput (bench/README.md); raise it, or set 0, to
 /// purge a backlog as fast as the server allows.
 pub static MAX_ROWS_PER_SECOND: GucSetting<i32> = GucSetting::<i32>::new(5000);
+/// The shortest period, in days, the deletion log may keep its entries (postgresql.conf only:
+/// a DBA's decision, not a policy admin's).
+pub static LOG_FLOOR_DAYS: GucSetting<i32> = GucSetting::<i32>::new(365);
 /// Days of retention.runs history kept.
 pub static RUN_HISTORY_DAYS: GucSetting<i32> = GucSetting::<i32>::new(30);
 
@@ -72,6 +75,16 @@ pub fn init() {
         c"",
         &RUN_HISTORY_DAYS,
         1,
+        36_500,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.log_floor_days",
+        c"Shortest period, in days, the deletion_log category may be given.",
+        c"Shortening the log's period also needs the legal duty.",
+        &LOG_FLOOR_DAYS,
+        0,
         36_500,
         GucContext::Sighup,
         GucFlags::default(),

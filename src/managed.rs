@@ -54,9 +54,18 @@ const MANAGED_SELECT: &str = "
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
 
 fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Managed, RetentionError> {
+    let display_name = row.get::<String>(2)?.unwrap_or_default();
+    // A row written past manage() (by a superuser) may hold NULL key columns: they load as
+    // none, which `check_shape` refuses for this table alone.
+    let key_columns: Vec<String> = row
+        .get::<Vec<Option<String>>>(10)?
+        .unwrap_or_default()
+        .into_iter()
+        .collect::<Option<_>>()
+        .unwrap_or_default();
     Ok(Managed {
         oid: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
-        display_name: row.get::<String>(2)?.unwrap_or_default(),
+        display_name,
         category: row.get::<String>(3)?.unwrap_or_default(),
         created_column: row.get::<String>(4)?,
         activity_column: row.get::<String>(5)?,
@@ -64,7 +73,7 @@ fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Managed, RetentionError
         subject_column: row.get::<String>(7)?,
         category_column: row.get::<String>(8)?,
         soft_delete_column: row.get::<String>(9)?,
-        key_columns: row.get::<Vec<String>>(10)?.unwrap_or_default(),
+        key_columns,
         partitioned: row.get::<bool>(11)?.unwrap_or(false),
         anonymize: match row.get::<pgrx::JsonB>(12)? {
             Some(pgrx::JsonB(serde_json::Value::Object(map))) => map.into_iter().collect(),
@@ -99,12 +108,30 @@ impl Managed {
         let sql = format!("{MANAGED_SELECT} WHERE m.tbl = $1");
         let rows = client.select(&sql, Some(1), &[oid.into()])?;
         match rows.into_iter().next() {
-            Some(row) => from_row(&row),
+            Some(row) => {
+                let table = from_row(&row)?;
+                table.check_shape()?;
+                Ok(table)
+            }
             None => {
                 crate::regclass::RegClass(oid).table(client)?;
                 Err(RetentionError::NotManaged(relation_name(client, oid)?))
             }
         }
+    }
+
+    /// Refuses a table whose recorded key columns are unusable (empty, or NULL in the catalog).
+    pub fn check_shape(&self) -> Result<(), RetentionError> {
+        if self.key_columns.is_empty() {
+            return Err(RetentionError::MissingColumnRole(
+                format!(
+                    "the key columns recorded for {} are empty or contain NULL",
+                    self.display_name
+                ),
+                "Unmanage the table and manage it again.".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The quoted column a category's clock reads on this table, if the clock has one.
@@ -212,7 +239,7 @@ impl Managed {
     pub fn category_sql(&self, params: &mut crate::params::Params) -> String {
         let default = params.bind(self.category.as_str());
         match &self.category_column {
-            Some(c) => format!("coalesce(t.{}, {default})", quote_identifier(c)),
+            Some(c) => format!("coalesce(t.{}::text, {default})", quote_identifier(c)),
             None => format!("{default}::text"),
         }
     }
@@ -789,6 +816,42 @@ mod tests {
         assert_eq!(int("SELECT count(*) FROM retention.managed_tables WHERE tbl = 'chats'::regclass AND key_columns = '{id}' AND tenant_column = 'tenant'"), 1);
         Spi::run("SELECT retention.unmanage('chats')").unwrap();
         assert_eq!(int("SELECT count(*) FROM retention.managed_tables"), 0);
+    }
+
+    #[pg_test]
+    fn odd_catalog_values_fail_clearly_not_internally() {
+        // A category column changed to type name after manage() works like text.
+        Spi::run(
+            "SELECT retention.define_category('conversations', '1 year');
+             SELECT retention.define_category('audit_logs', '7 years');
+             CREATE TABLE named (id int PRIMARY KEY, created_at timestamptz NOT NULL, cat text);
+             SELECT retention.manage('named', 'conversations', created_column => 'created_at',
+                                     category_column => 'cat');
+             ALTER TABLE named ALTER COLUMN cat TYPE name;
+             INSERT INTO named VALUES (1, now() - interval '2 years', NULL),
+                                      (2, now() - interval '2 years', NULL),
+                                      (3, now(), NULL);
+             SELECT retention.tag('named', 'audit_logs', ARRAY[2]);",
+        )
+        .unwrap();
+        assert_eq!(int("SELECT sum(rows)::bigint FROM retention.preview()"), 1);
+        assert_eq!(int("SELECT hard_deleted FROM retention.run()"), 1);
+        assert_eq!(int("SELECT retention.request_delete('named', ARRAY[3])"), 1);
+        assert_eq!(
+            int("SELECT count(*) FROM named WHERE cat = 'audit_logs'"),
+            1
+        );
+        // Key columns a superuser wrote as NULL past manage(): 55000, and the cycle goes on.
+        Spi::run("UPDATE retention.managed_tables SET key_columns = '{NULL}'").unwrap();
+        assert_eq!(sqlstate("SELECT * FROM retention.preview()"), "55000");
+        assert_eq!(
+            sqlstate("SELECT retention.request_delete('named', ARRAY[2])"),
+            "55000"
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.run() WHERE error LIKE '%key columns%'"),
+            1
+        );
     }
 
     #[pg_test]

@@ -35,6 +35,7 @@ fn verify(client: &SpiClient, table: &Managed) -> Result<(), RetentionError> {
     if table.verified.get() {
         return Ok(());
     }
+    table.check_shape()?;
     let refuse = |what: String, hint: &str| {
         Err(RetentionError::MissingColumnRole(
             format!(
@@ -105,5 +106,6 @@ pub fn select<'conn>(
     sql: &str,
     args: &[DatumWithOid],
 ) -> Result<SpiTupleTable<'conn>, RetentionError> {
+    table.check_shape()?;
     Ok(as_owner(table, || client.select(sql, None, args))?)
 }

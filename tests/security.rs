@@ -503,3 +503,61 @@ fn a_broken_table_does_not_stall_other_erasures() {
         2
     );
 }
+
+/// The audit trail has a floor: a policy admin cannot shorten the log's own retention, and
+/// nobody can take it below `pg_retention.log_floor_days`.
+#[test]
+fn the_log_cannot_be_shortened_by_the_policy_admin() {
+    let cluster = Cluster::start("sec-log-floor", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "CREATE ROLE admin LOGIN; CREATE ROLE counsel LOGIN;
+         SELECT retention.grant_policy_admin('admin');
+         SELECT retention.grant_policy_admin('counsel'); SELECT retention.grant_legal('counsel');",
+    )
+    .unwrap();
+    let mut admin = as_role(&cluster, "admin");
+    for (sql, state) in [
+        (
+            "SELECT retention.define_category('deletion_log', '0')",
+            "22023",
+        ),
+        (
+            "SELECT retention.define_category('deletion_log', '1 day')",
+            "22023",
+        ),
+        (
+            "SELECT retention.define_category('deletion_log', '2 years')",
+            "42501",
+        ),
+        (
+            "SELECT retention.define_category('deletion_log', '10 years')",
+            "00000",
+        ),
+    ] {
+        assert_eq!(sqlstate(&mut admin, sql), state, "{sql}");
+    }
+    let mut counsel = as_role(&cluster, "counsel");
+    assert_eq!(
+        sqlstate(
+            &mut counsel,
+            "SELECT retention.define_category('deletion_log', '1 day')"
+        ),
+        "22023"
+    );
+    assert_eq!(
+        sqlstate(
+            &mut counsel,
+            "SELECT retention.define_category('deletion_log', '2 years')"
+        ),
+        "00000"
+    );
+    let stamped: String = db
+        .query_one(
+            "SELECT retain_for::text || ' by ' || updated_by FROM retention.category_definitions WHERE name = 'deletion_log'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stamped, "2 years by counsel");
+}
