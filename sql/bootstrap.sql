@@ -2,6 +2,18 @@
 -- Loaded before any function (extension_sql_file!(…, bootstrap)); comments are in finalize.sql.
 -- Every configuration table is registered with pg_extension_config_dump so pg_dump keeps it.
 
+-- Keys, tenants and subjects are read as text: a SQL_ASCII database can hold bytes that are
+-- no text in any encoding, and the purge could not log them faithfully.
+DO $$
+BEGIN
+    IF pg_catalog.current_setting('server_encoding') = 'SQL_ASCII' THEN
+        RAISE EXCEPTION 'pg_retention needs a database encoding other than SQL_ASCII'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Create the database with ENCODING ''UTF8''.';
+    END IF;
+END
+$$;
+
 -- The categories users define. retention.categories (below) shows them with the built-in
 -- deletion_log category, whose 7-year default is not a row: pg_dump carries every row here
 -- (a changed deletion_log period included) without clashing with CREATE EXTENSION.

@@ -33,6 +33,53 @@ COMMENT ON FUNCTION retention.hold_lock() IS
     'Takes the hold lock exclusively until the end of the transaction, as place_hold() does: a hold a superuser inserts directly waits for running purge batches. The extension''s locks are object locks only its own code can take.';
 
 
+-- The first active hold that can cover rows of managed table tbl: scoped to it or to no table,
+-- and whose tenant, subject and category scopes the table can match. Retention wins over
+-- deletion: while one exists, the table can be neither unmanaged nor dropped.
+CREATE FUNCTION retention.covering_hold(tbl regclass, OUT id bigint, OUT reason text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT h.id, h.reason
+      FROM retention.holds h
+      JOIN retention.managed_tables m ON m.tbl = $1
+     WHERE h.released_at IS NULL
+       AND (h.tbl IS NULL OR h.tbl = m.tbl)
+       AND (h.tenant IS NULL OR m.tenant_column IS NOT NULL)
+       AND (h.subject IS NULL OR m.subject_column IS NOT NULL)
+       AND (h.category IS NULL OR h.category = m.category OR m.category_column IS NOT NULL)
+     ORDER BY h.id
+     LIMIT 1
+$$;
+REVOKE ALL ON FUNCTION retention.covering_hold(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION retention.covering_hold(regclass) IS 'The first active hold (id, reason) that can cover rows of a managed table; NULLs when none';
+
+CREATE OR REPLACE FUNCTION retention.forget_dropped_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    held record;
+BEGIN
+    SELECT d.object_identity, c.id, c.reason INTO held
+      FROM pg_event_trigger_dropped_objects() d
+      JOIN retention.managed_tables m ON m.tbl::oid = d.objid
+      CROSS JOIN LATERAL retention.covering_hold(m.tbl) c
+     WHERE d.object_type = 'table' AND c.id IS NOT NULL
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % is under legal hold % (%): it cannot be dropped',
+                        held.object_identity, held.id, held.reason
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'Legal releases the hold with retention.release_hold().';
+    END IF;
+    DELETE FROM retention.managed_tables m
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.object_type = 'table' AND d.objid = m.tbl::oid;
+END
+$$;
+COMMENT ON FUNCTION retention.forget_dropped_tables() IS 'Event trigger: unmanages dropped tables, and refuses to drop one an active hold can cover';
+
 CREATE OR REPLACE FUNCTION retention.guard_hold_change() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp

@@ -355,17 +355,7 @@ pub fn hard_delete(
             }
         }
     }
-    let key_element = if table.key_columns.len() == 1 {
-        format!("t.{}::text", quote_identifier(&table.key_columns[0]))
-    } else {
-        let parts: Vec<String> = table
-            .key_columns
-            .iter()
-            .map(|c| format!("t.{}::text", quote_identifier(c)))
-            .collect();
-        format!("ARRAY[{}]", parts.join(", "))
-    };
-    let aggregates: Vec<String> = std::iter::once(format!("array_agg({key_element})"))
+    let aggregates: Vec<String> = std::iter::once(format!("array_agg({})", table.key_text_sql()))
         .chain(
             referenced
                 .iter()

@@ -61,6 +61,8 @@ pub enum RetentionError {
         "pg_retention's schema in this database is version {schema}, the library is {library}"
     )]
     SchemaOutdated { schema: String, library: String },
+    #[error("{0}")]
+    UnderHold(String),
     #[error("permission denied: {0}")]
     InsufficientPrivilege(String),
     #[error("another transaction holds pg_retention's {0} lock")]
@@ -98,6 +100,7 @@ impl RetentionError {
             Self::UnknownTable(_) => ERRCODE_UNDEFINED_TABLE,
             Self::LockBusy(_) => ERRCODE_LOCK_NOT_AVAILABLE,
             Self::InsufficientPrivilege(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::UnderHold(_) => ERRCODE_OBJECT_IN_USE,
             Self::Spi(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -124,6 +127,7 @@ impl RetentionError {
                 "Define a category with clock => 'event' and that event name first."
             }
             Self::WrongIsolation(_) => "Run it in a READ COMMITTED transaction.",
+            Self::UnderHold(_) => "Legal releases the hold with retention.release_hold().",
             Self::SchemaOutdated { .. } => {
                 "Run ALTER EXTENSION pg_retention UPDATE in this database; purging waits for it."
             }

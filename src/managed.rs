@@ -322,6 +322,21 @@ impl Managed {
         format!("jsonb_build_object({})", pairs.join(", "))
     }
 
+    /// SQL for the primary key of row alias `t` as the key-array element
+    /// `tagging::key_match_sql` takes: the value as text, or an array of them for a composite
+    /// key (`array_agg` of it is a key array).
+    pub fn key_text_sql(&self) -> String {
+        let parts: Vec<String> = self
+            .key_columns
+            .iter()
+            .map(|c| format!("t.{}::text", quote_identifier(c)))
+            .collect();
+        match parts.as_slice() {
+            [one] => one.clone(),
+            _ => format!("ARRAY[{}]", parts.join(", ")),
+        }
+    }
+
     /// SQL turning a `row_key` jsonb expression back into the key-array element
     /// `tagging::key_match_sql` takes: the value as text, or an array of them for a composite key.
     pub fn key_from_json_sql(&self, json: &str) -> String {
@@ -762,6 +777,27 @@ fn manage(
     Ok(())
 }
 
+/// Retention wins over deletion: a table an active hold can cover is not unmanaged (managing
+/// it again with fewer scope columns would let its rows out of the hold).
+fn refuse_if_held(client: &SpiClient, table: &Managed) -> Result<(), RetentionError> {
+    let (id, reason) = client
+        .select(
+            "SELECT id, reason FROM retention.covering_hold($1::oid::regclass)",
+            Some(1),
+            &[table.oid.into()],
+        )?
+        .first()
+        .get_two::<i64, String>()?;
+    match id {
+        Some(id) => Err(RetentionError::UnderHold(format!(
+            "table {} is under legal hold {id} ({}): it cannot be unmanaged",
+            table.display_name,
+            reason.unwrap_or_default()
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn unmanage(tbl: Option<RegClass>) -> SqlResult<()> {
@@ -777,6 +813,7 @@ fn unmanage(tbl: Option<RegClass>) -> SqlResult<()> {
                 &["SELECT", "DELETE"],
                 "unmanaging",
             )?;
+            refuse_if_held(client, &table)?;
             let gone = client
                 .update(
                     "DELETE FROM retention.managed_tables WHERE tbl = $1 RETURNING 1",
@@ -852,6 +889,36 @@ mod tests {
             int("SELECT count(*) FROM retention.run() WHERE error LIKE '%key columns%'"),
             1
         );
+    }
+
+    #[pg_test]
+    fn a_held_table_is_neither_unmanaged_nor_dropped() {
+        setup();
+        Spi::run(
+            "SELECT retention.manage('chats', 'conversations', created_column => 'created_at', tenant_column => 'tenant');
+             CREATE TABLE plain (id int PRIMARY KEY, created_at timestamptz);
+             SELECT retention.manage('plain', 'conversations', created_column => 'created_at');",
+        )
+        .unwrap();
+        let hold = int("SELECT retention.place_hold('subpoena', tbl => 'chats', notify => false)");
+        let tenant_hold =
+            int("SELECT retention.place_hold('a customer', tenant => 'acme', notify => false)");
+        assert_eq!(sqlstate("SELECT retention.unmanage('chats')"), "55006");
+        assert_eq!(sqlstate("DROP TABLE chats"), "55006");
+        assert_eq!(
+            int("SELECT count(*) FROM retention.managed_tables WHERE tbl = 'chats'::regclass"),
+            1
+        );
+        // A tenant hold cannot cover a table without tenants.
+        assert_eq!(sqlstate("DROP TABLE plain"), "00000");
+        Spi::run(&format!("SELECT retention.release_hold({hold}, 'settled')")).unwrap();
+        // The tenant hold still can cover chats' rows.
+        assert_eq!(sqlstate("SELECT retention.unmanage('chats')"), "55006");
+        Spi::run(&format!(
+            "SELECT retention.release_hold({tenant_hold}, 'settled')"
+        ))
+        .unwrap();
+        assert_eq!(sqlstate("SELECT retention.unmanage('chats')"), "00000");
     }
 
     #[pg_test]

@@ -109,32 +109,43 @@ fn tag(tbl: Option<RegClass>, category: Option<&str>, keys: Option<AnyArray>) ->
     let category = required(category, "category")?;
     let keys = required(keys, "keys")?;
     Ok(crate::identity::as_extension(|| {
-        Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+        Spi::connect_mut(|client| {
             let table = Managed::load(client, oid)?;
-            check_rights(
-                client,
-                oid,
-                &table.display_name,
-                &["SELECT", "UPDATE"],
-                "tagging rows of",
-            )?;
-            let column = category_column(&table)?;
-            table.check_category(client, &catalog::load(client, category)?)?;
             check_keys(client, &table, &keys)?;
-            let mut params = Params::default();
-            let name = params.bind(category);
-            params.bind(keys_arg(&keys));
-            let matching = key_match_sql(client, &table, 2)?;
-            // A held row keeps its category: a hold preserves rows as they are.
-            let unheld = holds::unheld_sql(client, &table, &mut params)?;
-            let sql = format!(
-                "UPDATE {} AS t SET {} = {name} WHERE {matching} AND {unheld}",
-                table.display_name,
-                quote_identifier(column),
-            );
-            Ok(crate::owner::update(client, &table, &sql, params.args())?.len() as i64)
+            tag_keys(client, &table, category, keys_arg(&keys))
         })
     })?)
+}
+
+/// Tags the unheld rows of `table` whose keys are in `keys` with `category`, as the table's
+/// owner, once the caller's rights on the table are checked; returns the rows tagged.
+fn tag_keys(
+    client: &mut SpiClient,
+    table: &Managed,
+    category: &str,
+    keys: DatumWithOid,
+) -> Result<i64, RetentionError> {
+    check_rights(
+        client,
+        table.oid,
+        &table.display_name,
+        &["SELECT", "UPDATE"],
+        "tagging rows of",
+    )?;
+    let column = category_column(table)?;
+    table.check_category(client, &catalog::load(client, category)?)?;
+    let mut params = Params::default();
+    let name = params.bind(category);
+    params.bind(keys);
+    let matching = key_match_sql(client, table, 2)?;
+    // A held row keeps its category: a hold preserves rows as they are.
+    let unheld = holds::unheld_sql(client, table, &mut params)?;
+    let sql = format!(
+        "UPDATE {} AS t SET {} = {name} WHERE {matching} AND {unheld}",
+        table.display_name,
+        quote_identifier(column),
+    );
+    Ok(crate::owner::update(client, table, &sql, params.args())?.len() as i64)
 }
 
 /// Refuses anything but exactly one SQL statement (so a condition cannot smuggle a second one).
@@ -173,21 +184,28 @@ fn tag_where(
     }
     Ok(Spi::connect_mut(|client| -> Result<i64, RetentionError> {
         let table = Managed::load(client, oid)?;
-        let column = category_column(&table)?;
-        table.check_category(client, &catalog::load(client, category)?)?;
-        let mut params = Params::default();
-        let name = params.bind(category);
-        let unheld = holds::unheld_sql(client, &table, &mut params)?;
+        // The condition is the caller's code: it selects the keys as the caller, with the
+        // caller's search path and rights. The UPDATE, which fires the owner's triggers, runs
+        // as the owner, like every statement that changes an application table.
+        let sql = format!(
+            "SELECT array_agg({}) FROM {} AS t WHERE (\n{condition}\n)",
+            table.key_text_sql(),
+            table.display_name
+        );
         // The condition must stand on its own (balanced, one expression, no second
         // statement), and sits on its own lines so a trailing comment cannot reach past it.
         check_single_statement(&format!("SELECT {condition}"))?;
-        let sql = format!(
-            "UPDATE {} AS t SET {} = {name} WHERE (\n{condition}\n) AND {unheld}",
-            table.display_name,
-            quote_identifier(column)
-        );
         check_single_statement(&sql)?;
-        Ok(client.update(&sql, None, params.args())?.len() as i64)
+        let Some(keys) = client
+            .select(&sql, Some(1), &[])?
+            .first()
+            .get_datum_by_ordinal(1)?
+        else {
+            return Ok(0);
+        };
+        // SAFETY: array_agg of text (or of text[]) gives a text array, alive until SPI ends.
+        let keys = unsafe { DatumWithOid::new(keys, pg_sys::TEXTARRAYOID) };
+        crate::identity::as_extension(|| tag_keys(client, &table, category, keys))
     })?)
 }
 

@@ -561,3 +561,101 @@ fn the_log_cannot_be_shortened_by_the_policy_admin() {
         .get(0);
     assert_eq!(stamped, "2 years by counsel");
 }
+
+/// `tag_where` selects with the caller's condition as the caller, and tags as the owner: the
+/// owner's triggers never run with the policy admin's duty.
+#[test]
+fn tag_where_fires_the_owners_triggers_as_the_owner() {
+    let cluster = Cluster::start("sec-tag-where", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "CREATE ROLE admin LOGIN; CREATE ROLE mallory LOGIN;
+         SELECT retention.grant_policy_admin('admin');
+         CREATE SCHEMA mallory AUTHORIZATION mallory;
+         SELECT retention.define_category('c', '1 year');
+         SELECT retention.define_category('other', '2 years');",
+    )
+    .unwrap();
+    as_role(&cluster, "mallory")
+        .batch_execute(
+            "CREATE TABLE mallory.notes (id int PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now(),
+                                         cat text, body text);
+             CREATE TABLE mallory.seen (who text);
+             CREATE FUNCTION mallory.spy() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 INSERT INTO mallory.seen VALUES (current_user);
+                 BEGIN
+                     PERFORM retention.drop_category('other');
+                 EXCEPTION WHEN OTHERS THEN NULL;
+                 END;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER spy BEFORE UPDATE ON mallory.notes FOR EACH ROW EXECUTE FUNCTION mallory.spy();
+             INSERT INTO mallory.notes (id, body) VALUES (1, 'a'), (2, 'b');
+             GRANT USAGE ON SCHEMA mallory TO admin;
+             GRANT SELECT, UPDATE, DELETE ON mallory.notes TO admin;",
+        )
+        .unwrap();
+    let mut admin = as_role(&cluster, "admin");
+    admin
+        .batch_execute(
+            "SELECT retention.manage('mallory.notes', 'c', created_column => 'created_at', category_column => 'cat');
+             SELECT retention.tag_where('mallory.notes', 'other', 'body = ''a''');
+             SELECT retention.tag('mallory.notes', 'other', ARRAY[2]);",
+        )
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM mallory.notes WHERE cat = 'other'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM mallory.seen WHERE who = 'mallory'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM mallory.seen WHERE who <> 'mallory'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention.categories WHERE name = 'other'"
+        ),
+        1,
+        "the owner's trigger could not use the admin's duty"
+    );
+}
+
+/// A SQL_ASCII database can hold bytes that are no text: the extension refuses to be installed
+/// there (0A000) rather than fail inside a purge.
+#[test]
+fn a_sql_ascii_database_is_refused_at_install() {
+    let cluster = Cluster::start("sec-ascii", &["pg_retention.enabled = off"]);
+    cluster
+        .connect("postgres")
+        .batch_execute(
+            "CREATE DATABASE ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+        )
+        .unwrap();
+    let mut ascii = cluster.connect("ascii");
+    assert_eq!(
+        sqlstate(&mut ascii, "CREATE EXTENSION pg_retention"),
+        "0A000"
+    );
+    assert_eq!(
+        count(
+            &mut ascii,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'retention'"
+        ),
+        0
+    );
+}
