@@ -610,15 +610,15 @@ def reconstruct_default_batch():
            "(t.category IS NULL OR t.category = $1) AND "
            "(t.tenant IS NULL OR t.tenant::text <> ALL($2::text[])) AND "
            "t.created_at <= now() + $3::interval - $4::interval AND "
-           "NOT ((t.tenant::text = $5) OR (t.subject::text = $6) OR (t.subject::text = $7)) "
+           "NOT (((t.tenant::text = $5) IS TRUE) OR ((t.subject::text = $6) IS TRUE) OR "
+           "((t.subject::text = $7) IS TRUE)) "
            "ORDER BY t.created_at LIMIT $8 FOR UPDATE OF t SKIP LOCKED")
     sql = (f"WITH due AS ({due}),\n"
            "              acted AS (DELETE FROM public.conversations AS t "
            "WHERE t.ctid = ANY(ARRAY(SELECT ctid FROM due))\n"
            "                        RETURNING jsonb_build_object('id', t.id) AS k, "
-           "t.tenant::text AS tn, t.created_at::timestamptz AS clk, NULL::text AS rs,\n"
-           "                                  NULL::text AS fp)\n"
-           "         SELECT k::text, tn, clk, rs FROM acted")
+           "t.tenant::text AS tn, t.created_at::timestamptz AS clk, NULL::text AS fp)\n"
+           "         SELECT k::text, tn, clk, fp FROM acted")
     types = ["text", "text[]", "interval", "interval", "text", "text", "text", "bigint"]
     args = ["'conversations'", "'{t01,t02,t03}'", "'0'", "'1 year'", "'tiny'", "'u1'", "'u2'",
             str(BATCH)]
