@@ -235,6 +235,7 @@ fn define_category(
                 None,
                 &args,
             )?;
+            crate::guard::invalidate(client)?;
             Ok(())
         })
     })?;
@@ -336,6 +337,7 @@ fn drop_category(name: Option<&str>) -> SqlResult<()> {
                 None,
                 &[name.into()],
             )?;
+            crate::guard::invalidate(client)?;
             Ok(())
         })
     })?;

@@ -72,7 +72,7 @@ pub enum RetentionError {
 }
 
 impl RetentionError {
-    fn sqlstate(&self) -> PgSqlErrorCode {
+    pub fn sqlstate(&self) -> PgSqlErrorCode {
         use PgSqlErrorCode::*;
         match self {
             Self::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,

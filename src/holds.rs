@@ -171,14 +171,16 @@ pub fn session_unlock(key: LockKey) -> Result<(), RetentionError> {
 /// inserted directly (they wait for running purge batches, as `place_hold` does).
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn hold_lock() {
+fn hold_lock() -> SqlResult<()> {
     acquire(LockKey::Holds, true, false, false);
+    Ok(Spi::connect(crate::guard::invalidate)?)
 }
 
 /// An active hold that may cover rows of one table.
 #[derive(Debug, Clone)]
 pub struct Hold {
     pub id: i64,
+    pub reason: String,
     pub tenant: Option<String>,
     pub subject: Option<String>,
     pub category: Option<String>,
@@ -203,7 +205,7 @@ pub fn active_for_reading(
     rows.map(hold_from_row).collect()
 }
 
-const ACTIVE_HOLDS: &str = "SELECT id, tenant, subject, category FROM retention.holds
+const ACTIVE_HOLDS: &str = "SELECT id, tenant, subject, category, reason FROM retention.holds
      WHERE released_at IS NULL AND (tbl IS NULL OR tbl = $1::oid::regclass) ORDER BY id";
 
 fn hold_from_row(r: pgrx::spi::SpiHeapTupleData) -> Result<Hold, RetentionError> {
@@ -212,6 +214,7 @@ fn hold_from_row(r: pgrx::spi::SpiHeapTupleData) -> Result<Hold, RetentionError>
         tenant: r.get::<String>(2)?,
         subject: r.get::<String>(3)?,
         category: r.get::<String>(4)?,
+        reason: r.get::<String>(5)?.unwrap_or_default(),
     })
 }
 
@@ -373,6 +376,7 @@ fn place_hold(
             }
             // Wait for running purge batches; later batches see this hold.
             take_lock(LockKey::Holds, true)?;
+            crate::guard::invalidate(client)?;
             let args: [DatumWithOid; 7] = [
                 reason.into(),
                 tenant.into(),
@@ -438,6 +442,7 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
                     ],
                 )
             })?;
+            crate::guard::invalidate(client)?;
             if notify_customer {
                 send_notification(client, hold_id, "released")?;
             }

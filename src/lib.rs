@@ -15,6 +15,7 @@ mod customer_delete;
 mod deletion_log;
 mod erasure;
 mod error;
+mod guard;
 mod gucs;
 mod holds;
 mod identity;
@@ -42,6 +43,7 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    guard::init();
     worker::init();
 }
 

@@ -761,6 +761,8 @@ fn manage(
                 None,
                 &args,
             )?;
+            crate::guard::install(client, &table.display_name)?;
+            crate::guard::invalidate(client)?;
             table.check_category(client, &default_category)?;
             if let Some(column) = table.clock_column(&default_category) {
                 advise_index(client, &table, column)?;
@@ -825,6 +827,8 @@ fn unmanage(tbl: Option<RegClass>) -> SqlResult<()> {
                 RegClass(oid).table(client)?;
                 return Err(RetentionError::NotManaged(relation_name(client, oid)?));
             }
+            crate::guard::remove(client, &table.display_name)?;
+            crate::guard::invalidate(client)?;
             Ok(())
         })
     })?;

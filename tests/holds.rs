@@ -368,3 +368,122 @@ fn queued_deletion_runs_when_the_hold_is_released_and_listeners_hear_of_holds() 
         "SELECT count(*) FROM retention.holds WHERE id = {hold} AND released_by = current_user AND release_note = 'case closed'"));
     assert_eq!(stamped, 1);
 }
+
+/// Retention wins over deletion (issue 13): while a hold covers rows, neither the policy admin
+/// (with the README's grants) nor the table's owner can remove them or move them out of the
+/// hold, and an application deleting in a loop stops at the hold.
+#[test]
+fn no_path_escapes_a_hold() {
+    let cluster = Cluster::start("escapes", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "CREATE ROLE admin LOGIN; CREATE ROLE owner LOGIN;
+         SELECT retention.grant_policy_admin('admin');
+         SELECT retention.define_category('c', '1 day');
+         SELECT retention.define_category('short', '1 hour');
+         CREATE TABLE public.items (id int PRIMARY KEY, tenant text, cat text,
+                                    created_at timestamptz NOT NULL, body text);
+         ALTER TABLE public.items OWNER TO owner;
+         GRANT SELECT, UPDATE, DELETE ON public.items TO admin;
+         INSERT INTO public.items SELECT i, CASE WHEN i <= 500 THEN 'held' ELSE 'free' END, NULL,
+                                         now() - interval '2 days', 'x'
+           FROM generate_series(1, 1000) i;",
+    )
+    .unwrap();
+    let connect = |role: &str| {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(cluster.port)
+            .user(role)
+            .dbname("app")
+            .connect(postgres::NoTls)
+            .unwrap()
+    };
+    let mut admin = connect("admin");
+    admin
+        .batch_execute(
+            "SELECT retention.manage('public.items', 'c', created_column => 'created_at',
+                                     tenant_column => 'tenant', category_column => 'cat')",
+        )
+        .unwrap();
+    // The application deletes 'held' rows ten at a time while legal places the hold.
+    let mut app = connect("owner");
+    let deleting = std::thread::spawn(move || {
+        let mut refused = None;
+        for _ in 0..100 {
+            if let Err(e) = app.batch_execute(
+                "DELETE FROM public.items WHERE id IN
+                   (SELECT id FROM public.items WHERE tenant = 'held' ORDER BY id LIMIT 10)",
+            ) {
+                refused = e.code().map(|c| c.code().to_string());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        refused
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    db.batch_execute("SELECT retention.place_hold('subpoena', tenant => 'held', notify => false)")
+        .unwrap();
+    let held = count(
+        &mut db,
+        "SELECT count(*) FROM public.items WHERE tenant = 'held'",
+    );
+    let refused = deleting.join().unwrap();
+    assert!(
+        held > 0,
+        "the hold came after every held row was gone; rerun"
+    );
+    assert_eq!(refused.as_deref(), Some("55006"));
+    let mut owner = connect("owner");
+    for (who, sql) in [
+        ("admin", "SELECT retention.unmanage('public.items')"),
+        (
+            "admin",
+            "UPDATE public.items SET cat = 'short' WHERE tenant = 'held'",
+        ),
+        (
+            "admin",
+            "UPDATE public.items SET tenant = 'free' WHERE tenant = 'held'",
+        ),
+        ("admin", "DELETE FROM public.items WHERE tenant = 'held'"),
+        ("owner", "TRUNCATE public.items"),
+        ("owner", "DROP TABLE public.items"),
+        ("superuser", "DELETE FROM public.items"),
+    ] {
+        let client = match who {
+            "admin" => &mut admin,
+            "owner" => &mut owner,
+            _ => &mut db,
+        };
+        let state = match client.batch_execute(sql) {
+            Ok(()) => "00000".to_string(),
+            Err(e) => e.code().map(|c| c.code().to_string()).unwrap_or_default(),
+        };
+        assert_eq!(state, "55006", "{who}: {sql}");
+    }
+    admin
+        .batch_execute("SELECT * FROM retention.run()")
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM public.items WHERE tenant = 'held'"
+        ),
+        held
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM public.items WHERE tenant = 'free'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention.deletion_log WHERE tenant = 'held'"
+        ),
+        0
+    );
+}

@@ -200,6 +200,15 @@ fn update_from_0_1_0_keeps_everything_and_matches_a_fresh_install() {
     app.batch_execute("ALTER EXTENSION pg_retention UPDATE")
         .unwrap();
     assert_eq!(
+        count(
+            &mut app,
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'conversations'::regclass
+              AND tgname LIKE 'retention_hold_guard%' AND tgenabled = 'A'"
+        ),
+        2,
+        "the update installs the hold guard on every managed table"
+    );
+    assert_eq!(
         app.query_one(
             "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_retention'",
             &[]
