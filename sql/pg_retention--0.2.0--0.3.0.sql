@@ -33,32 +33,6 @@ COMMENT ON FUNCTION retention.hold_lock() IS
     'Takes the hold lock exclusively until the end of the transaction, as place_hold() does: a hold a superuser inserts directly waits for running purge batches. The extension''s locks are object locks only its own code can take.';
 
 
--- The hold guard: triggers on every managed table (src/guard.rs).
-CREATE FUNCTION retention."hold_guard"()
-	RETURNS TRIGGER
-	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'hold_guard_wrapper';
-CREATE FUNCTION retention."hold_guard_truncate"()
-	RETURNS TRIGGER
-	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'hold_guard_truncate_wrapper';
-REVOKE ALL ON FUNCTION retention.hold_guard(), retention.hold_guard_truncate() FROM PUBLIC;
-COMMENT ON FUNCTION retention.hold_guard() IS 'Trigger manage() installs on each managed table (BEFORE DELETE OR UPDATE, ENABLE ALWAYS): refuses (55006) to delete a held row, or to change its tenant, subject, category or clock column';
-COMMENT ON FUNCTION retention.hold_guard_truncate() IS 'Trigger manage() installs on each managed table (BEFORE TRUNCATE, ENABLE ALWAYS): refuses (55006) while a row of the table is held';
-DO $$
-DECLARE r record;
-BEGIN
-    FOR r IN SELECT tbl FROM retention.managed_tables LOOP
-        EXECUTE format('CREATE TRIGGER retention_hold_guard BEFORE DELETE OR UPDATE ON %s
-                            FOR EACH ROW EXECUTE FUNCTION retention.hold_guard()', r.tbl);
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_hold_guard', r.tbl);
-        EXECUTE format('CREATE TRIGGER retention_hold_guard_truncate BEFORE TRUNCATE ON %s
-                            FOR EACH STATEMENT EXECUTE FUNCTION retention.hold_guard_truncate()', r.tbl);
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_hold_guard_truncate', r.tbl);
-    END LOOP;
-END
-$$;
-
 -- The first active hold that can cover rows of managed table tbl: scoped to it or to no table,
 -- and whose tenant, subject and category scopes the table can match. Retention wins over
 -- deletion: while one exists, the table can be neither unmanaged nor dropped.
@@ -79,6 +53,38 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION retention.covering_hold(regclass) FROM PUBLIC;
 COMMENT ON FUNCTION retention.covering_hold(regclass) IS 'The first active hold (id, reason) that can cover rows of a managed table; NULLs when none';
+
+-- The hold guard: triggers on every managed table (src/guard.rs).
+CREATE FUNCTION retention."hold_guard"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'hold_guard_wrapper';
+CREATE FUNCTION retention."hold_guard_truncate"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'hold_guard_truncate_wrapper';
+REVOKE ALL ON FUNCTION retention.hold_guard(), retention.hold_guard_truncate() FROM PUBLIC;
+COMMENT ON FUNCTION retention.hold_guard() IS 'Trigger manage() installs on each managed table (BEFORE DELETE OR UPDATE; ENABLE ALWAYS while an active hold can cover the table, disabled otherwise): refuses (55006) to delete a held row, or to change its tenant, subject, category or clock column';
+COMMENT ON FUNCTION retention.hold_guard_truncate() IS 'Trigger manage() installs on each managed table (BEFORE TRUNCATE; ENABLE ALWAYS while an active hold can cover the table, disabled otherwise): refuses (55006) while a row of the table is held';
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT tbl FROM retention.managed_tables LOOP
+        EXECUTE format('CREATE TRIGGER retention_hold_guard BEFORE DELETE OR UPDATE ON %s
+                            FOR EACH ROW EXECUTE FUNCTION retention.hold_guard()', r.tbl);
+        EXECUTE format('CREATE TRIGGER retention_hold_guard_truncate BEFORE TRUNCATE ON %s
+                            FOR EACH STATEMENT EXECUTE FUNCTION retention.hold_guard_truncate()', r.tbl);
+        -- Armed where an active hold can cover rows, disarmed elsewhere (guard::sync).
+        IF (SELECT c.id FROM retention.covering_hold(r.tbl) c) IS NOT NULL THEN
+            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_hold_guard', r.tbl);
+            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_hold_guard_truncate', r.tbl);
+        ELSE
+            EXECUTE format('ALTER TABLE %s DISABLE TRIGGER retention_hold_guard', r.tbl);
+            EXECUTE format('ALTER TABLE %s DISABLE TRIGGER retention_hold_guard_truncate', r.tbl);
+        END IF;
+    END LOOP;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION retention.forget_dropped_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER

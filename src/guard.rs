@@ -1,8 +1,9 @@
 //! The hold guard: triggers `manage()` installs on every managed table so that retention wins
-//! over deletion whoever deletes. While an active hold covers a row, a `DELETE` of it, an
+//! over deletion whoever deletes. They are armed (`ENABLE ALWAYS`) exactly while an active hold
+//! can cover the table, and disabled otherwise ([`sync`]): a table no hold touches pays nothing. While an active hold covers a row, a `DELETE` of it, an
 //! `UPDATE` that moves it out of the hold's scope (its tenant, subject or category column) or
 //! changes its clock column, and a `TRUNCATE` of its table are refused with `55006`, naming
-//! the hold; the triggers are `ENABLE ALWAYS`, so `session_replication_role = replica` does
+//! the hold; armed triggers are `ENABLE ALWAYS`, so `session_replication_role = replica` does
 //! not skip them. A content `UPDATE` of a held row is allowed: a hold preserves the record,
 //! it does not freeze the application.
 //!
@@ -298,11 +299,10 @@ fn hold_guard_truncate<'a>(
     }
 }
 
-/// Installs the guard on a managed table (run by `manage()`, as the extension's owner).
-pub fn install(client: &mut pgrx::spi::SpiClient, table: &str) -> Result<(), RetentionError> {
-    // Under a schema older than the library (before ALTER EXTENSION … UPDATE), the trigger
-    // functions do not exist yet: the update installs the guard on every managed table.
-    let ready = client
+/// Whether the guard's functions exist: under a schema older than the library (before
+/// ALTER EXTENSION … UPDATE) they do not, and the update installs the guard everywhere.
+fn ready(client: &pgrx::spi::SpiClient) -> Result<bool, RetentionError> {
+    Ok(client
         .select(
             "SELECT to_regprocedure('retention.hold_guard()') IS NOT NULL",
             Some(1),
@@ -310,8 +310,12 @@ pub fn install(client: &mut pgrx::spi::SpiClient, table: &str) -> Result<(), Ret
         )?
         .first()
         .get_one::<bool>()?
-        .unwrap_or(false);
-    if !ready {
+        .unwrap_or(false))
+}
+
+/// Installs the guard on a managed table (run by `manage()`, as the extension's owner).
+pub fn install(client: &mut pgrx::spi::SpiClient, table: &str) -> Result<(), RetentionError> {
+    if !ready(client)? {
         return Ok(());
     }
     let name = quote_identifier(TRIGGER);
@@ -321,14 +325,55 @@ pub fn install(client: &mut pgrx::spi::SpiClient, table: &str) -> Result<(), Ret
             "CREATE TRIGGER {name} BEFORE DELETE OR UPDATE ON {table}
                  FOR EACH ROW EXECUTE FUNCTION retention.hold_guard()"
         ),
-        format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"),
         format!(
             "CREATE TRIGGER {truncate} BEFORE TRUNCATE ON {table}
                  FOR EACH STATEMENT EXECUTE FUNCTION retention.hold_guard_truncate()"
         ),
-        format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {truncate}"),
     ] {
         client.update(&sql, None, &[])?;
+    }
+    sync(client)
+}
+
+/// Arms the guard on exactly the managed tables an active hold can cover (`ENABLE ALWAYS`)
+/// and disarms it elsewhere (`DISABLE`): a table no hold can cover pays nothing for it. Run by
+/// every function that changes holds or managed tables, as the extension's owner; a table is
+/// altered (a short ShareRowExclusiveLock, which waits for transactions writing to it) only
+/// when its state changes.
+pub fn sync(client: &mut pgrx::spi::SpiClient) -> Result<(), RetentionError> {
+    if !ready(client)? {
+        return Ok(());
+    }
+    let changes: Vec<(String, bool)> = client
+        .select(
+            "SELECT m.tbl::text, c.id IS NOT NULL
+               FROM retention.managed_tables m
+               CROSS JOIN LATERAL retention.covering_hold(m.tbl) c
+               JOIN pg_catalog.pg_trigger t ON t.tgrelid = m.tbl AND t.tgname = $1
+              WHERE t.tgenabled <> CASE WHEN c.id IS NOT NULL THEN 'A' ELSE 'D' END
+              ORDER BY m.tbl",
+            None,
+            &[TRIGGER.into()],
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<bool>(2)?.unwrap_or(false),
+            ))
+        })
+        .collect::<Result<_, RetentionError>>()?;
+    for (table, armed) in changes {
+        let state = if armed { "ENABLE ALWAYS" } else { "DISABLE" };
+        for trigger in [TRIGGER, TRUNCATE_TRIGGER] {
+            client.update(
+                &format!(
+                    "ALTER TABLE {table} {state} TRIGGER {}",
+                    quote_identifier(trigger)
+                ),
+                None,
+                &[],
+            )?;
+        }
     }
     Ok(())
 }
@@ -416,12 +461,20 @@ mod tests {
     }
 
     #[pg_test]
-    fn manage_installs_the_guard_and_unmanage_removes_it() {
+    fn the_guard_is_armed_only_while_a_hold_can_cover_the_table() {
         seed(10);
-        let guards = "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'conversations'::regclass
-                        AND tgname LIKE 'retention_hold_guard%' AND tgenabled = 'A'";
-        assert_eq!(int(guards), 2);
+        let guards = |state: &str| {
+            int(&format!(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'conversations'::regclass
+                   AND tgname LIKE 'retention_hold_guard%' AND tgenabled = '{state}'"
+            ))
+        };
+        assert_eq!(guards("D"), 2, "installed, disarmed: no hold");
+        let hold = int("SELECT retention.place_hold('x', subject => 's1', notify => false)");
+        assert_eq!(guards("A"), 2, "armed, ENABLE ALWAYS");
+        Spi::run(&format!("SELECT retention.release_hold({hold}, NULL)")).unwrap();
+        assert_eq!(guards("D"), 2);
         Spi::run("SELECT retention.unmanage('conversations')").unwrap();
-        assert_eq!(int(guards), 0);
+        assert_eq!(guards("D") + guards("A"), 0);
     }
 }

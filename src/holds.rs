@@ -397,6 +397,7 @@ fn place_hold(
                 .first()
                 .get_one::<i64>()?
                 .unwrap_or_default();
+            crate::guard::sync(client)?;
             if notify_customer {
                 send_notification(client, id, "placed")?;
             }
@@ -443,6 +444,7 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
                 )
             })?;
             crate::guard::invalidate(client)?;
+            crate::guard::sync(client)?;
             if notify_customer {
                 send_notification(client, hold_id, "released")?;
             }

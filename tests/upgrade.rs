@@ -203,7 +203,7 @@ fn update_from_0_1_0_keeps_everything_and_matches_a_fresh_install() {
         count(
             &mut app,
             "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'conversations'::regclass
-              AND tgname LIKE 'retention_hold_guard%' AND tgenabled = 'A'"
+              AND tgname LIKE 'retention_hold_guard%'"
         ),
         2,
         "the update installs the hold guard on every managed table"
