@@ -456,6 +456,6 @@ COMMENT ON FUNCTION retention.log_field(text) IS 'Length-prefixed encoding of on
 COMMENT ON FUNCTION retention.refuse_log_change() IS 'Trigger: keeps deletion_log append-only';
 COMMENT ON FUNCTION retention.guard_hold_change() IS 'Trigger: holds are never deleted; only release and review are stamped';
 COMMENT ON FUNCTION retention.forget_dropped_tables() IS 'Event trigger: unmanages dropped tables, and refuses to drop one an active hold can cover';
-COMMENT ON FUNCTION retention.hold_guard() IS 'Trigger manage() installs on each managed table (BEFORE DELETE OR UPDATE; ENABLE ALWAYS while an active hold can cover the table, disabled otherwise): refuses (55006) to delete a held row, or to change its tenant, subject, category or clock column';
-COMMENT ON FUNCTION retention.hold_guard_truncate() IS 'Trigger manage() installs on each managed table (BEFORE TRUNCATE; ENABLE ALWAYS while an active hold can cover the table, disabled otherwise): refuses (55006) while a row of the table is held';
+COMMENT ON FUNCTION retention.hold_guard() IS 'Trigger the extension puts on each managed table (BEFORE DELETE OR UPDATE, ENABLE ALWAYS; present exactly while an active hold can cover the table): refuses (55006) to delete a held row, or to change its tenant, subject, category or clock column';
+COMMENT ON FUNCTION retention.hold_guard_truncate() IS 'Trigger the extension puts on each managed table (BEFORE TRUNCATE, ENABLE ALWAYS; present exactly while an active hold can cover the table): refuses (55006) while a row of the table is held';
 COMMENT ON FUNCTION retention.covering_hold(regclass) IS 'The first active hold (id, reason) that can cover rows of a managed table; NULLs when none';

@@ -64,24 +64,20 @@ CREATE FUNCTION retention."hold_guard_truncate"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'hold_guard_truncate_wrapper';
 REVOKE ALL ON FUNCTION retention.hold_guard(), retention.hold_guard_truncate() FROM PUBLIC;
-COMMENT ON FUNCTION retention.hold_guard() IS 'Trigger manage() installs on each managed table (BEFORE DELETE OR UPDATE; ENABLE ALWAYS while an active hold can cover the table, disabled otherwise): refuses (55006) to delete a held row, or to change its tenant, subject, category or clock column';
-COMMENT ON FUNCTION retention.hold_guard_truncate() IS 'Trigger manage() installs on each managed table (BEFORE TRUNCATE; ENABLE ALWAYS while an active hold can cover the table, disabled otherwise): refuses (55006) while a row of the table is held';
+COMMENT ON FUNCTION retention.hold_guard() IS 'Trigger the extension puts on each managed table (BEFORE DELETE OR UPDATE, ENABLE ALWAYS; present exactly while an active hold can cover the table): refuses (55006) to delete a held row, or to change its tenant, subject, category or clock column';
+COMMENT ON FUNCTION retention.hold_guard_truncate() IS 'Trigger the extension puts on each managed table (BEFORE TRUNCATE, ENABLE ALWAYS; present exactly while an active hold can cover the table): refuses (55006) while a row of the table is held';
 DO $$
 DECLARE r record;
 BEGIN
-    FOR r IN SELECT tbl FROM retention.managed_tables LOOP
+    -- Guarded exactly where an active hold can cover rows (src/guard.rs, sync).
+    FOR r IN SELECT m.tbl FROM retention.managed_tables m
+              WHERE (SELECT c.id FROM retention.covering_hold(m.tbl) c) IS NOT NULL LOOP
         EXECUTE format('CREATE TRIGGER retention_hold_guard BEFORE DELETE OR UPDATE ON %s
                             FOR EACH ROW EXECUTE FUNCTION retention.hold_guard()', r.tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_hold_guard', r.tbl);
         EXECUTE format('CREATE TRIGGER retention_hold_guard_truncate BEFORE TRUNCATE ON %s
                             FOR EACH STATEMENT EXECUTE FUNCTION retention.hold_guard_truncate()', r.tbl);
-        -- Armed where an active hold can cover rows, disarmed elsewhere (guard::sync).
-        IF (SELECT c.id FROM retention.covering_hold(r.tbl) c) IS NOT NULL THEN
-            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_hold_guard', r.tbl);
-            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_hold_guard_truncate', r.tbl);
-        ELSE
-            EXECUTE format('ALTER TABLE %s DISABLE TRIGGER retention_hold_guard', r.tbl);
-            EXECUTE format('ALTER TABLE %s DISABLE TRIGGER retention_hold_guard_truncate', r.tbl);
-        END IF;
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_hold_guard_truncate', r.tbl);
     END LOOP;
 END
 $$;

@@ -1,9 +1,9 @@
 //! The hold guard: triggers `manage()` installs on every managed table so that retention wins
-//! over deletion whoever deletes. They are armed (`ENABLE ALWAYS`) exactly while an active hold
-//! can cover the table, and disabled otherwise ([`sync`]): a table no hold touches pays nothing. While an active hold covers a row, a `DELETE` of it, an
+//! over deletion whoever deletes. They exist (`ENABLE ALWAYS`) exactly while an active hold can
+//! cover the table ([`sync`]): a table no hold touches carries no trigger and pays nothing. While an active hold covers a row, a `DELETE` of it, an
 //! `UPDATE` that moves it out of the hold's scope (its tenant, subject or category column) or
 //! changes its clock column, and a `TRUNCATE` of its table are refused with `55006`, naming
-//! the hold; armed triggers are `ENABLE ALWAYS`, so `session_replication_role = replica` does
+//! the hold; the triggers are `ENABLE ALWAYS`, so `session_replication_role = replica` does
 //! not skip them. A content `UPDATE` of a held row is allowed: a hold preserves the record,
 //! it does not freeze the application.
 //!
@@ -313,33 +313,18 @@ fn ready(client: &pgrx::spi::SpiClient) -> Result<bool, RetentionError> {
         .unwrap_or(false))
 }
 
-/// Installs the guard on a managed table (run by `manage()`, as the extension's owner).
-pub fn install(client: &mut pgrx::spi::SpiClient, table: &str) -> Result<(), RetentionError> {
-    if !ready(client)? {
-        return Ok(());
-    }
-    let name = quote_identifier(TRIGGER);
-    let truncate = quote_identifier(TRUNCATE_TRIGGER);
-    for sql in [
-        format!(
-            "CREATE TRIGGER {name} BEFORE DELETE OR UPDATE ON {table}
-                 FOR EACH ROW EXECUTE FUNCTION retention.hold_guard()"
-        ),
-        format!(
-            "CREATE TRIGGER {truncate} BEFORE TRUNCATE ON {table}
-                 FOR EACH STATEMENT EXECUTE FUNCTION retention.hold_guard_truncate()"
-        ),
-    ] {
-        client.update(&sql, None, &[])?;
-    }
+/// Installs the guard on a newly managed table when an active hold can already cover it (run
+/// by `manage()`, as the extension's owner).
+pub fn install(client: &mut pgrx::spi::SpiClient) -> Result<(), RetentionError> {
     sync(client)
 }
 
-/// Arms the guard on exactly the managed tables an active hold can cover (`ENABLE ALWAYS`)
-/// and disarms it elsewhere (`DISABLE`): a table no hold can cover pays nothing for it. Run by
-/// every function that changes holds or managed tables, as the extension's owner; a table is
-/// altered (a short ShareRowExclusiveLock, which waits for transactions writing to it) only
-/// when its state changes.
+/// Puts the guard's triggers on exactly the managed tables an active hold can cover, as
+/// `ENABLE ALWAYS` triggers, and drops them elsewhere. Disabled BEFORE ROW triggers are not
+/// free (PostgreSQL still fetches and locks each old row for them), so a table no hold can
+/// cover carries none. Run, as the extension's owner, by every function that changes holds or
+/// managed tables; a table is altered (a short ShareRowExclusiveLock, which waits for
+/// transactions writing to it) only when its state changes.
 pub fn sync(client: &mut pgrx::spi::SpiClient) -> Result<(), RetentionError> {
     if !ready(client)? {
         return Ok(());
@@ -349,8 +334,8 @@ pub fn sync(client: &mut pgrx::spi::SpiClient) -> Result<(), RetentionError> {
             "SELECT m.tbl::text, c.id IS NOT NULL
                FROM retention.managed_tables m
                CROSS JOIN LATERAL retention.covering_hold(m.tbl) c
-               JOIN pg_catalog.pg_trigger t ON t.tgrelid = m.tbl AND t.tgname = $1
-              WHERE t.tgenabled <> CASE WHEN c.id IS NOT NULL THEN 'A' ELSE 'D' END
+              WHERE (c.id IS NOT NULL) <> EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                                                   WHERE t.tgrelid = m.tbl AND t.tgname = $1)
               ORDER BY m.tbl",
             None,
             &[TRIGGER.into()],
@@ -363,29 +348,50 @@ pub fn sync(client: &mut pgrx::spi::SpiClient) -> Result<(), RetentionError> {
         })
         .collect::<Result<_, RetentionError>>()?;
     for (table, armed) in changes {
-        let state = if armed { "ENABLE ALWAYS" } else { "DISABLE" };
-        for trigger in [TRIGGER, TRUNCATE_TRIGGER] {
-            client.update(
-                &format!(
-                    "ALTER TABLE {table} {state} TRIGGER {}",
-                    quote_identifier(trigger)
-                ),
-                None,
-                &[],
-            )?;
+        if armed {
+            arm(client, &table)?;
+        } else {
+            remove(client, &table)?;
         }
     }
     Ok(())
 }
 
-/// Removes the guard (run by `unmanage()`).
+/// Creates the guard's two triggers on `table`, `ENABLE ALWAYS`.
+fn arm(client: &mut pgrx::spi::SpiClient, table: &str) -> Result<(), RetentionError> {
+    let name = quote_identifier(TRIGGER);
+    let truncate = quote_identifier(TRUNCATE_TRIGGER);
+    for sql in [
+        format!(
+            "CREATE TRIGGER {name} BEFORE DELETE OR UPDATE ON {table}
+                 FOR EACH ROW EXECUTE FUNCTION retention.hold_guard()"
+        ),
+        format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"),
+        format!(
+            "CREATE TRIGGER {truncate} BEFORE TRUNCATE ON {table}
+                 FOR EACH STATEMENT EXECUTE FUNCTION retention.hold_guard_truncate()"
+        ),
+        format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {truncate}"),
+    ] {
+        client.update(&sql, None, &[])?;
+    }
+    Ok(())
+}
+
+/// Removes the guard's triggers from `table`, where present (run by `unmanage()` and `sync`).
 pub fn remove(client: &mut pgrx::spi::SpiClient, table: &str) -> Result<(), RetentionError> {
-    for trigger in [TRIGGER, TRUNCATE_TRIGGER] {
+    let present: Vec<String> = client
+        .select(
+            "SELECT tgname::text FROM pg_catalog.pg_trigger
+              WHERE tgrelid = $1::regclass AND tgname = ANY($2)",
+            None,
+            &[table.into(), vec![TRIGGER, TRUNCATE_TRIGGER].into()],
+        )?
+        .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
+        .collect::<Result<_, _>>()?;
+    for trigger in present {
         client.update(
-            &format!(
-                "DROP TRIGGER IF EXISTS {} ON {table}",
-                quote_identifier(trigger)
-            ),
+            &format!("DROP TRIGGER {} ON {table}", quote_identifier(&trigger)),
             None,
             &[],
         )?;
@@ -463,18 +469,18 @@ mod tests {
     #[pg_test]
     fn the_guard_is_armed_only_while_a_hold_can_cover_the_table() {
         seed(10);
-        let guards = |state: &str| {
-            int(&format!(
+        let guards = || {
+            int(
                 "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'conversations'::regclass
-                   AND tgname LIKE 'retention_hold_guard%' AND tgenabled = '{state}'"
-            ))
+                   AND tgname LIKE 'retention_hold_guard%' AND tgenabled = 'A'",
+            )
         };
-        assert_eq!(guards("D"), 2, "installed, disarmed: no hold");
+        assert_eq!(guards(), 0, "no hold: no trigger");
         let hold = int("SELECT retention.place_hold('x', subject => 's1', notify => false)");
-        assert_eq!(guards("A"), 2, "armed, ENABLE ALWAYS");
+        assert_eq!(guards(), 2, "armed, ENABLE ALWAYS");
         Spi::run(&format!("SELECT retention.release_hold({hold}, NULL)")).unwrap();
-        assert_eq!(guards("D"), 2);
-        Spi::run("SELECT retention.unmanage('conversations')").unwrap();
-        assert_eq!(guards("D") + guards("A"), 0);
+        assert_eq!(guards(), 0);
+        int("SELECT retention.place_hold('y', tbl => 'conversations', notify => false)");
+        assert_eq!(guards(), 2);
     }
 }

@@ -761,7 +761,7 @@ fn manage(
                 None,
                 &args,
             )?;
-            crate::guard::install(client, &table.display_name)?;
+            crate::guard::install(client)?;
             crate::guard::invalidate(client)?;
             table.check_category(client, &default_category)?;
             if let Some(column) = table.clock_column(&default_category) {

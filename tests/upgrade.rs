@@ -202,11 +202,14 @@ fn update_from_0_1_0_keeps_everything_and_matches_a_fresh_install() {
     assert_eq!(
         count(
             &mut app,
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'conversations'::regclass
-              AND tgname LIKE 'retention_hold_guard%'"
+            "SELECT count(*) FROM retention.managed_tables m
+              WHERE (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = m.tbl
+                        AND t.tgname LIKE 'retention_hold_guard%' AND t.tgenabled = 'A')
+                    <> CASE WHEN (SELECT c.id FROM retention.covering_hold(m.tbl) c) IS NULL
+                            THEN 0 ELSE 2 END"
         ),
-        2,
-        "the update installs the hold guard on every managed table"
+        0,
+        "the update guards exactly the managed tables an active hold can cover"
     );
     assert_eq!(
         app.query_one(
