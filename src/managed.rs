@@ -725,12 +725,15 @@ fn manage(
                     } else {
                         let (_, type_name) = column_type(client, &table, column)?;
                         if !value.is_null() {
-                            // The constant must fit the column: cast it once now.
-                            client.select(
-                                &format!("SELECT $1::text::{type_name}"),
-                                Some(1),
-                                &[constant_text(value).into()],
-                            )?;
+                            // The constant must fit the column: cast it once now, as the
+                            // table's owner (a domain CHECK or a cast is the owner's code).
+                            crate::identity::as_owner(table.owner, || {
+                                client.select(
+                                    &format!("SELECT $1::text::{type_name}"),
+                                    Some(1),
+                                    &[constant_text(value).into()],
+                                )
+                            })?;
                         }
                     }
                     if table.key_columns.contains(column) {

@@ -659,3 +659,76 @@ fn a_sql_ascii_database_is_refused_at_install() {
         0
     );
 }
+
+/// The same escalation through a domain CHECK the owner wrote, evaluated when the worker
+/// anonymizes a column of that domain: it runs as the owner too.
+#[test]
+fn an_owners_domain_check_runs_as_the_owner_when_anonymizing() {
+    let cluster = Cluster::start(
+        "sec-domain",
+        &["pg_retention.database = 'app'", "pg_retention.naptime = 1"],
+    );
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "CREATE ROLE mallory LOGIN;
+         CREATE SCHEMA mallory AUTHORIZATION mallory;
+         SELECT retention.define_category('hidden', '1 day', action => 'anonymize');",
+    )
+    .unwrap();
+    as_role(&cluster, "mallory")
+        .batch_execute(
+            "CREATE TABLE mallory.seen (who text, outcome text);
+             CREATE FUNCTION mallory.check(v text) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+             BEGIN
+                 BEGIN
+                     EXECUTE 'ALTER ROLE mallory SUPERUSER';
+                     INSERT INTO mallory.seen VALUES (current_user, 'superuser');
+                 EXCEPTION WHEN OTHERS THEN
+                     INSERT INTO mallory.seen VALUES (current_user, SQLSTATE);
+                 END;
+                 RETURN true;
+             END $$;
+             CREATE DOMAIN mallory.email AS text CHECK (mallory.check(VALUE));
+             CREATE TABLE mallory.contacts (id int PRIMARY KEY, email mallory.email,
+                                            created_at timestamptz NOT NULL);
+             INSERT INTO mallory.contacts VALUES (1, 'a@example.com', now() - interval '2 days');
+             TRUNCATE mallory.seen;",
+        )
+        .unwrap();
+    db.batch_execute(
+        "SELECT retention.manage('mallory.contacts', 'hidden', created_column => 'created_at',
+                                 anonymize => '{\"email\": \"redacted\"}')",
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(60), "the worker to anonymize", || {
+        count(
+            &mut db,
+            "SELECT count(*) FROM mallory.contacts WHERE email = 'redacted'",
+        ) == 1
+    });
+    assert!(!db
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'",
+            &[]
+        )
+        .unwrap()
+        .get::<_, bool>(0));
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM mallory.seen WHERE outcome = 'superuser'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM mallory.seen WHERE who <> 'mallory'"
+        ),
+        0
+    );
+    assert!(
+        count(&mut db, "SELECT count(*) FROM mallory.seen") > 0,
+        "the check ran"
+    );
+}
