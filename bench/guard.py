@@ -6,7 +6,9 @@ active holds that touch none of the rows the statements change (tenant holds on 
 tenants), and 1 hold that covers rows the statements do not delete. Each statement kind is
 one pgbench run of --seconds with one client:
   update 1:    UPDATE of one row by key (content)
-  update 1000: UPDATE of 1,000 consecutive rows (content)
+  update 1000: UPDATE of 1,000 consecutive rows (content: the guard's trigger does not fire)
+  scope 1000:  UPDATE of 1,000 consecutive rows setting the tenant column (to its own value:
+               the trigger fires and checks each row's scope and whether it moves)
   delete 1:    DELETE of one row by key, then INSERT of it again, in one transaction
   delete 1000: DELETE of 1,000 rows, then INSERT of them again, in one transaction
 Uses the installed pg_retention (cargo pgrx install) and a throwaway cluster
@@ -30,6 +32,8 @@ SCRIPTS = {
     "update 1": "\\set id random(1, 100000)\nUPDATE items SET body = 'edited' WHERE id = :id;\n",
     "update 1000": "\\set id random(1, 99000)\n"
                    "UPDATE items SET body = 'edited' WHERE id BETWEEN :id AND :id + 999;\n",
+    "scope 1000": "\\set id random(1, 99000)\n"
+                  "UPDATE items SET tenant = 'free' WHERE id BETWEEN :id AND :id + 999;\n",
     "delete 1": "\\set id random(1, 100000)\nBEGIN;\n"
                 "DELETE FROM items WHERE id = :id;\n"
                 "INSERT INTO items VALUES (:id, 'free', now(), 'x');\nCOMMIT;\n",

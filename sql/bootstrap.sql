@@ -101,10 +101,15 @@ CREATE TABLE retention.holds (
     reviewed_at  timestamptz,
     reviewed_by  name,
     review_note  text,
+    frozen       boolean NOT NULL DEFAULT false,
+    grace_until  timestamptz,
+    rows_freed   bigint,
     CONSTRAINT hold_has_scope
         CHECK (tenant IS NOT NULL OR subject IS NOT NULL OR tbl IS NOT NULL OR category IS NOT NULL),
     CONSTRAINT hold_release_stamped
-        CHECK ((released_at IS NULL) = (released_by IS NULL))
+        CHECK ((released_at IS NULL) = (released_by IS NULL)),
+    CONSTRAINT hold_grace_after_release
+        CHECK (grace_until IS NULL OR grace_until >= released_at)
 );
 CREATE INDEX holds_active ON retention.holds (id) WHERE released_at IS NULL;
 

@@ -96,13 +96,16 @@ BEGIN
     -- placed, and a release is stamped once.
     IF TG_OP = 'UPDATE' AND retention.hold_stamping()
        AND (OLD.id, OLD.reason, OLD.tenant, OLD.subject, OLD.tbl, OLD.category, OLD.notify,
-            OLD.placed_at, OLD.placed_by)
+            OLD.placed_at, OLD.placed_by, OLD.frozen)
            IS NOT DISTINCT FROM
            (NEW.id, NEW.reason, NEW.tenant, NEW.subject, NEW.tbl, NEW.category, NEW.notify,
-            NEW.placed_at, NEW.placed_by)
+            NEW.placed_at, NEW.placed_by, NEW.frozen)
        AND (OLD.released_at IS NULL
-            OR (OLD.released_at, OLD.released_by, OLD.release_note)
-               IS NOT DISTINCT FROM (NEW.released_at, NEW.released_by, NEW.release_note))
+            OR (OLD.released_at, OLD.released_by, OLD.release_note, OLD.grace_until,
+                OLD.rows_freed)
+               IS NOT DISTINCT FROM
+               (NEW.released_at, NEW.released_by, NEW.release_note, NEW.grace_until,
+                NEW.rows_freed))
     THEN
         RETURN NEW;
     END IF;
@@ -161,14 +164,15 @@ $$;
 -- Dropped tables leave retention management with them.
 ------------------------------------------------------------------------------------------------
 
--- The first active hold that can cover rows of managed table tbl: scoped to it or to no table,
--- and whose tenant, subject and category scopes the table can match. Retention wins over
--- deletion: while one exists, the table can be neither unmanaged nor dropped.
-CREATE FUNCTION retention.covering_hold(tbl regclass, OUT id bigint, OUT reason text)
+-- The active holds that can cover rows of managed table tbl: scoped to it or to no table, and
+-- whose tenant, subject and category scopes the table can match. Retention wins over deletion:
+-- while one exists, the table is guarded (src/guard.rs) and can be neither unmanaged nor
+-- dropped.
+CREATE FUNCTION retention.covering_holds(tbl regclass) RETURNS SETOF retention.holds
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT h.id, h.reason
+    SELECT h.*
       FROM retention.holds h
       JOIN retention.managed_tables m ON m.tbl = $1
      WHERE h.released_at IS NULL
@@ -176,8 +180,14 @@ AS $$
        AND (h.tenant IS NULL OR m.tenant_column IS NOT NULL)
        AND (h.subject IS NULL OR m.subject_column IS NOT NULL)
        AND (h.category IS NULL OR h.category = m.category OR m.category_column IS NOT NULL)
-     ORDER BY h.id
-     LIMIT 1
+$$;
+COMMENT ON FUNCTION retention.covering_holds(regclass) IS 'The active holds that can cover rows of a managed table';
+
+CREATE FUNCTION retention.covering_hold(tbl regclass, OUT id bigint, OUT reason text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT h.id, h.reason FROM retention.covering_holds($1) h ORDER BY h.id LIMIT 1
 $$;
 
 -- SECURITY DEFINER: it fires on everyone's DDL, and a role without rights on retention must
@@ -210,6 +220,66 @@ $$;
 
 CREATE EVENT TRIGGER retention_forget_dropped_tables ON sql_drop
     EXECUTE FUNCTION retention.forget_dropped_tables();
+
+-- SECURITY DEFINER, as forget_dropped_tables. After ALTER TABLE, DROP TRIGGER and ALTER
+-- TRIGGER: a column the policy of an altered managed table reads is neither dropped nor
+-- renamed, and a table an active hold can cover keeps its guard triggers, enabled always. The
+-- extension's own changes of the guard (retention.guard_changing()) pass, and so does a
+-- restore that creates the triggers after the table. PostgreSQL itself refuses ALTER COLUMN …
+-- TYPE of a guarded column: the guard's row trigger depends on it (UPDATE OF).
+CREATE FUNCTION retention.check_guarded_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    broken record;
+BEGIN
+    IF retention.guard_changing() THEN
+        RETURN;
+    END IF;
+    SELECT m.tbl::text AS tbl, r.role, r.col INTO broken
+      FROM retention.managed_tables m
+     CROSS JOIN LATERAL (VALUES ('created', m.created_column), ('activity', m.activity_column),
+                                ('tenant', m.tenant_column), ('subject', m.subject_column),
+                                ('category', m.category_column),
+                                ('soft-delete', m.soft_delete_column)) AS r(role, col)
+     WHERE r.col IS NOT NULL
+       AND m.tbl::oid IN (SELECT c.objid FROM pg_event_trigger_ddl_commands() c)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                        WHERE a.attrelid = m.tbl AND a.attname = r.col AND NOT a.attisdropped)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'column "%" of table % is the % column of its retention policy: it cannot be dropped or renamed',
+                        broken.col, broken.tbl, broken.role
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Unmanage the table with retention.unmanage() first, or manage it again without this column.';
+    END IF;
+    SELECT m.tbl::text AS tbl, c.id, c.reason INTO broken
+      FROM retention.managed_tables m
+     CROSS JOIN LATERAL retention.covering_hold(m.tbl) c
+     WHERE c.id IS NOT NULL
+       AND (EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                     WHERE t.tgrelid = m.tbl AND t.tgenabled <> 'A'
+                       AND t.tgfoid IN ('retention.hold_guard()'::regprocedure,
+                                        'retention.hold_guard_truncate()'::regprocedure))
+            OR (TG_TAG IN ('DROP TRIGGER', 'ALTER TRIGGER')
+                AND (SELECT count(*) FROM pg_catalog.pg_trigger t
+                      WHERE t.tgrelid = m.tbl
+                        AND t.tgname IN ('retention_hold_guard', 'retention_hold_guard_truncate')) < 2))
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % is under legal hold % (%): its hold guard cannot be dropped or disabled',
+                        broken.tbl, broken.id, broken.reason
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'Legal releases the hold with retention.release_hold().';
+    END IF;
+END
+$$;
+
+CREATE EVENT TRIGGER retention_guard_ddl ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'DROP TRIGGER', 'ALTER TRIGGER')
+    EXECUTE FUNCTION retention.check_guarded_tables();
+COMMENT ON EVENT TRIGGER retention_guard_ddl IS 'Keeps managed tables'' policy columns and guarded tables'' hold guards in place (retention.check_guarded_tables())';
 
 ------------------------------------------------------------------------------------------------
 -- Monitoring.
@@ -356,7 +426,7 @@ BEGIN
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
     EXECUTE format('GRANT EXECUTE ON FUNCTION
-        retention.place_hold(text, text, text, regclass, text, boolean),
+        retention.place_hold(text, text, text, regclass, text, boolean, boolean),
         retention.release_hold(bigint, text),
         retention.review_hold(bigint, text),
         retention.hold_stamping()
@@ -403,6 +473,9 @@ COMMENT ON TABLE retention.managed_tables IS 'Tables under retention, with their
 COMMENT ON TABLE retention.tenant_policies IS 'Per-tenant overrides of a category''s period ("unless a customer agreement specifies otherwise")';
 COMMENT ON TABLE retention.tenant_events IS 'Tenant events (e.g. termination) that start event clocks';
 COMMENT ON TABLE retention.holds IS 'Legal holds: never deleted; release and review are stamped';
+COMMENT ON COLUMN retention.holds.frozen IS 'Placed with freeze => true: rows it covers cannot be updated at all, not only moved out of its scope';
+COMMENT ON COLUMN retention.holds.grace_until IS 'Stamped at release (released_at + pg_retention.hold_release_grace): until then the rows it kept stay out of the extension''s purges and deletions';
+COMMENT ON COLUMN retention.holds.rows_freed IS 'Stamped at release: rows the hold covered that no other hold kept';
 COMMENT ON TABLE retention.notifications IS 'Notifications sent on retention_hold when holds are placed or released';
 COMMENT ON TABLE retention.deletion_queue IS 'Customer-requested deletions waiting for the holds that cover their rows to be released';
 COMMENT ON VIEW retention.queued_deletions IS 'Customer-requested deletions still waiting on a legal hold';
@@ -428,15 +501,17 @@ COMMENT ON FUNCTION retention.set_tenant_policy(text, text, interval, interval) 
 COMMENT ON FUNCTION retention.clear_tenant_policy(text, text) IS 'Removes a tenant override';
 COMMENT ON FUNCTION retention.record_event(text, text, timestamptz) IS 'Records a tenant event (e.g. termination), starting its event clocks';
 COMMENT ON FUNCTION retention.cancel_event(text, text) IS 'Cancels a tenant event, stopping its event clocks';
-COMMENT ON FUNCTION retention.place_hold(text, text, text, regclass, text, boolean) IS
-    'Places a legal hold over every row matching all its scopes; returns the hold id';
-COMMENT ON FUNCTION retention.release_hold(bigint, text) IS 'Releases a hold (stamped with who, when, note); deletions queued behind it run with the next purge cycle';
+COMMENT ON FUNCTION retention.place_hold(text, text, text, regclass, text, boolean, boolean) IS
+    'Places a legal hold over every row matching all its scopes (freeze: refuse content updates of its rows too); returns the hold id';
+COMMENT ON FUNCTION retention.release_hold(bigint, text) IS 'Releases a hold (stamped with who, when, note); returns the rows it frees, which the extension''s purges and deletions leave alone until pg_retention.hold_release_grace after the release';
 COMMENT ON FUNCTION retention.review_hold(bigint, text) IS 'Stamps a counsel review of an active hold';
 COMMENT ON FUNCTION retention.request_delete(regclass, anyarray, text) IS
     'Customer-initiated deletion through the standard path; held rows are queued; returns rows acted on';
 COMMENT ON FUNCTION retention.restore(regclass, anyarray) IS 'Undoes a soft delete within its recovery window; returns rows restored';
 COMMENT ON FUNCTION retention.run(regclass, boolean) IS 'Runs one purge cycle in this session (or counts it, dry_run); per-table counts';
-COMMENT ON FUNCTION retention.preview(interval) IS 'Rows due now or within the horizon, per table, category and tenant, and the holds keeping rows back';
+COMMENT ON FUNCTION retention.preview(interval) IS 'Rows due now or within the horizon, per table, category and tenant, and the holds keeping rows back (held_until: when a released hold''s grace ends)';
+COMMENT ON FUNCTION retention.guard_changing() IS 'Internal: true only while the extension changes the hold guard''s triggers';
+COMMENT ON FUNCTION retention.check_guarded_tables() IS 'Event trigger: refuses to drop or rename a column a managed table''s policy reads, and to drop or disable the hold guard of a table an active hold can cover';
 COMMENT ON FUNCTION retention.hold_stamping() IS 'Internal: true only while release_hold() or review_hold() stamps a hold';
 COMMENT ON FUNCTION retention.grant_policy_admin(regrole) IS
     'Grants a role the policy-admin duty: categories, managed tables, tagging, tenant policies and events, customer and erasure requests, runs';
@@ -456,6 +531,6 @@ COMMENT ON FUNCTION retention.log_field(text) IS 'Length-prefixed encoding of on
 COMMENT ON FUNCTION retention.refuse_log_change() IS 'Trigger: keeps deletion_log append-only';
 COMMENT ON FUNCTION retention.guard_hold_change() IS 'Trigger: holds are never deleted; only release and review are stamped';
 COMMENT ON FUNCTION retention.forget_dropped_tables() IS 'Event trigger: unmanages dropped tables, and refuses to drop one an active hold can cover';
-COMMENT ON FUNCTION retention.hold_guard() IS 'Trigger the extension puts on each managed table (BEFORE DELETE OR UPDATE, ENABLE ALWAYS; present exactly while an active hold can cover the table): refuses (55006) to delete a held row, or to change its tenant, subject, category or clock column';
+COMMENT ON FUNCTION retention.hold_guard() IS 'Trigger the extension puts on each managed table an active hold can cover (BEFORE DELETE OR UPDATE OF its scope and clock columns; BEFORE UPDATE while a frozen hold can cover it; ENABLE ALWAYS): refuses (55006) to delete a held row, to change its tenant, subject, category or clock column, or to change a frozen one at all';
 COMMENT ON FUNCTION retention.hold_guard_truncate() IS 'Trigger the extension puts on each managed table (BEFORE TRUNCATE, ENABLE ALWAYS; present exactly while an active hold can cover the table): refuses (55006) while a row of the table is held';
 COMMENT ON FUNCTION retention.covering_hold(regclass) IS 'The first active hold (id, reason) that can cover rows of a managed table; NULLs when none';

@@ -252,7 +252,7 @@ fn check_log_period(client: &SpiClient, retain_for: Interval) -> Result<(), Rete
             "SELECT $1 < pg_catalog.make_interval(days => $2),
                     $1 < (SELECT retain_for FROM retention.categories WHERE name = 'deletion_log'),
                     pg_catalog.has_function_privilege($3::oid,
-                        'retention.place_hold(text, text, text, regclass, text, boolean)', 'EXECUTE')",
+                        'retention.place_hold'::pg_catalog.regproc::oid, 'EXECUTE')",
             Some(1),
             &[
                 retain_for.into(),

@@ -573,6 +573,8 @@ mod tests {
             int("SELECT count(*) FROM projects WHERE id = 1 AND deleted_at IS NULL"),
             1
         );
+        // A release frees at once with no grace (holds.rs tests the default grace).
+        Spi::run("SET LOCAL pg_retention.hold_release_grace = 0").unwrap();
         Spi::run(&format!("SELECT retention.release_hold({hold}, 'done')")).unwrap();
         // The next purge cycle executes it.
         assert_eq!(int("SELECT count(*) FROM retention.queued_deletions"), 1);
@@ -598,6 +600,7 @@ mod tests {
         assert_eq!(int("SELECT count(*) FROM retention.queued_deletions"), 2);
         // Once the hold is released (the hold guard refuses it before), and before the next
         // cycle, the application replaces row 1 by another customer's row under the same key.
+        Spi::run("SET LOCAL pg_retention.hold_release_grace = 0").unwrap();
         Spi::run(&format!("SELECT retention.release_hold({hold}, 'done')")).unwrap();
         Spi::run(
             "DELETE FROM projects WHERE id = 1; INSERT INTO projects VALUES (1, 'globex', NULL)",

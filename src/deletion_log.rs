@@ -72,7 +72,8 @@ pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
             "SELECT min(l.id) FROM retention.deletion_log l
               WHERE l.id <= $1
                 AND EXISTS (SELECT 1 FROM retention.holds h
-                             WHERE h.released_at IS NULL AND h.subject IS NULL
+                             WHERE (h.released_at IS NULL OR h.grace_until > now())
+                               AND h.subject IS NULL
                                AND (h.tbl IS NULL OR h.tbl = 'retention.deletion_log'::regclass)
                                AND (h.category IS NULL OR h.category = 'deletion_log')
                                AND (h.tenant IS NULL OR h.tenant = l.tenant))",
@@ -379,6 +380,8 @@ mod tests {
             "a hold on the log's category keeps every entry"
         );
         assert_eq!(int("SELECT count(*) FROM retention.log_anchor"), 0);
+        // Releases free at once with no grace (holds.rs tests the default grace).
+        Spi::run("SET LOCAL pg_retention.hold_release_grace = 0").unwrap();
         Spi::run(&format!("SELECT retention.release_hold({hold}, 'done')")).unwrap();
         let on_table =
             int("SELECT retention.place_hold('the log table', tbl => 'retention.deletion_log')");

@@ -510,7 +510,8 @@ mod tests {
         );
         assert_eq!(int(&format!("SELECT count(*) FROM retention.erasure_requests WHERE id = {id} AND status = 'waiting_on_hold' AND rows_held = 1")), 1);
         Spi::run(&format!(
-            "SELECT retention.release_hold({hold}, 'done'); SELECT * FROM retention.run();"
+            "SET LOCAL pg_retention.hold_release_grace = 0;
+             SELECT retention.release_hold({hold}, 'done'); SELECT * FROM retention.run();"
         ))
         .unwrap();
         assert_eq!(

@@ -19,6 +19,10 @@ pub static MAX_ROWS_PER_SECOND: GucSetting<i32> = GucSetting::<i32>::new(5000);
 /// The shortest period, in days, the deletion log may keep its entries (postgresql.conf only:
 /// a DBA's decision, not a policy admin's).
 pub static LOG_FLOOR_DAYS: GucSetting<i32> = GucSetting::<i32>::new(365);
+/// Seconds a released hold keeps what it held from the extension's own paths (purge, customer
+/// deletion, erasure): a release does not unleash an immediate purge of everything it kept.
+/// Stamped on the hold at its release (`holds.grace_until`); 0 frees rows at once.
+pub static HOLD_RELEASE_GRACE: GucSetting<i32> = GucSetting::<i32>::new(7 * 86_400);
 /// Days of retention.runs history kept.
 pub static RUN_HISTORY_DAYS: GucSetting<i32> = GucSetting::<i32>::new(30);
 
@@ -88,6 +92,16 @@ pub fn init() {
         36_500,
         GucContext::Sighup,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_retention.hold_release_grace",
+        c"How long a released hold still keeps its rows from the extension's purges and deletions.",
+        c"Stamped on the hold when it is released; 0 frees the rows at once.",
+        &HOLD_RELEASE_GRACE,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"pg_retention".as_ptr()) };
 }

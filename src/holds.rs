@@ -176,7 +176,7 @@ fn hold_lock() -> SqlResult<()> {
     Ok(Spi::connect(crate::guard::invalidate)?)
 }
 
-/// An active hold that may cover rows of one table.
+/// A hold that may cover rows of one table: active, or released and still in its grace.
 #[derive(Debug, Clone)]
 pub struct Hold {
     pub id: i64,
@@ -184,14 +184,19 @@ pub struct Hold {
     pub tenant: Option<String>,
     pub subject: Option<String>,
     pub category: Option<String>,
+    /// Placed with `freeze => true`: its rows cannot be updated at all.
+    pub frozen: bool,
+    /// For a released hold: when the rows it kept become free (`pg_retention.hold_release_grace`
+    /// after the release); None while the hold is active.
+    pub grace_until: Option<TimestampWithTimeZone>,
 }
 
-/// Active holds scoped to `table` or to no table.
-///
-/// Read with a fresh snapshot (a non-read-only SPI statement), so that a hold committed while
-/// the caller waited for the hold lock is seen.
+/// Holds that keep rows from the extension's own paths (purge, customer deletion, erasure,
+/// tagging, cascades): the active ones, and released ones within their grace. Read with a
+/// fresh snapshot (a non-read-only SPI statement), so that a hold committed while the caller
+/// waited for the hold lock is seen.
 pub fn active_for(client: &mut SpiClient, table: &Managed) -> Result<Vec<Hold>, RetentionError> {
-    let rows = client.update(ACTIVE_HOLDS, None, &[table.oid.into()])?;
+    let rows = client.update(holds_sql(Keeping::WithGrace)?, None, &[table.oid.into()])?;
     rows.map(hold_from_row).collect()
 }
 
@@ -201,12 +206,49 @@ pub fn active_for_reading(
     client: &SpiClient,
     table: &Managed,
 ) -> Result<Vec<Hold>, RetentionError> {
-    let rows = client.select(ACTIVE_HOLDS, None, &[table.oid.into()])?;
+    let rows = client.select(holds_sql(Keeping::WithGrace)?, None, &[table.oid.into()])?;
     rows.map(hold_from_row).collect()
 }
 
-const ACTIVE_HOLDS: &str = "SELECT id, tenant, subject, category, reason FROM retention.holds
+/// The active holds scoped to `table` or to no table: what the guard enforces on every role.
+/// A released hold's grace protects rows from the extension's own purge, not from their owner.
+pub fn active_only(client: &mut SpiClient, table: &Managed) -> Result<Vec<Hold>, RetentionError> {
+    let rows = client.update(holds_sql(Keeping::Active)?, None, &[table.oid.into()])?;
+    rows.map(hold_from_row).collect()
+}
+
+/// Which holds a reader counts.
+#[derive(Clone, Copy)]
+enum Keeping {
+    Active,
+    WithGrace,
+}
+
+/// The holds query for `keeping`; under a schema older than the library (before ALTER
+/// EXTENSION … UPDATE) there is no freeze and no grace.
+fn holds_sql(keeping: Keeping) -> Result<&'static str, RetentionError> {
+    if crate::schema_version::require_current().is_err() {
+        return Ok(OLD_SCHEMA_HOLDS);
+    }
+    Ok(match keeping {
+        Keeping::Active => ACTIVE_HOLDS,
+        Keeping::WithGrace => KEEPING_HOLDS,
+    })
+}
+
+/// Active holds first: a row they cover is reported under them rather than a released one.
+const KEEPING_HOLDS: &str = "SELECT id, tenant, subject, category, reason, frozen, grace_until
+      FROM retention.holds
+     WHERE (released_at IS NULL OR grace_until > pg_catalog.now())
+       AND (tbl IS NULL OR tbl = $1::oid::regclass)
+     ORDER BY released_at IS NOT NULL, id";
+const ACTIVE_HOLDS: &str = "SELECT id, tenant, subject, category, reason, frozen, grace_until
+      FROM retention.holds
      WHERE released_at IS NULL AND (tbl IS NULL OR tbl = $1::oid::regclass) ORDER BY id";
+const OLD_SCHEMA_HOLDS: &str =
+    "SELECT id, tenant, subject, category, reason, false, NULL::timestamptz
+       FROM retention.holds
+      WHERE released_at IS NULL AND (tbl IS NULL OR tbl = $1::oid::regclass) ORDER BY id";
 
 fn hold_from_row(r: pgrx::spi::SpiHeapTupleData) -> Result<Hold, RetentionError> {
     Ok(Hold {
@@ -215,6 +257,8 @@ fn hold_from_row(r: pgrx::spi::SpiHeapTupleData) -> Result<Hold, RetentionError>
         subject: r.get::<String>(3)?,
         category: r.get::<String>(4)?,
         reason: r.get::<String>(5)?.unwrap_or_default(),
+        frozen: r.get::<bool>(6)?.unwrap_or(false),
+        grace_until: r.get::<TimestampWithTimeZone>(7)?,
     })
 }
 
@@ -349,6 +393,7 @@ fn place_hold(
     tbl: default!(Option<RegClass>, "NULL"),
     category: default!(Option<&str>, "NULL"),
     notify: default!(Option<bool>, "true"),
+    freeze: default!(Option<bool>, "false"),
 ) -> SqlResult<i64> {
     crate::runs::require_primary("retention.place_hold()")?;
     let reason = required(reason, "reason")?;
@@ -362,6 +407,10 @@ fn place_hold(
         .into());
     }
     let notify_customer = required(notify, "notify")?;
+    let freeze = required(freeze, "freeze")?;
+    if freeze {
+        crate::schema_version::require_current()?;
+    }
     if tenant == Some("") || subject == Some("") {
         return Err(RetentionError::InvalidValue(
             "a hold's tenant and subject scopes must not be empty".into(),
@@ -373,6 +422,9 @@ fn place_hold(
             let tbl_oid = tbl.map(|t| t.table(client)).transpose()?;
             if let Some(category) = category {
                 crate::catalog::load(client, category)?;
+            }
+            if freeze {
+                lock_frozen_tables(client, tenant, subject, tbl_oid, category)?;
             }
             // Wait for running purge batches; later batches see this hold.
             take_lock(LockKey::Holds, true)?;
@@ -386,11 +438,20 @@ fn place_hold(
                 notify_customer.into(),
                 crate::identity::caller_name().into(),
             ];
+            // The frozen column is named only when set: the library also places holds under an
+            // older schema, before ALTER EXTENSION … UPDATE.
+            let (column, value) = if freeze {
+                (", frozen", ", true")
+            } else {
+                ("", "")
+            };
             let id = client
                 .update(
-                    "INSERT INTO retention.holds
-                     (reason, tenant, subject, tbl, category, notify, placed_by)
-                 VALUES ($1, $2, $3, $4::oid::regclass, $5, $6, $7) RETURNING id",
+                    &format!(
+                        "INSERT INTO retention.holds
+                         (reason, tenant, subject, tbl, category, notify, placed_by{column})
+                     VALUES ($1, $2, $3, $4::oid::regclass, $5, $6, $7{value}) RETURNING id"
+                    ),
                     None,
                     &args,
                 )?
@@ -404,6 +465,41 @@ fn place_hold(
             Ok(id)
         })
     })?)
+}
+
+/// Before a frozen hold takes the hold lock: locks the managed tables it can cover against
+/// writes (`SHARE ROW EXCLUSIVE`, the lock adding its trigger takes), in a fixed order. The
+/// guard of an already guarded table takes the hold lock inside the application's write; adding
+/// the freeze trigger after taking the hold lock would wait for that write while it waits for
+/// the hold lock: a deadlock. Taking the table first, as the application does, avoids it.
+fn lock_frozen_tables(
+    client: &mut SpiClient,
+    tenant: Option<&str>,
+    subject: Option<&str>,
+    tbl: Option<pg_sys::Oid>,
+    category: Option<&str>,
+) -> Result<(), RetentionError> {
+    let tables: Vec<String> = client
+        .select(
+            "SELECT m.tbl::text FROM retention.managed_tables m
+              WHERE ($1::oid IS NULL OR m.tbl = $1::oid::regclass)
+                AND ($2::text IS NULL OR m.tenant_column IS NOT NULL)
+                AND ($3::text IS NULL OR m.subject_column IS NOT NULL)
+                AND ($4::text IS NULL OR m.category = $4 OR m.category_column IS NOT NULL)
+              ORDER BY m.tbl::oid",
+            None,
+            &[tbl.into(), tenant.into(), subject.into(), category.into()],
+        )?
+        .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
+        .collect::<Result<_, _>>()?;
+    for table in tables {
+        client.update(
+            &format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"),
+            None,
+            &[],
+        )?;
+    }
+    Ok(())
 }
 
 /// Locks a hold's row and checks it is active.
@@ -423,35 +519,109 @@ fn lock_active(client: &mut SpiClient, hold_id: i64) -> Result<bool, RetentionEr
     Ok(row.get::<bool>(2)?.unwrap_or(false))
 }
 
+/// Releases a hold and returns how many rows it frees: rows it covered that no other hold
+/// keeps. They stay out of the extension's purges and deletions for
+/// `pg_retention.hold_release_grace` more (stamped as `grace_until`), so that a release never
+/// unleashes an immediate purge of everything the hold kept.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
+fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<i64> {
     crate::runs::require_primary("retention.release_hold()")?;
     let hold_id = required(hold_id, "hold_id")?;
-    crate::identity::as_extension(|| {
-        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+    Ok(crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<i64, RetentionError> {
             let notify_customer = lock_active(client, hold_id)?;
+            let freed = freed_by(client, hold_id)?;
+            let caller = crate::identity::caller_name();
             stamp(|| {
-                client.update(
-                    "UPDATE retention.holds SET released_at = now(), released_by = $3,
-                        release_note = $2 WHERE id = $1",
-                    None,
-                    &[
-                        hold_id.into(),
-                        note.into(),
-                        crate::identity::caller_name().into(),
-                    ],
-                )
+                if crate::schema_version::require_current().is_ok() {
+                    client.update(
+                        "UPDATE retention.holds SET released_at = now(), released_by = $3,
+                            release_note = $2, rows_freed = $4,
+                            grace_until = now() + $5::bigint * interval '1 second'
+                          WHERE id = $1",
+                        None,
+                        &[
+                            hold_id.into(),
+                            note.into(),
+                            caller.into(),
+                            freed.into(),
+                            i64::from(crate::gucs::HOLD_RELEASE_GRACE.get()).into(),
+                        ],
+                    )
+                } else {
+                    client.update(
+                        "UPDATE retention.holds SET released_at = now(), released_by = $3,
+                            release_note = $2 WHERE id = $1",
+                        None,
+                        &[hold_id.into(), note.into(), caller.into()],
+                    )
+                }
             })?;
             crate::guard::invalidate(client)?;
             crate::guard::sync(client)?;
             if notify_customer {
                 send_notification(client, hold_id, "released")?;
             }
-            Ok(())
+            Ok(freed)
         })
-    })?;
-    Ok(())
+    })?)
+}
+
+/// Rows hold `hold_id` covers that no other hold keeps: what its release frees. Counted in
+/// each managed table it can cover, as the table's owner; a table that cannot be read (its
+/// manager lost the rights) is left out of the count, not allowed to stop the release.
+fn freed_by(client: &mut SpiClient, hold_id: i64) -> Result<i64, RetentionError> {
+    let row = client
+        .select(
+            "SELECT id, tenant, subject, category, reason, false, NULL::timestamptz, tbl::oid
+               FROM retention.holds WHERE id = $1",
+            Some(1),
+            &[hold_id.into()],
+        )?
+        .first();
+    let scope = row.get::<pg_sys::Oid>(8)?;
+    let hold = Hold {
+        id: hold_id,
+        reason: row.get::<String>(5)?.unwrap_or_default(),
+        tenant: row.get::<String>(2)?,
+        subject: row.get::<String>(3)?,
+        category: row.get::<String>(4)?,
+        frozen: false,
+        grace_until: None,
+    };
+    let mut freed = 0;
+    for table in Managed::load_all(client)? {
+        if scope.is_some_and(|oid| oid != table.oid) {
+            continue;
+        }
+        let others: Vec<Hold> = active_for(client, &table)?
+            .into_iter()
+            .filter(|h| h.id != hold_id)
+            .collect();
+        let mut params = Params::default();
+        let category = table.category_sql(&mut params);
+        let Some(covers) = covers_sql(&hold, &table, None, &category, &mut params) else {
+            continue;
+        };
+        let kept_otherwise = any_covers_sql(&others, &table, None, &category, &mut params)
+            .map(|other| format!(" AND NOT {other}"))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT count(*) FROM {} AS t WHERE {covers}{kept_otherwise}",
+            table.display_name
+        );
+        let counted = crate::subxact::isolate(|| -> Result<i64, RetentionError> {
+            Ok(crate::owner::select(client, &table, &sql, params.args())?
+                .first()
+                .get_one::<i64>()?
+                .unwrap_or(0))
+        });
+        if let Ok(Ok(rows)) = counted {
+            freed += rows;
+        }
+    }
+    Ok(freed)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -512,11 +682,84 @@ mod tests {
             )),
             145
         );
+        // With no grace, a release frees the rows at once (see release_grace_* for the default).
+        Spi::run("SET LOCAL pg_retention.hold_release_grace = 0").unwrap();
         Spi::run(&format!("SELECT retention.release_hold({hold}, 'settled')")).unwrap();
         Spi::run("SELECT * FROM retention.run()").unwrap();
         assert_eq!(
             int("SELECT count(*) FROM conversations WHERE created_at <= now() - interval '1 year'"),
             0
+        );
+    }
+
+    #[pg_test]
+    fn release_grace_keeps_rows_from_the_extension_after_a_release() {
+        seed(800);
+        let due_t1 = int("SELECT count(*) FROM conversations WHERE tenant = 't1'
+                            AND created_at <= now() - interval '1 year'");
+        let hold =
+            int("SELECT retention.place_hold('litigation', tenant => 't1', notify => false)");
+        // The release frees every t1 row (no other hold keeps them) and says so.
+        assert_eq!(
+            int(&format!("SELECT retention.release_hold({hold}, 'settled')")),
+            int("SELECT count(*) FROM conversations WHERE tenant = 't1'")
+        );
+        assert_eq!(
+            int(&format!(
+                "SELECT count(*) FROM retention.holds WHERE id = {hold}
+                                   AND rows_freed = 267
+                                   AND grace_until = released_at + interval '7 days'"
+            )),
+            1
+        );
+        // Within the grace, the purge and customer deletions leave the rows alone, and
+        // preview shows them under the hold and the end of its grace.
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE tenant = 't1'
+                          AND created_at <= now() - interval '1 year'"),
+            due_t1
+        );
+        assert_eq!(
+            int(&format!(
+                "SELECT sum(rows)::bigint FROM retention.preview()
+                                  WHERE held_by = {hold}
+                                    AND held_until = now() + interval '7 days'"
+            )),
+            due_t1
+        );
+        assert_eq!(
+            int("SELECT retention.request_delete('conversations', ARRAY[1])"),
+            0
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.queued_deletions"), 1);
+        // The hold no longer binds the application: its guard is gone.
+        assert_eq!(sqlstate("DELETE FROM conversations WHERE id = 4"), "00000");
+        // A second hold with a partial overlap frees only what it alone kept.
+        let both =
+            int("SELECT retention.place_hold('one person', subject => 's1', notify => false)");
+        let other =
+            int("SELECT retention.place_hold('one customer', tenant => 't0', notify => false)");
+        assert_eq!(
+            int(&format!("SELECT retention.release_hold({both}, NULL)")),
+            int("SELECT count(*) FROM conversations WHERE subject = 's1' AND tenant NOT IN ('t0', 't1')")
+        );
+        // With no grace, a release frees at once.
+        Spi::run("SET LOCAL pg_retention.hold_release_grace = 0").unwrap();
+        Spi::run(&format!("SELECT retention.release_hold({other}, NULL)")).unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        // t0's rows go, but for those of subject s1, which the released `both` still keeps.
+        assert_eq!(
+            int(
+                "SELECT count(*) FROM conversations WHERE tenant = 't0' AND subject <> 's1'
+                   AND created_at <= now() - interval '1 year'"
+            ),
+            0
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE tenant = 't1'
+                          AND created_at <= now() - interval '1 year'"),
+            due_t1
         );
     }
 
@@ -603,6 +846,10 @@ mod tests {
         assert_eq!(
             sqlstate("SELECT retention.release_hold(424242, 'n')"),
             "42704"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.place_hold('x', tenant => 'a', freeze => NULL)"),
+            "22004"
         );
         let hold = int("SELECT retention.place_hold('case', tenant => 'acme', notify => false)");
         assert_eq!(sqlstate(&format!("UPDATE retention.holds SET released_at = now() - interval '2 years', released_by = 'bob' WHERE id = {hold}")), "42501");

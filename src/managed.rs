@@ -764,7 +764,7 @@ fn manage(
                 None,
                 &args,
             )?;
-            crate::guard::install(client)?;
+            crate::guard::sync(client)?;
             crate::guard::invalidate(client)?;
             table.check_category(client, &default_category)?;
             if let Some(column) = table.clock_column(&default_category) {

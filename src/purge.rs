@@ -493,6 +493,8 @@ pub fn batch(
 pub struct PreviewLine {
     pub tenant: Option<String>,
     pub held_by: Option<i64>,
+    /// For a released hold in its grace: when the rows it kept become free.
+    pub held_until: Option<TimestampWithTimeZone>,
     pub rows: i64,
 }
 
@@ -572,9 +574,14 @@ pub fn preview(
     );
     owner::select(client, table, &sql, params.args())?
         .map(|row| {
+            let held_by = row.get::<i64>(2)?;
             Ok(PreviewLine {
                 tenant: row.get::<String>(1)?,
-                held_by: row.get::<i64>(2)?,
+                held_until: held
+                    .iter()
+                    .find(|h| Some(h.id) == held_by)
+                    .and_then(|h| h.grace_until),
+                held_by,
                 rows: row.get::<i64>(3)?.unwrap_or(0),
             })
         })

@@ -67,6 +67,7 @@ const FIXTURE: &str = "
     SELECT retention.record_event('acme', 'termination', now() + interval '1 day');
     SELECT retention.place_hold('active hold', tenant => 't1', notify => false);      -- hold 1
     SELECT retention.place_hold('released hold', tenant => 't0', notify => false);    -- hold 2
+    SET pg_retention.hold_release_grace = 0; -- released, and keeping nothing
     SELECT retention.release_hold(2, 'done');
     SELECT retention.place_hold('category hold', category => 'spare', notify => false); -- hold 3
 ";
@@ -247,6 +248,7 @@ const CASES: &[Case] = &[
     // place_hold(reason, tenant, subject, tbl, category, notify)
     case("place_hold", NULL, "SELECT retention.place_hold(NULL, tenant => 't0')", "22004"),
     case("place_hold", NULL, "SELECT retention.place_hold('r', tenant => 't0', notify => NULL)", "22004"),
+    case("place_hold", NULL, "SELECT retention.place_hold('r', tenant => 't0', freeze => NULL)", "22004"),
     case("place_hold", NULL, "SELECT retention.place_hold('r')", "22023"),
     case("place_hold", NULL, "SELECT retention.place_hold('r', NULL, NULL, NULL, NULL)", "22023"),
     case("place_hold", EMPTY, "SELECT retention.place_hold('', tenant => 't0')", "22023"),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Rows of `tenant` still present once `place_hold` has returned must all survive every
 /// purge that follows, whether the purge was already running or not.
-fn race_rounds(cluster: &Cluster, rounds: usize, rows: i64, use_worker: bool) {
+fn race_rounds(cluster: &Cluster, rounds: usize, rows: i64, use_worker: bool, app_deletes: bool) {
     let mut db = cluster.connect("app");
     for round in 0..rounds {
         let tenant = format!("r{round}");
@@ -28,6 +28,22 @@ fn race_rounds(cluster: &Cluster, rounds: usize, rows: i64, use_worker: bool) {
                 c.batch_execute("SELECT * FROM retention.run()").unwrap();
             }))
         };
+        // The application deletes the round's rows in a loop, ten at a time, until refused.
+        let application = app_deletes.then(|| {
+            let mut c = cluster.connect("app");
+            let tenant = tenant.clone();
+            std::thread::spawn(move || loop {
+                match c.execute(
+                    "DELETE FROM messages WHERE id IN
+                       (SELECT id FROM messages WHERE tenant = $1 ORDER BY id DESC LIMIT 10)",
+                    &[&tenant],
+                ) {
+                    Ok(0) => return None,
+                    Ok(_) => std::thread::sleep(Duration::from_millis(2)),
+                    Err(e) => return e.code().map(|c| c.code().to_string()),
+                }
+            })
+        });
         // Place the hold at a varying moment of the purge: for the worker, once it has started
         // on this round's rows (so the hold lands between its batches).
         if use_worker {
@@ -57,6 +73,12 @@ fn race_rounds(cluster: &Cluster, rounds: usize, rows: i64, use_worker: bool) {
             p.join().unwrap();
         } else {
             std::thread::sleep(Duration::from_millis(300));
+        }
+        if let Some(a) = application {
+            let refused = a.join().unwrap();
+            if after_hold > 0 {
+                assert_eq!(refused.as_deref(), Some("55006"), "round {round}");
+            }
         }
         db.batch_execute("SELECT * FROM retention.run()").unwrap();
         let at_end = count(
@@ -105,13 +127,13 @@ fn race_cluster(name: &str) -> Cluster {
 #[test]
 fn hold_placed_during_a_session_purge_never_loses_a_row() {
     let cluster = race_cluster("race-run");
-    race_rounds(&cluster, 300, 400, false);
+    race_rounds(&cluster, 300, 400, false, false);
 }
 
 #[test]
 fn hold_placed_during_worker_batches_never_loses_a_row() {
     let cluster = race_cluster("race-worker");
-    race_rounds(&cluster, 40, 2000, true);
+    race_rounds(&cluster, 40, 2000, true, false);
     let mut db = cluster.connect("app");
     assert!(
         count(
@@ -124,6 +146,14 @@ fn hold_placed_during_worker_batches_never_loses_a_row() {
         .unwrap()
         .get::<_, Option<i64>>(0)
         .is_none());
+}
+
+/// Issue 13: a hold placed while the worker purges and the application deletes in a loop
+/// loses nothing, from either side.
+#[test]
+fn hold_placed_while_the_worker_and_the_application_delete_never_loses_a_row() {
+    let cluster = race_cluster("race-app");
+    race_rounds(&cluster, 20, 2000, true, true);
 }
 
 /// A transaction that places a hold and then runs a cycle itself (as a test wrapped in one
@@ -259,7 +289,14 @@ fn a_customer_deleted_project_tells_its_whole_story() {
 
 #[test]
 fn queued_deletion_runs_when_the_hold_is_released_and_listeners_hear_of_holds() {
-    let cluster = Cluster::start("queue", &["pg_retention.enabled = off"]);
+    // The queued deletion runs at the first cycle after the release (no grace).
+    let cluster = Cluster::start(
+        "queue",
+        &[
+            "pg_retention.enabled = off",
+            "pg_retention.hold_release_grace = 0",
+        ],
+    );
     let mut db = cluster.database_with_extension("app");
     db.batch_execute(PROJECTS).unwrap();
     let mut listener = cluster.connect("app");
@@ -374,7 +411,15 @@ fn queued_deletion_runs_when_the_hold_is_released_and_listeners_hear_of_holds() 
 /// hold, and an application deleting in a loop stops at the hold.
 #[test]
 fn no_path_escapes_a_hold() {
-    let cluster = Cluster::start("escapes", &["pg_retention.enabled = off"]);
+    // The worker is turned on once the hold is placed (see below).
+    let cluster = Cluster::start(
+        "escapes",
+        &[
+            "pg_retention.enabled = off",
+            "pg_retention.database = 'app'",
+            "pg_retention.naptime = 1",
+        ],
+    );
     let mut db = cluster.database_with_extension("app");
     db.batch_execute(
         "CREATE ROLE admin LOGIN; CREATE ROLE owner LOGIN;
@@ -436,20 +481,71 @@ fn no_path_escapes_a_hold() {
     );
     assert_eq!(refused.as_deref(), Some("55006"));
     let mut owner = connect("owner");
-    for (who, sql) in [
-        ("admin", "SELECT retention.unmanage('public.items')"),
+    for (who, sql, expected) in [
+        (
+            "admin",
+            "SELECT retention.unmanage('public.items')",
+            "55006",
+        ),
+        // Managing it again, with fewer scope columns, needs unmanage() first.
+        (
+            "admin",
+            "SELECT retention.manage('public.items', 'c', created_column => 'created_at')",
+            "42710",
+        ),
         (
             "admin",
             "UPDATE public.items SET cat = 'short' WHERE tenant = 'held'",
+            "55006",
         ),
         (
             "admin",
             "UPDATE public.items SET tenant = 'free' WHERE tenant = 'held'",
+            "55006",
         ),
-        ("admin", "DELETE FROM public.items WHERE tenant = 'held'"),
-        ("owner", "TRUNCATE public.items"),
-        ("owner", "DROP TABLE public.items"),
-        ("superuser", "DELETE FROM public.items"),
+        (
+            "admin",
+            "DELETE FROM public.items WHERE tenant = 'held'",
+            "55006",
+        ),
+        ("owner", "TRUNCATE public.items", "55006"),
+        ("owner", "DROP TABLE public.items", "55006"),
+        (
+            "owner",
+            "DROP TRIGGER retention_hold_guard ON public.items",
+            "55006",
+        ),
+        (
+            "owner",
+            "ALTER TABLE public.items DISABLE TRIGGER ALL",
+            "55006",
+        ),
+        (
+            "owner",
+            "ALTER TABLE public.items DROP COLUMN tenant CASCADE",
+            "2BP01",
+        ),
+        (
+            "owner",
+            "ALTER TABLE public.items RENAME COLUMN tenant TO customer",
+            "2BP01",
+        ),
+        (
+            "owner",
+            "ALTER TABLE public.items ALTER COLUMN tenant TYPE text USING 'free'",
+            "0A000",
+        ),
+        (
+            "owner",
+            "ALTER TABLE public.items ALTER COLUMN created_at TYPE timestamptz USING now()",
+            "0A000",
+        ),
+        ("superuser", "DELETE FROM public.items", "55006"),
+        (
+            "superuser",
+            "SET session_replication_role = replica; DELETE FROM public.items",
+            "55006",
+        ),
     ] {
         let client = match who {
             "admin" => &mut admin,
@@ -460,8 +556,19 @@ fn no_path_escapes_a_hold() {
             Ok(()) => "00000".to_string(),
             Err(e) => e.code().map(|c| c.code().to_string()).unwrap_or_default(),
         };
-        assert_eq!(state, "55006", "{who}: {sql}");
+        assert_eq!(state, expected, "{who}: {sql}");
     }
+    db.batch_execute("RESET session_replication_role").unwrap();
+    // The worker and run() pass.
+    db.batch_execute("ALTER SYSTEM SET pg_retention.enabled = on")
+        .unwrap();
+    db.batch_execute("SELECT pg_reload_conf()").unwrap();
+    wait_for(Duration::from_secs(30), "a worker cycle", || {
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention.runs WHERE trigger = 'worker' AND status = 'succeeded'",
+        ) > 0
+    });
     admin
         .batch_execute("SELECT * FROM retention.run()")
         .unwrap();
@@ -484,6 +591,57 @@ fn no_path_escapes_a_hold() {
             &mut db,
             "SELECT count(*) FROM retention.deletion_log WHERE tenant = 'held'"
         ),
+        0
+    );
+
+    // Legal releases the hold with a grace of three seconds: it frees every held row, and
+    // within the grace the worker, run() and a customer deletion leave them alone.
+    db.batch_execute("SET pg_retention.hold_release_grace = '3s'")
+        .unwrap();
+    let freed: i64 = db
+        .query_one(
+            "SELECT retention.release_hold(max(id), 'settled') FROM retention.holds",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(freed, held);
+    let first: i32 = db
+        .query_one("SELECT min(id) FROM public.items", &[])
+        .unwrap()
+        .get(0);
+    admin
+        .batch_execute(&format!(
+            "SELECT * FROM retention.run(); SELECT retention.request_delete('public.items', ARRAY[{first}])"
+        ))
+        .unwrap();
+    assert_eq!(count(&mut db, "SELECT count(*) FROM public.items"), held);
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.queued_deletions"),
+        1
+    );
+    // After the grace, the normal paths proceed: the queued deletion and expiry, each logged once.
+    wait_for(
+        Duration::from_secs(30),
+        "the rows to go after the grace",
+        || count(&mut db, "SELECT count(*) FROM public.items") == 0,
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention.deletion_log WHERE tenant = 'held'"
+        ),
+        held
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(DISTINCT row_key) FROM retention.deletion_log WHERE tenant = 'held'"
+        ),
+        held
+    );
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.queued_deletions"),
         0
     );
 }

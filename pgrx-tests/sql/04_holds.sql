@@ -71,9 +71,12 @@ SELECT count(*) AS holds_due_for_review FROM retention.holds_due_for_review;
 
 --
 -- Releasing a hold: stamped with who, when and a note; notified (when the hold was placed
--- with notify); the rows it kept back are due again.
+-- with notify); it returns how many rows it frees, and they are due again. (By default they
+-- stay out of the extension's purges for a grace period after the release, shown below; this
+-- superuser setting makes releases take effect at once.)
 --
-SELECT retention.release_hold(:acme_hold, 'Case settled');
+SET pg_retention.hold_release_grace = 0;
+SELECT retention.release_hold(:acme_hold, 'Case settled') AS rows_freed;
 SELECT released_at IS NOT NULL AS released, released_by, release_note
   FROM retention.holds WHERE id = :acme_hold;
 SELECT payload ->> 'action' AS action, payload ->> 'tenant' AS tenant
@@ -83,7 +86,7 @@ SELECT * FROM retention.run();
 SELECT id, tenant, subject FROM conversations ORDER BY id;
 
 -- Carol's hold stays until released too; releasing it sends nothing (notify => false).
-SELECT retention.release_hold(:carol_hold, 'Inquiry closed');
+SELECT retention.release_hold(:carol_hold, 'Inquiry closed') AS rows_freed;
 SELECT * FROM retention.run();
 SELECT count(*) AS conversations_left FROM conversations;
 SELECT count(*) AS notifications_for_carol_hold
@@ -109,12 +112,28 @@ SELECT category, tenant, rows,
            AS held_by
   FROM retention.preview() ORDER BY category, tenant;
 SELECT * FROM retention.run();
-SELECT retention.release_hold(:table_hold, 'Audit done');
--- Row 11 goes; row 12 is still kept by the category hold.
+SELECT retention.release_hold(:audio_hold, 'Order lifted') AS rows_freed;
+-- Row 12 is still kept by the table hold.
+SELECT * FROM retention.run();
+
+--
+-- Safe release. A release does not unleash an immediate purge of everything the hold kept:
+-- the rows it frees stay out of the extension's purges, customer deletions and erasures for
+-- pg_retention.hold_release_grace after it (default 7 days), stamped on the hold. A hold
+-- placed again within the grace keeps them all. The application's own statements are no
+-- longer refused: the hold is lifted.
+--
+RESET pg_retention.hold_release_grace;
+SHOW pg_retention.hold_release_grace;
+SELECT retention.release_hold(:table_hold, 'Audit done') AS rows_freed;
+SELECT grace_until - released_at AS grace, rows_freed FROM retention.holds WHERE id = :table_hold;
 SELECT * FROM retention.run();
 SELECT id, category FROM conversations ORDER BY id;
-SELECT retention.release_hold(:audio_hold, 'Order lifted');
-SELECT * FROM retention.run();
+-- preview() shows them under the released hold, and when its grace ends.
+SELECT category, rows, held_by = :table_hold AS by_table_hold,
+       held_until = (SELECT grace_until FROM retention.holds WHERE id = :table_hold)
+           AS until_its_grace_ends
+  FROM retention.preview() ORDER BY category;
 
 --
 -- Bad input.

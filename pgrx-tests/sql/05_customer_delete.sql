@@ -104,7 +104,9 @@ SELECT table_name, queued_deletions, active_holds FROM retention.status ORDER BY
 SELECT retention.request_delete('projects', ARRAY[6]);
 SELECT count(*) AS queued FROM retention.queued_deletions;
 
-SELECT retention.release_hold(:initech_hold, 'Dispute resolved');
+-- (Releases free rows at once in this file: 04_holds shows the default grace of 7 days.)
+SET pg_retention.hold_release_grace = 0;
+SELECT retention.release_hold(:initech_hold, 'Dispute resolved') AS rows_freed;
 -- The release is recorded at once; the queued deletion runs with the next purge cycle (the
 -- worker's, within pg_retention.naptime, or a retention.run()).
 SELECT count(*) AS queued FROM retention.queued_deletions;
