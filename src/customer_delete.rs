@@ -326,6 +326,67 @@ fn forget_gone_rows(
     Ok(())
 }
 
+/// Refuses to restore a key that is no longer in the table and that the deletion log says was
+/// removed (hard-deleted or erased), naming the log entry: nothing can bring it back.
+fn refuse_removed_keys(
+    client: &mut SpiClient,
+    table: &Managed,
+    matching: &str,
+    params: &Params,
+) -> Result<(), RetentionError> {
+    let types = table.key_types(client)?;
+    let pairs: Vec<String> = table
+        .key_columns
+        .iter()
+        .zip(&types)
+        .enumerate()
+        .map(|(i, (column, ty))| {
+            let value = if table.key_columns.len() == 1 {
+                format!("a.k[i]::{ty}")
+            } else {
+                format!("a.k[i][{}]::{ty}", i + 1)
+            };
+            format!("{}, {value}", quote_literal_text(column))
+        })
+        .collect();
+    // The requested keys, as the log writes them, that no row of the table has.
+    let missing = format!(
+        "SELECT array_agg(r.key) FROM
+           (SELECT jsonb_build_object({}) AS key
+              FROM (SELECT $1::text[] AS k) a, generate_subscripts(a.k, 1) i
+            EXCEPT
+            SELECT {} FROM {} AS t WHERE {matching}) r",
+        pairs.join(", "),
+        table.key_json_sql(),
+        table.display_name
+    );
+    let Some(missing) = owner::select(client, table, &missing, params.args())?
+        .first()
+        .get_one::<Vec<pgrx::JsonB>>()?
+    else {
+        return Ok(());
+    };
+    let removed = client
+        .select(
+            "SELECT format('row %s of %s was removed (%s, reason %s): deletion-log entry %s',
+                           l.row_key, l.table_name, l.action, l.reason, l.id)
+               FROM retention.deletion_log l
+              WHERE l.table_name = $1 AND l.row_key = ANY($2)
+                AND l.action IN ('hard_delete', 'erasure')
+              ORDER BY l.id DESC LIMIT 1",
+            Some(1),
+            &[table.display_name.as_str().into(), missing.into()],
+        )?
+        .next()
+        .map(|r| r.get::<String>(1))
+        .transpose()?
+        .flatten();
+    match removed {
+        Some(message) => Err(RetentionError::RowRemoved(message)),
+        None => Ok(()),
+    }
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
@@ -357,6 +418,7 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
             let mut params = Params::default();
             params.bind(keys_arg(&keys));
             let matching = key_match_sql(client, &table, 1)?;
+            refuse_removed_keys(client, &table, &matching, &params)?;
             // Held rows are left as they are, soft-deleted included.
             let unheld = holds::unheld_sql(client, &table, &mut params)?;
             let category = table.category_sql(&mut params);

@@ -282,6 +282,28 @@ fn execute(
     Ok((total_erased, total_anonymized))
 }
 
+/// Refuses a request's `received_at` in the future or infinite (erasure and export requests).
+pub fn check_received(
+    client: &SpiClient,
+    received_at: TimestampWithTimeZone,
+) -> Result<(), RetentionError> {
+    let future = client
+        .select(
+            "SELECT $1 > now() OR NOT isfinite($1)",
+            Some(1),
+            &[received_at.into()],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false);
+    if future {
+        return Err(RetentionError::InvalidValue(
+            "received_at must be a finite time, not in the future".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn request_erasure(
@@ -300,20 +322,7 @@ fn request_erasure(
     }
     Ok(crate::identity::as_extension(|| {
         Spi::connect_mut(|client| -> Result<i64, RetentionError> {
-            let future = client
-                .select(
-                    "SELECT $1 > now() OR NOT isfinite($1)",
-                    Some(1),
-                    &[received_at.into()],
-                )?
-                .first()
-                .get_one::<bool>()?
-                .unwrap_or(false);
-            if future {
-                return Err(RetentionError::InvalidValue(
-                    "received_at must be a finite time, not in the future".into(),
-                ));
-            }
+            check_received(client, received_at)?;
             Ok(client
                 .update(
                     "INSERT INTO retention.erasure_records

@@ -53,6 +53,14 @@ pub enum RetentionError {
     UnknownErasureRequest(i64),
     #[error("erasure request {0} is {1}, not pending")]
     ErasureNotPending(i64, String),
+    #[error("export request {0} does not exist")]
+    UnknownExportRequest(i64),
+    #[error("export request {0} is {1}, not {2}")]
+    ExportNotInState(i64, String, &'static str),
+    #[error("external_id \"{0}\" already names another export request")]
+    ExternalIdInUse(String),
+    #[error("{0}")]
+    RowRemoved(String),
     #[error("relation with OID {0} does not exist")]
     UnknownTable(u32),
     #[error("{0} is not a table")]
@@ -83,7 +91,9 @@ impl RetentionError {
             | Self::UnknownEvent(_)
             | Self::EventNotRecorded(..)
             | Self::UnknownHold(_)
-            | Self::UnknownErasureRequest(_) => ERRCODE_UNDEFINED_OBJECT,
+            | Self::UnknownErasureRequest(_)
+            | Self::UnknownExportRequest(_) => ERRCODE_UNDEFINED_OBJECT,
+            Self::ExternalIdInUse(_) => ERRCODE_UNIQUE_VIOLATION,
             Self::CategoryInUse(..) => ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
             Self::AlreadyManaged(_) => ERRCODE_DUPLICATE_OBJECT,
             Self::NoPrimaryKey(_) => ERRCODE_INVALID_TABLE_DEFINITION,
@@ -93,6 +103,8 @@ impl RetentionError {
             | Self::HoldReleased(_)
             | Self::RestoreWindowPassed(_)
             | Self::ErasureNotPending(..)
+            | Self::ExportNotInState(..)
+            | Self::RowRemoved(_)
             | Self::SchemaOutdated { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::WrongIsolation(_) => ERRCODE_ACTIVE_SQL_TRANSACTION,
             Self::InRecovery(_) => ERRCODE_READ_ONLY_SQL_TRANSACTION,

@@ -384,9 +384,24 @@ fn send_notification(
     Ok(())
 }
 
-#[pg_extern(volatile, parallel_unsafe)]
+/// `retention.place_hold` as defined up to 0.3.0 (no `freeze`): the SQL definition a database
+/// keeps until `ALTER EXTENSION pg_retention UPDATE` calls this symbol. No SQL is generated.
+#[pg_extern(sql = false, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn place_hold(
+    reason: Option<&str>,
+    tenant: Option<&str>,
+    subject: Option<&str>,
+    tbl: Option<RegClass>,
+    category: Option<&str>,
+    notify: Option<bool>,
+) -> SqlResult<i64> {
+    place_hold_with_freeze(reason, tenant, subject, tbl, category, notify, Some(false))
+}
+
+#[pg_extern(name = "place_hold", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn place_hold_with_freeze(
     reason: Option<&str>,
     tenant: default!(Option<&str>, "NULL"),
     subject: default!(Option<&str>, "NULL"),
@@ -519,17 +534,17 @@ fn lock_active(client: &mut SpiClient, hold_id: i64) -> Result<bool, RetentionEr
     Ok(row.get::<bool>(2)?.unwrap_or(false))
 }
 
-/// Releases a hold and returns how many rows it frees: rows it covered that no other hold
-/// keeps. They stay out of the extension's purges and deletions for
+/// Releases a hold and records how many rows it frees (`holds.rows_freed`): rows it covered
+/// that no other hold keeps. They stay out of the extension's purges and deletions for
 /// `pg_retention.hold_release_grace` more (stamped as `grace_until`), so that a release never
 /// unleashes an immediate purge of everything the hold kept.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<i64> {
+fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
     crate::runs::require_primary("retention.release_hold()")?;
     let hold_id = required(hold_id, "hold_id")?;
     Ok(crate::identity::as_extension(|| {
-        Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
             let notify_customer = lock_active(client, hold_id)?;
             let freed = freed_by(client, hold_id)?;
             let caller = crate::identity::caller_name();
@@ -563,7 +578,7 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<i64> {
             if notify_customer {
                 send_notification(client, hold_id, "released")?;
             }
-            Ok(freed)
+            Ok(())
         })
     })?)
 }
@@ -700,8 +715,11 @@ mod tests {
         let hold =
             int("SELECT retention.place_hold('litigation', tenant => 't1', notify => false)");
         // The release frees every t1 row (no other hold keeps them) and says so.
+        Spi::run(&format!("SELECT retention.release_hold({hold}, 'settled')")).unwrap();
         assert_eq!(
-            int(&format!("SELECT retention.release_hold({hold}, 'settled')")),
+            int(&format!(
+                "SELECT rows_freed FROM retention.holds WHERE id = {hold}"
+            )),
             int("SELECT count(*) FROM conversations WHERE tenant = 't1'")
         );
         assert_eq!(
@@ -713,7 +731,7 @@ mod tests {
             1
         );
         // Within the grace, the purge and customer deletions leave the rows alone, and
-        // preview shows them under the hold and the end of its grace.
+        // preview shows them under the released hold until its horizon reaches the grace's end.
         Spi::run("SELECT * FROM retention.run()").unwrap();
         assert_eq!(
             int("SELECT count(*) FROM conversations WHERE tenant = 't1'
@@ -722,11 +740,21 @@ mod tests {
         );
         assert_eq!(
             int(&format!(
-                "SELECT sum(rows)::bigint FROM retention.preview()
-                                  WHERE held_by = {hold}
-                                    AND held_until = now() + interval '7 days'"
+                "SELECT sum(rows)::bigint FROM retention.preview() WHERE held_by = {hold}"
             )),
             due_t1
+        );
+        assert_eq!(
+            int(&format!(
+                "SELECT count(*) FROM retention.preview('6 days') WHERE held_by = {hold}"
+            )),
+            1
+        );
+        assert_eq!(
+            int(&format!(
+                "SELECT count(*) FROM retention.preview('8 days') WHERE held_by = {hold}"
+            )),
+            0
         );
         assert_eq!(
             int("SELECT retention.request_delete('conversations', ARRAY[1])"),
@@ -740,8 +768,9 @@ mod tests {
             int("SELECT retention.place_hold('one person', subject => 's1', notify => false)");
         let other =
             int("SELECT retention.place_hold('one customer', tenant => 't0', notify => false)");
+        Spi::run(&format!("SELECT retention.release_hold({both}, NULL)")).unwrap();
         assert_eq!(
-            int(&format!("SELECT retention.release_hold({both}, NULL)")),
+            int(&format!("SELECT rows_freed FROM retention.holds WHERE id = {both}")),
             int("SELECT count(*) FROM conversations WHERE subject = 's1' AND tenant NOT IN ('t0', 't1')")
         );
         // With no grace, a release frees at once.

@@ -493,8 +493,6 @@ pub fn batch(
 pub struct PreviewLine {
     pub tenant: Option<String>,
     pub held_by: Option<i64>,
-    /// For a released hold in its grace: when the rows it kept become free.
-    pub held_until: Option<TimestampWithTimeZone>,
     pub rows: i64,
 }
 
@@ -529,6 +527,27 @@ pub fn preview_descendants(
     cascade::descendant_counts(client, table, &rows, &params, 0)
 }
 
+/// The holds that still keep rows at `now() + horizon`: every active hold, and the released
+/// ones whose grace ends later. A row a released hold frees is due at the end of its grace.
+fn holds_by(
+    client: &SpiClient,
+    table: &Managed,
+    horizon: Interval,
+) -> Result<Vec<holds::Hold>, RetentionError> {
+    let at = client
+        .select("SELECT now() + $1", Some(1), &[horizon.into()])?
+        .first()
+        .get_one::<TimestampWithTimeZone>()?
+        .map(i64::from);
+    Ok(holds::active_for_reading(client, table)?
+        .into_iter()
+        .filter(|h| match (h.grace_until, at) {
+            (Some(until), Some(at)) => i64::from(until) > at,
+            _ => true,
+        })
+        .collect())
+}
+
 /// Counts a step's due rows per tenant and covering hold, changing nothing.
 pub fn preview(
     client: &mut SpiClient,
@@ -536,7 +555,7 @@ pub fn preview(
     step: &Step,
     horizon: Interval,
 ) -> Result<Vec<PreviewLine>, RetentionError> {
-    let held = holds::active_for_reading(client, table)?;
+    let held = holds_by(client, table, horizon)?;
     let mut params = Params::default();
     let (conditions, _) = step_sql(table, step, horizon, &mut params);
     let cases: Vec<String> = held
@@ -574,14 +593,9 @@ pub fn preview(
     );
     owner::select(client, table, &sql, params.args())?
         .map(|row| {
-            let held_by = row.get::<i64>(2)?;
             Ok(PreviewLine {
                 tenant: row.get::<String>(1)?,
-                held_until: held
-                    .iter()
-                    .find(|h| Some(h.id) == held_by)
-                    .and_then(|h| h.grace_until),
-                held_by,
+                held_by: row.get::<i64>(2)?,
                 rows: row.get::<i64>(3)?.unwrap_or(0),
             })
         })

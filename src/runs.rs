@@ -373,7 +373,6 @@ fn preview(
             name!(action, String),
             name!(rows, i64),
             name!(held_by, Option<i64>),
-            name!(held_until, Option<TimestampWithTimeZone>),
         ),
     >,
     ErrorReport,
@@ -392,7 +391,6 @@ fn preview(
                         step.act(&table).log_action().to_string(),
                         line.rows,
                         line.held_by,
-                        line.held_until,
                     ));
                 }
             }

@@ -12,9 +12,19 @@ pub const LIBRARY: &str = env!("CARGO_PKG_VERSION");
 
 /// The installed schema's version in this database, or None when the extension is absent.
 pub fn installed() -> Result<Option<String>, RetentionError> {
-    Ok(Spi::get_one::<String>(
-        "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_retention'",
-    )?)
+    // Read-only: it also runs on a standby (previews, dry runs).
+    Ok(Spi::connect(|client| {
+        client
+            .select(
+                "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_retention'",
+                Some(1),
+                &[],
+            )?
+            .next()
+            .map(|r| r.get::<String>(1))
+            .transpose()
+            .map(Option::flatten)
+    })?)
 }
 
 /// Ok when this database's schema is the one this library is built for.

@@ -120,6 +120,44 @@ fn the_seed_policy_end_to_end() {
         "history is deleted before its project"
     );
 
+    // Before her erasure, Eve asks for a copy of her data (GDPR Art. 15): exactly her rows, in
+    // every table with a subject column, the one under a hold included.
+    db.batch_execute(
+        "SET pg_retention.hold_release_grace = 0;
+         SELECT retention.place_hold('audit', subject => 'eve@globex', tbl => 'audit_logs', notify => false)",
+    )
+    .unwrap();
+    let export: i64 = db
+        .query_one("SELECT retention.request_export('eve@globex')", &[])
+        .unwrap()
+        .get(0);
+    db.execute("SELECT retention.verify_export($1)", &[&export])
+        .unwrap();
+    let exported: Vec<(String, String)> = db
+        .query(
+            "SELECT table_name, row_key::text FROM retention.export_data($1) ORDER BY 1, 2",
+            &[&export],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        "public.audit_logs",
+        "public.conversations",
+        "public.marketing_contacts",
+        "public.project_snapshots",
+        "public.projects",
+        "public.support_tickets",
+    ]
+    .iter()
+    .zip(["2", "2", "2", "30", "3", "2"])
+    .map(|(t, id)| (t.to_string(), format!("{{\"id\": {id}}}")))
+    .collect();
+    assert_eq!(exported, expected);
+    db.batch_execute("SELECT retention.release_hold(max(id), 'copied') FROM retention.holds")
+        .unwrap();
+
     // Eve asks globex (the controller) to erase her data; an audit log must stay (legal
     // obligation), her marketing contact is anonymized.
     let request: i64 = db
@@ -221,6 +259,33 @@ fn the_seed_policy_end_to_end() {
     .map(|(t, a, r, n)| (t.to_string(), a.to_string(), r.to_string(), *n))
     .collect();
     assert_eq!(summary, expected);
+
+    // What an auditor reads for the period: the same figures, counted from the log and the
+    // records (two days around now, whatever the month).
+    let totals: Vec<i64> = db
+        .query_one(
+            "SELECT sum(soft_deleted)::bigint, sum(hard_deleted)::bigint, sum(anonymized)::bigint,
+                    sum(erased)::bigint, sum(restored)::bigint,
+                    sum(erasures_received)::bigint, sum(erasures_on_time)::bigint,
+                    sum(erasures_late)::bigint, sum(exports_received)::bigint,
+                    sum(exports_on_time)::bigint, sum(holds_placed)::bigint,
+                    sum(holds_released)::bigint, count(*) FILTER (WHERE NOT log_intact)
+               FROM retention.evidence(now() - interval '1 day', now() + interval '1 day')
+              WHERE category IS NULL",
+            &[],
+        )
+        .map(|r| (0..13).map(|i| r.get::<_, i64>(i)).collect())
+        .unwrap();
+    assert_eq!(totals, vec![0, 9, 2, 5, 0, 2, 2, 0, 1, 1, 1, 1, 0]);
+    let by_category: i64 = db
+        .query_one(
+            "SELECT sum(hard_deleted)::bigint FROM retention.evidence(now() - interval '1 day', now() + interval '1 day')
+              WHERE category = 'project_history'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(by_category, 3);
     assert!(db
         .query_one("SELECT retention.verify_log()", &[])
         .unwrap()

@@ -136,7 +136,10 @@ const KEPT: [&str; 8] = [
             soft_delete_column FROM retention.managed_tables ORDER BY 1",
     "SELECT * FROM retention.tenant_policies ORDER BY 1, 2",
     "SELECT * FROM retention.tenant_events ORDER BY 1, 2",
-    "SELECT * FROM retention.holds ORDER BY id",
+    // The columns 0.1.0 had (0.4.0 adds frozen, grace_until and rows_freed).
+    "SELECT id, reason, tenant, subject, tbl, category, notify, placed_at, placed_by, released_at,
+            released_by, release_note, reviewed_at, reviewed_by, review_note
+       FROM retention.holds ORDER BY id",
     "SELECT * FROM retention.erasure_records ORDER BY id",
     "SELECT * FROM retention.deletion_log ORDER BY id",
     "SELECT id, tenant, category FROM conversations ORDER BY id",

@@ -121,8 +121,12 @@ fn worker_survives_a_broken_table() {
         "CREATE TABLE a_broken (id int PRIMARY KEY, created_at timestamptz NOT NULL, body text);
          SELECT retention.manage('a_broken', 'conversations', created_column => 'created_at');
          INSERT INTO a_broken SELECT i, now() - interval '2 years', 'x' FROM generate_series(1, 10) i;
-         -- The purge statement will fail: the clock column the catalog names is gone.
-         ALTER TABLE a_broken RENAME COLUMN created_at TO created;
+         -- The purge statement will fail: the application's trigger refuses every delete.
+         -- (Renaming the clock column, as 0.3.0 tested, is now refused by the extension.)
+         CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'a_broken keeps rows whatever their created_at'; END $$;
+         CREATE TRIGGER refuse_delete BEFORE DELETE ON a_broken
+           FOR EACH ROW EXECUTE FUNCTION refuse_delete();
          CREATE TABLE b_fine (id int PRIMARY KEY, created_at timestamptz NOT NULL);
          SELECT retention.manage('b_fine', 'conversations', created_column => 'created_at');",
     )

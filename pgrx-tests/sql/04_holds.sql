@@ -71,12 +71,13 @@ SELECT count(*) AS holds_due_for_review FROM retention.holds_due_for_review;
 
 --
 -- Releasing a hold: stamped with who, when and a note; notified (when the hold was placed
--- with notify); it returns how many rows it frees, and they are due again. (By default they
+-- with notify); it records how many rows it frees, and they are due again. (By default they
 -- stay out of the extension's purges for a grace period after the release, shown below; this
 -- superuser setting makes releases take effect at once.)
 --
 SET pg_retention.hold_release_grace = 0;
-SELECT retention.release_hold(:acme_hold, 'Case settled') AS rows_freed;
+SELECT retention.release_hold(:acme_hold, 'Case settled');
+SELECT rows_freed FROM retention.holds WHERE id = :acme_hold;
 SELECT released_at IS NOT NULL AS released, released_by, release_note
   FROM retention.holds WHERE id = :acme_hold;
 SELECT payload ->> 'action' AS action, payload ->> 'tenant' AS tenant
@@ -86,7 +87,8 @@ SELECT * FROM retention.run();
 SELECT id, tenant, subject FROM conversations ORDER BY id;
 
 -- Carol's hold stays until released too; releasing it sends nothing (notify => false).
-SELECT retention.release_hold(:carol_hold, 'Inquiry closed') AS rows_freed;
+SELECT retention.release_hold(:carol_hold, 'Inquiry closed');
+SELECT rows_freed FROM retention.holds WHERE id = :carol_hold;
 SELECT * FROM retention.run();
 SELECT count(*) AS conversations_left FROM conversations;
 SELECT count(*) AS notifications_for_carol_hold
@@ -112,7 +114,8 @@ SELECT category, tenant, rows,
            AS held_by
   FROM retention.preview() ORDER BY category, tenant;
 SELECT * FROM retention.run();
-SELECT retention.release_hold(:audio_hold, 'Order lifted') AS rows_freed;
+SELECT retention.release_hold(:audio_hold, 'Order lifted');
+SELECT rows_freed FROM retention.holds WHERE id = :audio_hold;
 -- Row 12 is still kept by the table hold.
 SELECT * FROM retention.run();
 
@@ -125,15 +128,15 @@ SELECT * FROM retention.run();
 --
 RESET pg_retention.hold_release_grace;
 SHOW pg_retention.hold_release_grace;
-SELECT retention.release_hold(:table_hold, 'Audit done') AS rows_freed;
+SELECT retention.release_hold(:table_hold, 'Audit done');
 SELECT grace_until - released_at AS grace, rows_freed FROM retention.holds WHERE id = :table_hold;
 SELECT * FROM retention.run();
 SELECT id, category FROM conversations ORDER BY id;
--- preview() shows them under the released hold, and when its grace ends.
-SELECT category, rows, held_by = :table_hold AS by_table_hold,
-       held_until = (SELECT grace_until FROM retention.holds WHERE id = :table_hold)
-           AS until_its_grace_ends
+-- preview() shows them under the released hold until its horizon reaches the end of the
+-- grace, when they are due.
+SELECT category, rows, held_by = :table_hold AS by_table_hold
   FROM retention.preview() ORDER BY category;
+SELECT category, rows, held_by FROM retention.preview('8 days') ORDER BY category;
 
 --
 -- Bad input.

@@ -74,6 +74,10 @@ SELECT retention.restore('projects', ARRAY[1, 3]);
 SELECT * FROM retention.run();
 SELECT id, tenant, deleted_at IS NOT NULL AS soft_deleted FROM projects ORDER BY id;
 
+-- Row 2 was hard-deleted: restoring it fails (55000) and names its deletion-log entry.
+SELECT retention.restore('projects', ARRAY[2]) IS NULL AS restored;
+\echo :LAST_ERROR_SQLSTATE
+
 -- Cancelling an event that is not recorded: 42704.
 SELECT retention.cancel_event('acme', 'termination');
 \echo :LAST_ERROR_SQLSTATE
@@ -106,7 +110,8 @@ SELECT count(*) AS queued FROM retention.queued_deletions;
 
 -- (Releases free rows at once in this file: 04_holds shows the default grace of 7 days.)
 SET pg_retention.hold_release_grace = 0;
-SELECT retention.release_hold(:initech_hold, 'Dispute resolved') AS rows_freed;
+SELECT retention.release_hold(:initech_hold, 'Dispute resolved');
+SELECT rows_freed FROM retention.holds WHERE id = :initech_hold;
 -- The release is recorded at once; the queued deletion runs with the next purge cycle (the
 -- worker's, within pg_retention.naptime, or a retention.run()).
 SELECT count(*) AS queued FROM retention.queued_deletions;
