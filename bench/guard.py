@@ -11,11 +11,12 @@ one pgbench run of --seconds with one client:
                the trigger fires and checks each row's scope and whether it moves)
   delete 1:    DELETE of one row by key, then INSERT of it again, in one transaction
   delete 1000: DELETE of 1,000 rows, then INSERT of them again, in one transaction
-Uses the installed pg_retention (cargo pgrx install) and a throwaway cluster
+Uses the installed pg_retention (`cargo pgrx install --release`: the guard is Rust code run per
+row, and a debug build measures the compiler's debug output) and a throwaway cluster
 (scripts/cluster.sh). Prints TPS per configuration and the change against the unmanaged table.
 The cluster runs with fsync, synchronous_commit and full_page_writes off: the guard's cost is
-CPU, and single-row commits would otherwise measure the disk. Each run starts from a vacuumed
-table. Usage: python3 bench/guard.py [--seconds N] [--port P]
+CPU, and single-row commits would otherwise measure the disk. Each run starts from a rewritten
+(VACUUM FULL) table. Usage: python3 bench/guard.py [--seconds N] [--port P]
 """
 import argparse
 import os
@@ -88,9 +89,9 @@ def main():
                                         "AND tgname LIKE 'retention_hold_guard%'"]).stdout.strip()
             print(f"{name}: guard triggers {armed or 'none'} (A armed, D disarmed)", flush=True)
             for kind, body in SCRIPTS.items():
-                # Each run starts from a vacuumed table: no configuration inherits another's
-                # dead tuples.
-                run(psql + ["-c", "VACUUM items"])
+                # Each run starts from a rewritten table: no configuration inherits another's
+                # dead tuples or bloat (plain VACUUM left later runs systematically slower).
+                run(psql + ["-c", "VACUUM FULL ANALYZE items"])
                 path = os.path.join(work, "script.sql")
                 with open(path, "w") as f:
                     f.write(body)

@@ -573,6 +573,7 @@ BEGIN
         retention.verify_export(bigint),
         retention.export_data(bigint),
         retention.export_tenant(text),
+        retention.explain(regclass, anyarray),
         retention.reapply_deletions(timestamptz),
         retention.log_trimming(),
         retention.hold_stamping()
@@ -624,6 +625,7 @@ BEGIN
         retention.evidence(timestamptz, timestamptz),
         retention.evidence_json(timestamptz, timestamptz),
         retention.preview(interval),
+        retention.explain(regclass, anyarray),
         retention.log_canonical(retention.deletion_log),
         retention.log_field(text)
         TO %s', grantee);
@@ -693,6 +695,8 @@ COMMENT ON FUNCTION retention.export_data(bigint) IS
     'The subject''s rows (held ones included) in every managed table with a subject column, read as the caller; records the delivery and completes the request';
 COMMENT ON FUNCTION retention.export_tenant(text) IS
     'A tenant''s rows in every managed table with a tenant column, read as the caller (e.g. before its termination''s deletion); records the delivery';
+COMMENT ON FUNCTION retention.explain(regclass, anyarray) IS
+    'Per key: category (tagged or default), clock and its value, policy in force and due time, soft delete and window end, holds keeping it, queued requests, the purger''s next action and when; for a row that is gone, its deletion-log entries';
 COMMENT ON FUNCTION retention.guard_changing() IS 'Internal: true only while the extension changes the hold guard''s triggers';
 COMMENT ON FUNCTION retention.check_guarded_tables() IS 'Event trigger: refuses to drop or rename a column a managed table''s policy reads, and to drop or disable the hold guard of a table an active hold can cover';
 COMMENT ON FUNCTION retention.hold_stamping() IS 'Internal: true only while release_hold() or review_hold() stamps a hold';

@@ -330,6 +330,34 @@ VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'export_tenant_wrapper';
+CREATE FUNCTION retention."explain"(
+	"tbl" regclass, /* Option < RegClass > */
+	"key" anyarray /* Option < AnyArray > */
+) RETURNS TABLE (
+	"row_key" jsonb,  /* JsonB */
+	"present" bool,  /* bool */
+	"category" TEXT,  /* Option < String > */
+	"tagged" bool,  /* Option < bool > */
+	"clock" TEXT,  /* Option < String > */
+	"clock_value" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"retain_for" interval,  /* Option < Interval > */
+	"policy" TEXT,  /* Option < String > */
+	"due_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"soft_deleted_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"window_ends" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"holds" jsonb,  /* JsonB */
+	"queued" jsonb,  /* JsonB */
+	"next_action" TEXT,  /* String */
+	"next_action_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"log" jsonb  /* JsonB */
+)
+STABLE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'explain_wrapper';
+REVOKE ALL ON FUNCTION retention.explain(regclass, anyarray) FROM PUBLIC;
+COMMENT ON FUNCTION retention.explain(regclass, anyarray) IS
+    'Per key: category (tagged or default), clock and its value, policy in force and due time, soft delete and window end, holds keeping it, queued requests, the purger''s next action and when; for a row that is gone, its deletion-log entries';
 REVOKE ALL ON FUNCTION retention.request_export(text, timestamptz, text, text),
     retention.verify_export(bigint), retention.export_data(bigint), retention.export_tenant(text)
     FROM PUBLIC;
@@ -539,6 +567,7 @@ BEGIN
         retention.verify_export(bigint),
         retention.export_data(bigint),
         retention.export_tenant(text),
+        retention.explain(regclass, anyarray),
         retention.reapply_deletions(timestamptz),
         retention.log_trimming(),
         retention.hold_stamping()
@@ -569,6 +598,7 @@ BEGIN
         retention.evidence(timestamptz, timestamptz),
         retention.evidence_json(timestamptz, timestamptz),
         retention.preview(interval),
+        retention.explain(regclass, anyarray),
         retention.log_canonical(retention.deletion_log),
         retention.log_field(text)
         TO %s', grantee);

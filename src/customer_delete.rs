@@ -13,7 +13,7 @@ use crate::policy;
 use crate::purge::{self, Act};
 use crate::regclass::RegClass;
 use crate::runs::check_can_purge;
-use crate::tagging::{check_keys, key_match_sql, keys_arg};
+use crate::tagging::{check_keys, key_match_sql, keys_arg, requested_keys_sql};
 use pgrx::datum::{AnyArray, DatumWithOid};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -334,29 +334,10 @@ fn refuse_removed_keys(
     matching: &str,
     params: &Params,
 ) -> Result<(), RetentionError> {
-    let types = table.key_types(client)?;
-    let pairs: Vec<String> = table
-        .key_columns
-        .iter()
-        .zip(&types)
-        .enumerate()
-        .map(|(i, (column, ty))| {
-            let value = if table.key_columns.len() == 1 {
-                format!("a.k[i]::{ty}")
-            } else {
-                format!("a.k[i][{}]::{ty}", i + 1)
-            };
-            format!("{}, {value}", quote_literal_text(column))
-        })
-        .collect();
     // The requested keys, as the log writes them, that no row of the table has.
     let missing = format!(
-        "SELECT array_agg(r.key) FROM
-           (SELECT jsonb_build_object({}) AS key
-              FROM (SELECT $1::text[] AS k) a, generate_subscripts(a.k, 1) i
-            EXCEPT
-            SELECT {} FROM {} AS t WHERE {matching}) r",
-        pairs.join(", "),
+        "SELECT array_agg(r.key) FROM ({} EXCEPT SELECT {} FROM {} AS t WHERE {matching}) r",
+        requested_keys_sql(client, table, 1)?,
         table.key_json_sql(),
         table.display_name
     );

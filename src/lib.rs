@@ -15,6 +15,7 @@ mod customer_delete;
 mod deletion_log;
 mod erasure;
 mod error;
+mod explain;
 mod export;
 mod guard;
 mod gucs;

@@ -48,6 +48,36 @@ pub fn key_match_sql(
     ))
 }
 
+/// SQL listing the keys of key array `$param` as the deletion log writes them (column
+/// `key`, a JSON object of the key columns), one row per key.
+pub fn requested_keys_sql(
+    client: &SpiClient,
+    table: &Managed,
+    param: usize,
+) -> Result<String, RetentionError> {
+    let types = table.key_types(client)?;
+    let single = table.key_columns.len() == 1;
+    let pairs: Vec<String> = table
+        .key_columns
+        .iter()
+        .zip(&types)
+        .enumerate()
+        .map(|(i, (column, ty))| {
+            let value = if single {
+                format!("a.k[i]::{ty}")
+            } else {
+                format!("a.k[i][{}]::{ty}", i + 1)
+            };
+            format!("{}, {value}", crate::managed::quote_literal_text(column))
+        })
+        .collect();
+    Ok(format!(
+        "SELECT jsonb_build_object({}) AS key
+           FROM (SELECT ${param}::text[] AS k) a, generate_subscripts(a.k, 1) i",
+        pairs.join(", ")
+    ))
+}
+
 /// Checks a key array's shape against the table's key: non-empty, right dimensions.
 pub fn check_keys(
     client: &SpiClient,

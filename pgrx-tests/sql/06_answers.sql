@@ -67,6 +67,15 @@ SELECT * FROM retention.export_tenant(NULL);
 \echo :LAST_ERROR_SQLSTATE
 
 --
+-- Explaining a row: why it is still here and when it goes. Ticket 1 is 400 days old but
+-- held; ticket 2 is due in 355 days; ticket 9 never existed.
+--
+SELECT row_key, present, category, tagged, clock, retain_for, policy,
+       due_at = clock_value + retain_for AS due_is_clock_plus_period,
+       jsonb_array_length(holds) AS holds, next_action
+  FROM retention.explain('tickets', ARRAY[1, 2, 9]) ORDER BY row_key;
+
+--
 -- Evidence for auditors. Once the dispute is released (at once here: no grace), the purge
 -- removes ticket 1 (400 days old). evidence() counts it in this month, per category, and
 -- totals the month (category NULL, with every earlier file's work) with the requests and
@@ -76,6 +85,10 @@ SET pg_retention.hold_release_grace = 0;
 SELECT retention.release_hold(:dispute, 'Settled');
 SELECT rows_freed FROM retention.holds WHERE id = :dispute;
 SELECT * FROM retention.run();
+-- Ticket 1 is gone: the log explains it.
+SELECT present, next_action, log -> 0 ->> 'action' AS logged_action,
+       log -> 0 ->> 'reason' AS logged_reason
+  FROM retention.explain('tickets', ARRAY[1]);
 SELECT category, soft_deleted, hard_deleted, anonymized, erased, restored,
        exports_received, exports_on_time, exports_open, holds_placed, holds_released,
        log_intact
