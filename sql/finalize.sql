@@ -241,10 +241,10 @@ BEGIN
                                   AND (r.completed_at IS NULL OR r.completed_at >= mo.ends)) AS open
           FROM months mo
          CROSS JOIN (SELECT 'erasure' AS kind, e.received_at, e.due_at, e.completed_at
-                       FROM retention.erasure_records e
+                       FROM retention.erasure_requests e
                      UNION ALL
                      SELECT 'export', x.received_at, x.due_at, x.completed_at
-                       FROM retention.export_records x) r
+                       FROM retention.export_requests x) r
          GROUP BY mo.month, r.kind
     ), holds AS (
         SELECT mo.month,
@@ -429,9 +429,16 @@ BEGIN
                        AND t.tgfoid IN ('retention.hold_guard()'::regprocedure,
                                         'retention.hold_guard_truncate()'::regprocedure))
             OR (TG_TAG IN ('DROP TRIGGER', 'ALTER TRIGGER')
-                AND (SELECT count(*) FROM pg_catalog.pg_trigger t
-                      WHERE t.tgrelid = m.tbl
-                        AND t.tgname IN ('retention_hold_guard', 'retention_hold_guard_truncate')) < 2))
+                AND ((SELECT count(*) FROM pg_catalog.pg_trigger t
+                       WHERE t.tgrelid = m.tbl
+                         AND t.tgname IN ('retention_hold_guard', 'retention_hold_guard_truncate')) < 2
+                     OR (coalesce(m.tenant_column, m.subject_column, m.category_column,
+                                  m.created_column, m.activity_column) IS NOT NULL
+                         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                                          WHERE t.tgrelid = m.tbl AND t.tgname = 'retention_hold_scope'))
+                     OR (EXISTS (SELECT 1 FROM retention.covering_holds(m.tbl) h WHERE h.frozen)
+                         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                                          WHERE t.tgrelid = m.tbl AND t.tgname = 'retention_hold_freeze')))))
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'table % is under legal hold % (%): its hold guard cannot be dropped or disabled',
@@ -574,6 +581,7 @@ BEGIN
         retention.export_data(bigint),
         retention.export_tenant(text),
         retention.explain(regclass, anyarray),
+        retention.metrics(),
         retention.reapply_deletions(timestamptz),
         retention.log_trimming(),
         retention.hold_stamping()
@@ -626,6 +634,7 @@ BEGIN
         retention.evidence_json(timestamptz, timestamptz),
         retention.preview(interval),
         retention.explain(regclass, anyarray),
+        retention.metrics(),
         retention.log_canonical(retention.deletion_log),
         retention.log_field(text)
         TO %s', grantee);
@@ -697,6 +706,8 @@ COMMENT ON FUNCTION retention.export_tenant(text) IS
     'A tenant''s rows in every managed table with a tenant column, read as the caller (e.g. before its termination''s deletion); records the delivery';
 COMMENT ON FUNCTION retention.explain(regclass, anyarray) IS
     'Per key: category (tagged or default), clock and its value, policy in force and due time, soft delete and window end, holds keeping it, queued requests, the purger''s next action and when; for a row that is gone, its deletion-log entries';
+COMMENT ON FUNCTION retention.metrics() IS
+    'Per managed table, for Prometheus: rows deleted, soft-deleted, anonymized and restored (from the log), rows due now and held back, seconds the oldest due row is overdue, last successful run, failed runs in 24 h, last error';
 COMMENT ON FUNCTION retention.guard_changing() IS 'Internal: true only while the extension changes the hold guard''s triggers';
 COMMENT ON FUNCTION retention.check_guarded_tables() IS 'Event trigger: refuses to drop or rename a column a managed table''s policy reads, and to drop or disable the hold guard of a table an active hold can cover';
 COMMENT ON FUNCTION retention.hold_stamping() IS 'Internal: true only while release_hold() or review_hold() stamps a hold';
@@ -718,6 +729,6 @@ COMMENT ON FUNCTION retention.log_field(text) IS 'Length-prefixed encoding of on
 COMMENT ON FUNCTION retention.refuse_log_change() IS 'Trigger: keeps deletion_log append-only';
 COMMENT ON FUNCTION retention.guard_hold_change() IS 'Trigger: holds are never deleted; only release and review are stamped';
 COMMENT ON FUNCTION retention.forget_dropped_tables() IS 'Event trigger: unmanages dropped tables, and refuses to drop one an active hold can cover';
-COMMENT ON FUNCTION retention.hold_guard() IS 'Trigger the extension puts on each managed table an active hold can cover (BEFORE DELETE OR UPDATE OF its scope and clock columns; BEFORE UPDATE while a frozen hold can cover it; ENABLE ALWAYS): refuses (55006) to delete a held row, to change its tenant, subject, category or clock column, or to change a frozen one at all';
+COMMENT ON FUNCTION retention.hold_guard() IS 'Row trigger the extension puts on each managed table an active hold can cover (BEFORE DELETE; AFTER UPDATE OF its scope and clock columns; BEFORE UPDATE while a frozen hold can cover it; ENABLE ALWAYS): refuses (55006) to delete a held row, to change its tenant, subject, category or clock column, or to change a frozen one at all';
 COMMENT ON FUNCTION retention.hold_guard_truncate() IS 'Trigger the extension puts on each managed table (BEFORE TRUNCATE, ENABLE ALWAYS; present exactly while an active hold can cover the table): refuses (55006) while a row of the table is held';
 COMMENT ON FUNCTION retention.covering_hold(regclass) IS 'The first active hold (id, reason) that can cover rows of a managed table; NULLs when none';

@@ -141,7 +141,8 @@ BEGIN
 END
 $$;
 
--- The guard's row trigger fires on DELETE and on UPDATE OF the scope and clock columns only.
+-- The guard's row trigger fires before DELETE; a scope trigger after UPDATE OF the scope and
+-- clock columns only.
 CREATE FUNCTION retention."guard_changing"() RETURNS bool /* bool */
 STRICT VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
@@ -149,7 +150,7 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'guard_changing_wrapper';
 REVOKE ALL ON FUNCTION retention.guard_changing() FROM PUBLIC;
 COMMENT ON FUNCTION retention.guard_changing() IS 'Internal: true only while the extension changes the hold guard''s triggers';
-COMMENT ON FUNCTION retention.hold_guard() IS 'Trigger the extension puts on each managed table an active hold can cover (BEFORE DELETE OR UPDATE OF its scope and clock columns; BEFORE UPDATE while a frozen hold can cover it; ENABLE ALWAYS): refuses (55006) to delete a held row, to change its tenant, subject, category or clock column, or to change a frozen one at all';
+COMMENT ON FUNCTION retention.hold_guard() IS 'Row trigger the extension puts on each managed table an active hold can cover (BEFORE DELETE; AFTER UPDATE OF its scope and clock columns; BEFORE UPDATE while a frozen hold can cover it; ENABLE ALWAYS): refuses (55006) to delete a held row, to change its tenant, subject, category or clock column, or to change a frozen one at all';
 
 DO $$
 DECLARE
@@ -166,11 +167,15 @@ BEGIN
                              WHERE t.tgrelid = m.tbl AND t.tgname = 'retention_hold_guard')
     LOOP
         EXECUTE format('DROP TRIGGER retention_hold_guard ON %s', r.tbl);
-        EXECUTE format('CREATE TRIGGER retention_hold_guard BEFORE DELETE%s ON %s
-                            FOR EACH ROW EXECUTE FUNCTION retention.hold_guard()',
-                       CASE WHEN r.columns IS NOT NULL THEN ' OR UPDATE OF ' || r.columns END,
-                       r.tbl);
+        EXECUTE format('CREATE TRIGGER retention_hold_guard BEFORE DELETE ON %s
+                            FOR EACH ROW EXECUTE FUNCTION retention.hold_guard()', r.tbl);
         EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_hold_guard', r.tbl);
+        IF r.columns IS NOT NULL THEN
+            EXECUTE format('CREATE TRIGGER retention_hold_scope AFTER UPDATE OF %s ON %s
+                                FOR EACH ROW EXECUTE FUNCTION retention.hold_guard()',
+                           r.columns, r.tbl);
+            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_hold_scope', r.tbl);
+        END IF;
     END LOOP;
 END
 $$;
@@ -217,9 +222,16 @@ BEGIN
                        AND t.tgfoid IN ('retention.hold_guard()'::regprocedure,
                                         'retention.hold_guard_truncate()'::regprocedure))
             OR (TG_TAG IN ('DROP TRIGGER', 'ALTER TRIGGER')
-                AND (SELECT count(*) FROM pg_catalog.pg_trigger t
-                      WHERE t.tgrelid = m.tbl
-                        AND t.tgname IN ('retention_hold_guard', 'retention_hold_guard_truncate')) < 2))
+                AND ((SELECT count(*) FROM pg_catalog.pg_trigger t
+                       WHERE t.tgrelid = m.tbl
+                         AND t.tgname IN ('retention_hold_guard', 'retention_hold_guard_truncate')) < 2
+                     OR (coalesce(m.tenant_column, m.subject_column, m.category_column,
+                                  m.created_column, m.activity_column) IS NOT NULL
+                         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                                          WHERE t.tgrelid = m.tbl AND t.tgname = 'retention_hold_scope'))
+                     OR (EXISTS (SELECT 1 FROM retention.covering_holds(m.tbl) h WHERE h.frozen)
+                         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                                          WHERE t.tgrelid = m.tbl AND t.tgname = 'retention_hold_freeze')))))
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'table % is under legal hold % (%): its hold guard cannot be dropped or disabled',
@@ -358,6 +370,26 @@ AS 'MODULE_PATHNAME', 'explain_wrapper';
 REVOKE ALL ON FUNCTION retention.explain(regclass, anyarray) FROM PUBLIC;
 COMMENT ON FUNCTION retention.explain(regclass, anyarray) IS
     'Per key: category (tagged or default), clock and its value, policy in force and due time, soft delete and window end, holds keeping it, queued requests, the purger''s next action and when; for a row that is gone, its deletion-log entries';
+CREATE FUNCTION retention."metrics"() RETURNS TABLE (
+	"table_name" TEXT,  /* String */
+	"rows_deleted" bigint,  /* i64 */
+	"rows_soft_deleted" bigint,  /* i64 */
+	"rows_anonymized" bigint,  /* i64 */
+	"rows_restored" bigint,  /* i64 */
+	"backlog_rows" bigint,  /* i64 */
+	"held_back_rows" bigint,  /* i64 */
+	"oldest_overdue_seconds" double precision,  /* Option < f64 > */
+	"last_success" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"failed_runs_24h" bigint,  /* i64 */
+	"last_error" TEXT  /* Option < String > */
+)
+STRICT STABLE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'metrics_wrapper';
+REVOKE ALL ON FUNCTION retention.metrics() FROM PUBLIC;
+COMMENT ON FUNCTION retention.metrics() IS
+    'Per managed table, for Prometheus: rows deleted, soft-deleted, anonymized and restored (from the log), rows due now and held back, seconds the oldest due row is overdue, last successful run, failed runs in 24 h, last error';
 REVOKE ALL ON FUNCTION retention.request_export(text, timestamptz, text, text),
     retention.verify_export(bigint), retention.export_data(bigint), retention.export_tenant(text)
     FROM PUBLIC;
@@ -450,10 +482,10 @@ BEGIN
                                   AND (r.completed_at IS NULL OR r.completed_at >= mo.ends)) AS open
           FROM months mo
          CROSS JOIN (SELECT 'erasure' AS kind, e.received_at, e.due_at, e.completed_at
-                       FROM retention.erasure_records e
+                       FROM retention.erasure_requests e
                      UNION ALL
                      SELECT 'export', x.received_at, x.due_at, x.completed_at
-                       FROM retention.export_records x) r
+                       FROM retention.export_requests x) r
          GROUP BY mo.month, r.kind
     ), holds AS (
         SELECT mo.month,
@@ -568,6 +600,7 @@ BEGIN
         retention.export_data(bigint),
         retention.export_tenant(text),
         retention.explain(regclass, anyarray),
+        retention.metrics(),
         retention.reapply_deletions(timestamptz),
         retention.log_trimming(),
         retention.hold_stamping()
@@ -599,6 +632,7 @@ BEGIN
         retention.evidence_json(timestamptz, timestamptz),
         retention.preview(interval),
         retention.explain(regclass, anyarray),
+        retention.metrics(),
         retention.log_canonical(retention.deletion_log),
         retention.log_field(text)
         TO %s', grantee);

@@ -321,6 +321,57 @@ mod tests {
     }
 
     /// Writes `n` valid, chained entries dated ten years ago (as if written then).
+    #[pg_test]
+    fn evidence_counts_what_the_log_and_the_records_say() {
+        seed(800);
+        Spi::run("SET LOCAL pg_retention.hold_release_grace = 0").unwrap();
+        let hold = int("SELECT retention.place_hold('case', tenant => 't1', notify => false)");
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        let deleted =
+            int("SELECT count(*) FROM retention.deletion_log WHERE action = 'hard_delete'");
+        Spi::run(&format!("SELECT retention.release_hold({hold}, 'done')")).unwrap();
+        let erasure = int("SELECT retention.request_erasure('s1')");
+        Spi::run(&format!("SELECT retention.verify_erasure({erasure})")).unwrap();
+        let erased =
+            int("SELECT count(*) FROM retention.deletion_log WHERE reason = 'erasure_request'");
+        assert!(deleted > 0 && erased > 0);
+        // The month of now, with a day of margin on both sides (one or two months).
+        let total = |column: &str| {
+            int(&format!(
+                "SELECT sum({column})::bigint FROM retention.evidence(now() - interval '1 day',
+                                                                      now() + interval '1 day')
+                  WHERE category IS NULL"
+            ))
+        };
+        assert_eq!(total("hard_deleted"), deleted);
+        assert_eq!(total("erased"), erased);
+        assert_eq!(total("erasures_received"), 1);
+        assert_eq!(total("erasures_on_time"), 1);
+        assert_eq!(total("holds_placed"), 1);
+        assert_eq!(total("holds_released"), 1);
+        assert_eq!(
+            int("SELECT sum(hard_deleted)::bigint FROM retention.evidence(now() - interval '1 day', now() + interval '1 day')
+                  WHERE category = 'conversations'"),
+            deleted
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.evidence(now() - interval '1 day', now() + interval '1 day')
+                  WHERE NOT log_intact OR log_head_id IS NULL"),
+            0
+        );
+        // The auditor duty reads it, and the archived document carries its digest.
+        Spi::run(
+            "CREATE ROLE evidence_auditor; SELECT retention.grant_auditor('evidence_auditor');
+                  SET LOCAL ROLE evidence_auditor",
+        )
+        .unwrap();
+        assert_eq!(
+            int("SELECT length(retention.evidence_json(now() - interval '1 day', now() + interval '1 day') ->> 'digest')"),
+            64
+        );
+        Spi::run("RESET ROLE").unwrap();
+    }
+
     fn old_entries(n: i64) {
         Spi::run(&format!(
             "DO $$

@@ -10,9 +10,10 @@
 //! policy reads, while a hold covers the table.
 //!
 //! Cost: a table no active hold can cover carries no trigger and pays nothing. The row trigger
-//! fires on `DELETE` and on `UPDATE OF` the scope and clock columns only (a content update
-//! does not call it), unless a frozen hold covers the table. Its column list also makes
-//! PostgreSQL itself refuse `ALTER COLUMN … TYPE` of those columns while the table is guarded.
+//! fires before `DELETE`, the scope trigger after `UPDATE OF` the scope and clock columns only
+//! (a content update calls neither, unless a frozen hold covers the table). The scope
+//! trigger's column list also makes PostgreSQL itself refuse `ALTER COLUMN … TYPE` of those
+//! columns while the table is guarded.
 //! Per row, it reads the scope columns' bytes (no output function for text columns) and
 //! compares them with the holds'. The first row a transaction touches takes the hold lock
 //! (shared, as a purge batch does: a hold placed later waits for this transaction) and
@@ -418,9 +419,9 @@ fn raise(e: RetentionError) -> ! {
     unreachable!()
 }
 
-/// `retention.hold_guard()`: the row trigger of guarded tables (`BEFORE DELETE OR UPDATE OF`
-/// the scope and clock columns; `BEFORE UPDATE` of any column while a frozen hold covers the
-/// table).
+/// `retention.hold_guard()`: the row triggers of guarded tables (`BEFORE DELETE`, `AFTER UPDATE
+/// OF` the scope and clock columns, and `BEFORE UPDATE` of any column while a frozen hold covers
+/// the table).
 #[pg_trigger]
 fn hold_guard<'a>(
     trigger: &'a PgTrigger<'a>,
@@ -574,7 +575,7 @@ pub fn sync(client: &mut pgrx::spi::SpiClient) -> Result<(), RetentionError> {
         .select(
             SYNC_SQL,
             None,
-            &[vec![TRIGGER, FREEZE_TRIGGER, TRUNCATE_TRIGGER].into()],
+            &[vec![TRIGGER, FREEZE_TRIGGER, TRUNCATE_TRIGGER, SCOPE_TRIGGER].into()],
         )?
         .map(|r| {
             Ok(Wanted {
@@ -619,52 +620,60 @@ const SYNC_SQL: &str = "
                    count(*) FILTER (WHERE t.tgname = $1[3]) > 0 AS has_truncate,
                    -- int2vector is zero-based: compare the lists as text.
                    max(pg_catalog.array_to_string(t.tgattr::int2[], ','))
-                       FILTER (WHERE t.tgname = $1[1]) AS attrs
+                       FILTER (WHERE t.tgname = $1[4]) AS attrs
               FROM pg_catalog.pg_trigger t
              WHERE t.tgrelid = w.tbl AND t.tgname = ANY($1) AND t.tgenabled = 'A') c
      WHERE (w.armed, w.armed, w.frozen,
-            CASE WHEN w.armed THEN pg_catalog.array_to_string(w.nums, ',') END)
+            CASE WHEN w.armed AND cardinality(w.nums) > 0
+                 THEN pg_catalog.array_to_string(w.nums, ',') END)
            IS DISTINCT FROM (c.has_row, c.has_truncate, c.has_freeze, c.attrs)
         OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
                     WHERE t.tgrelid = w.tbl AND t.tgname = ANY($1) AND t.tgenabled <> 'A')
      ORDER BY w.tbl";
 
-/// Creates the guard's triggers on a table, `ENABLE ALWAYS`.
+/// Creates the guard's triggers on a table, `ENABLE ALWAYS`: the row trigger before each
+/// `DELETE`; the scope trigger after each `UPDATE OF` the scope and clock columns (after, so
+/// that a content update does not make PostgreSQL fetch and lock each old row for a `BEFORE`
+/// trigger, and so that it sees the row as the statement left it); the truncate trigger; and,
+/// while a frozen hold can cover the table, the freeze trigger before every `UPDATE`.
 fn arm(client: &mut pgrx::spi::SpiClient, wanted: &Wanted) -> Result<(), RetentionError> {
     let table = &wanted.table;
-    let (row, freeze, truncate) = (
-        quote_identifier(TRIGGER),
-        quote_identifier(FREEZE_TRIGGER),
-        quote_identifier(TRUNCATE_TRIGGER),
-    );
-    let events = if wanted.columns.is_empty() {
-        "DELETE".to_string()
-    } else {
-        format!("DELETE OR UPDATE OF {}", wanted.columns.join(", "))
-    };
-    let mut sql = vec![
-        format!(
-            "CREATE TRIGGER {row} BEFORE {events} ON {table}
-                 FOR EACH ROW EXECUTE FUNCTION retention.hold_guard()"
+    let mut triggers = vec![
+        (TRIGGER, "BEFORE DELETE".to_string(), "ROW", "hold_guard"),
+        (
+            TRUNCATE_TRIGGER,
+            "BEFORE TRUNCATE".into(),
+            "STATEMENT",
+            "hold_guard_truncate",
         ),
-        format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {row}"),
-        format!(
-            "CREATE TRIGGER {truncate} BEFORE TRUNCATE ON {table}
-                 FOR EACH STATEMENT EXECUTE FUNCTION retention.hold_guard_truncate()"
-        ),
-        format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {truncate}"),
     ];
-    if wanted.frozen {
-        sql.push(format!(
-            "CREATE TRIGGER {freeze} BEFORE UPDATE ON {table}
-                 FOR EACH ROW EXECUTE FUNCTION retention.hold_guard()"
-        ));
-        sql.push(format!(
-            "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {freeze}"
+    if !wanted.columns.is_empty() {
+        let columns = wanted.columns.join(", ");
+        triggers.push((
+            SCOPE_TRIGGER,
+            format!("AFTER UPDATE OF {columns}"),
+            "ROW",
+            "hold_guard",
         ));
     }
-    for statement in sql {
-        client.update(&statement, None, &[])?;
+    if wanted.frozen {
+        triggers.push((FREEZE_TRIGGER, "BEFORE UPDATE".into(), "ROW", "hold_guard"));
+    }
+    for (name, events, level, function) in triggers {
+        let name = quote_identifier(name);
+        client.update(
+            &format!(
+                "CREATE TRIGGER {name} {events} ON {table}
+                     FOR EACH {level} EXECUTE FUNCTION retention.{function}()"
+            ),
+            None,
+            &[],
+        )?;
+        client.update(
+            &format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"),
+            None,
+            &[],
+        )?;
     }
     Ok(())
 }
@@ -678,7 +687,7 @@ pub fn remove(client: &mut pgrx::spi::SpiClient, table: &str) -> Result<(), Rete
             None,
             &[
                 table.into(),
-                vec![TRIGGER, FREEZE_TRIGGER, TRUNCATE_TRIGGER].into(),
+                vec![TRIGGER, FREEZE_TRIGGER, TRUNCATE_TRIGGER, SCOPE_TRIGGER].into(),
             ],
         )?
         .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
@@ -718,6 +727,7 @@ fn guard_changing() -> bool {
 
 /// The guard's trigger names on a managed table.
 pub const TRIGGER: &str = "retention_hold_guard";
+pub const SCOPE_TRIGGER: &str = "retention_hold_scope";
 pub const FREEZE_TRIGGER: &str = "retention_hold_freeze";
 pub const TRUNCATE_TRIGGER: &str = "retention_hold_guard_truncate";
 
@@ -794,7 +804,7 @@ mod tests {
             )
         };
         let plain = int("SELECT retention.place_hold('a', tenant => 't2', notify => false)");
-        assert_eq!(guards(), 2);
+        assert_eq!(guards(), 3, "delete, scope and truncate triggers");
         assert_eq!(
             sqlstate("UPDATE conversations SET body = 'edited' WHERE id = 2"),
             "00000"
@@ -802,7 +812,7 @@ mod tests {
         let frozen = int(
             "SELECT retention.place_hold('b', tenant => 't1', notify => false, freeze => true)",
         );
-        assert_eq!(guards(), 3, "a frozen hold adds the BEFORE UPDATE trigger");
+        assert_eq!(guards(), 4, "a frozen hold adds the BEFORE UPDATE trigger");
         assert_eq!(
             int(&format!(
                 "SELECT count(*) FROM retention.holds WHERE id = {frozen} AND frozen"
@@ -836,7 +846,7 @@ mod tests {
             10
         );
         Spi::run(&format!("SELECT retention.release_hold({frozen}, NULL)")).unwrap();
-        assert_eq!(guards(), 2);
+        assert_eq!(guards(), 3);
         assert_eq!(
             sqlstate("UPDATE conversations SET body = 'edited' WHERE id = 1"),
             "00000"
@@ -852,6 +862,14 @@ mod tests {
         for (sql, state) in [
             (
                 "DROP TRIGGER retention_hold_guard ON conversations",
+                "55006",
+            ),
+            (
+                "DROP TRIGGER retention_hold_scope ON conversations",
+                "55006",
+            ),
+            (
+                "ALTER TABLE conversations DISABLE TRIGGER retention_hold_scope",
                 "55006",
             ),
             (

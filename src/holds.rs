@@ -160,6 +160,13 @@ pub fn try_session_lock(key: LockKey) -> Result<bool, RetentionError> {
     Ok(acquire(key, true, true, true))
 }
 
+/// Whether a session waits for the purger lock this process holds as a session lock: a
+/// `retention.run()` asking to purge while the worker cycles. The worker gives way to it.
+pub fn purger_wanted() -> bool {
+    // SAFETY: asked only by the worker, during a cycle, while it holds this session lock.
+    unsafe { pg_sys::LockHasWaiters(&tag(LockKey::Purger), pg_sys::ExclusiveLock as i32, true) }
+}
+
 /// Releases a session-level lock.
 pub fn session_unlock(key: LockKey) -> Result<(), RetentionError> {
     // SAFETY: releases the session lock `try_session_lock` took on the same tag.

@@ -88,9 +88,17 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
 /// calling role meanwhile (the outermost caller, when one retention function reaches
 /// another).
 pub fn as_extension<R>(f: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, RetentionError> {
-    let owner = Spi::get_one::<pg_sys::Oid>(
-        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_retention'",
-    )?
+    // Read-only: reading functions (preview, metrics) also run on a standby.
+    let owner = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_retention'",
+                Some(1),
+                &[],
+            )?
+            .first()
+            .get_one::<pg_sys::Oid>()
+    })?
     .unwrap_or(pg_sys::InvalidOid);
     let _caller = CallerGuard::enter(caller_oid());
     let _identity = Identity::enter(owner, pg_sys::SECURITY_LOCAL_USERID_CHANGE);

@@ -22,6 +22,7 @@ mod gucs;
 mod holds;
 mod identity;
 mod managed;
+mod metrics;
 mod owner;
 mod params;
 mod policy;

@@ -58,6 +58,17 @@ pub struct Step {
 }
 
 impl Step {
+    /// How long after its clock (Expire) or its soft delete (Finish) a row of this step is due.
+    pub fn due_after(&self) -> Interval {
+        match self.phase {
+            Phase::Expire => self.segment.retain_for,
+            Phase::Finish => self
+                .segment
+                .soft_delete_window
+                .unwrap_or_else(crate::catalog::zero),
+        }
+    }
+
     pub fn act(&self, table: &Managed) -> Act {
         if self.segment.category.action == Action::Anonymize {
             return Act::Anonymize;
@@ -494,6 +505,8 @@ pub struct PreviewLine {
     pub tenant: Option<String>,
     pub held_by: Option<i64>,
     pub rows: i64,
+    /// The oldest clock (or soft delete) among the rows: the longest overdue.
+    pub oldest: Option<TimestampWithTimeZone>,
 }
 
 /// For a dry run: the rows a step's hard deletes would take now from each parent-bound child
@@ -557,7 +570,10 @@ pub fn preview(
 ) -> Result<Vec<PreviewLine>, RetentionError> {
     let held = holds_by(client, table, horizon)?;
     let mut params = Params::default();
-    let (conditions, _) = step_sql(table, step, horizon, &mut params);
+    let (conditions, order) = step_sql(table, step, horizon, &mut params);
+    let oldest = order
+        .map(|o| format!("min({o})::timestamptz"))
+        .unwrap_or_else(|| "NULL::timestamptz".into());
     let cases: Vec<String> = held
         .iter()
         .filter_map(|h| {
@@ -587,7 +603,7 @@ pub fn preview(
         .unwrap_or_else(|| "NULL::text".into());
     let sql =
         format!(
-        "SELECT {tenant}, {held_by}, count(*) FROM {} AS t WHERE {} GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT {tenant}, {held_by}, count(*), {oldest} FROM {} AS t WHERE {} GROUP BY 1, 2 ORDER BY 1, 2",
         table.display_name,
         if conditions.is_empty() { "true".into() } else { conditions.join(" AND ") }
     );
@@ -597,6 +613,7 @@ pub fn preview(
                 tenant: row.get::<String>(1)?,
                 held_by: row.get::<i64>(2)?,
                 rows: row.get::<i64>(3)?.unwrap_or(0),
+                oldest: row.get::<TimestampWithTimeZone>(4)?,
             })
         })
         .collect()

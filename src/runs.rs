@@ -379,23 +379,27 @@ fn preview(
 > {
     let horizon = crate::error::required(horizon, "horizon")?;
     catalog::check_interval("horizon", &horizon)?;
-    let rows = Spi::connect_mut(|client| -> Result<Vec<_>, RetentionError> {
-        let mut rows = Vec::new();
-        for table in Managed::load_all(client)? {
-            for step in table_steps(client, &table, horizon)? {
-                for line in purge::preview(client, &table, &step, horizon)? {
-                    rows.push((
-                        table.display_name.clone(),
-                        step.segment.category.name.clone(),
-                        line.tenant,
-                        step.act(&table).log_action().to_string(),
-                        line.rows,
-                        line.held_by,
-                    ));
+    // Read as the extension: the policy-admin and auditor duties hold EXECUTE, not rights on
+    // every retention table (application tables are read as their owners, owner.rs).
+    let rows = crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<Vec<_>, RetentionError> {
+            let mut rows = Vec::new();
+            for table in Managed::load_all(client)? {
+                for step in table_steps(client, &table, horizon)? {
+                    for line in purge::preview(client, &table, &step, horizon)? {
+                        rows.push((
+                            table.display_name.clone(),
+                            step.segment.category.name.clone(),
+                            line.tenant,
+                            step.act(&table).log_action().to_string(),
+                            line.rows,
+                            line.held_by,
+                        ));
+                    }
                 }
             }
-        }
-        Ok(rows)
+            Ok(rows)
+        })
     })?;
     Ok(TableIterator::new(rows))
 }

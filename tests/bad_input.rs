@@ -33,6 +33,10 @@ const FUNCTIONS: &[&str] = &[
     "restore",
     "run",
     "preview",
+    "verify_export",
+    "export_data",
+    "explain",
+    "evidence",
 ];
 
 const FIXTURE: &str = "
@@ -256,6 +260,27 @@ const CASES: &[Case] = &[
     case("place_hold", UNKNOWN, "SELECT retention.place_hold('r', category => 'nope')", "42704"),
     case("place_hold", UNKNOWN, "SELECT retention.place_hold('r', tbl => 'nosuch')", "42P01"),
     case("place_hold", WRONG_TYPE, "SELECT retention.place_hold('r', tenant => 't0', notify => 'maybe')", "22P02"),
+    // verify_export(request_id), export_data(request_id)
+    case("verify_export", NULL, "SELECT retention.verify_export(NULL)", "22004"),
+    case("verify_export", UNKNOWN, "SELECT retention.verify_export(999)", "42704"),
+    case("verify_export", WRONG_TYPE, "SELECT retention.verify_export('one')", "22P02"),
+    case("export_data", NULL, "SELECT * FROM retention.export_data(NULL)", "22004"),
+    case("export_data", UNKNOWN, "SELECT * FROM retention.export_data(999)", "42704"),
+    case("export_data", WRONG_TYPE, "SELECT * FROM retention.export_data('one')", "22P02"),
+    // explain(tbl, key)
+    case("explain", NULL, "SELECT * FROM retention.explain(NULL, ARRAY[1])", "22004"),
+    case("explain", NULL, "SELECT * FROM retention.explain('msgs', NULL::int[])", "22004"),
+    case("explain", UNKNOWN, "SELECT * FROM retention.explain('nosuch', ARRAY[1])", "42P01"),
+    case("explain", UNKNOWN, "SELECT * FROM retention.explain('plain', ARRAY[1])", "42704"),
+    case("explain", WRONG_OBJECT, "SELECT * FROM retention.explain('v', ARRAY[1])", "42809"),
+    case("explain", EMPTY_KEYS, "SELECT * FROM retention.explain('msgs', '{}'::int[])", "22023"),
+    case("explain", KEY_SHAPE, "SELECT * FROM retention.explain('pairs', ARRAY[1])", "22023"),
+    case("explain", KEY_TYPE, "SELECT * FROM retention.explain('msgs', ARRAY['abc'])", "22P02"),
+    // evidence(since, until)
+    case("evidence", NULL, "SELECT * FROM retention.evidence(NULL, now())", "22004"),
+    case("evidence", NEGATIVE, "SELECT * FROM retention.evidence(now(), now() - interval '1 day')", "22023"),
+    case("evidence", ABSURD, "SELECT * FROM retention.evidence('-infinity', now())", "22023"),
+    case("evidence", WRONG_TYPE, "SELECT * FROM retention.evidence('soon', now())", "22007"),
     // release_hold(hold_id, note) and review_hold(hold_id, note)
     case("release_hold", NULL, "SELECT retention.release_hold(NULL, 'x')", "22004"),
     case("release_hold", UNKNOWN, "SELECT retention.release_hold(999, 'x')", "42704"),

@@ -233,3 +233,63 @@ fn two_purgers_never_work_on_one_database_at_once() {
         ) > before
     });
 }
+
+/// `retention.run()` called while the worker is in a throttled cycle takes over after the
+/// worker's current batch (or throttle pause), instead of waiting for the whole cycle; every
+/// row is still logged exactly once.
+#[test]
+fn run_takes_over_from_a_throttled_worker() {
+    let cluster = Cluster::start(
+        "takeover",
+        &[
+            "pg_retention.database = 'app'",
+            "pg_retention.naptime = 1",
+            "pg_retention.batch_size = 10",
+            // 5,000 rows at 20 rows/s: the worker's cycle would take four minutes.
+            "pg_retention.max_rows_per_second = 20",
+        ],
+    );
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(SEED_CATEGORIES).unwrap();
+    db.batch_execute(
+        "CREATE TABLE backlog (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+         CREATE INDEX ON backlog (created_at);
+         INSERT INTO backlog SELECT i, now() - interval '2 years' FROM generate_series(1, 5000) i;
+         SELECT retention.manage('backlog', 'conversations', created_column => 'created_at');",
+    )
+    .unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "the worker to start on the backlog",
+        || count(&mut db, "SELECT count(*) FROM backlog") < 5000,
+    );
+    let by_run: i64 = db
+        .query_one(
+            "SELECT sum(hard_deleted)::bigint FROM retention.run() WHERE table_name = 'public.backlog'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        by_run > 4000,
+        "run() purged the backlog itself ({by_run} rows)"
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM backlog"), 0);
+    assert!(cluster
+        .server_log()
+        .contains("gave way to retention.run() in this database"));
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(DISTINCT row_key) FROM retention.deletion_log WHERE table_name = 'public.backlog'"
+        ),
+        5000
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.backlog'"
+        ),
+        5000
+    );
+}

@@ -5,7 +5,8 @@ use crate::cascade::take_cascaded;
 use crate::error::RetentionError;
 use crate::gucs;
 use crate::holds::{
-    forget_busy, in_recovery, lock_was_busy, session_unlock, try_session_lock, yield_locks, LockKey,
+    forget_busy, in_recovery, lock_was_busy, purger_wanted, session_unlock, try_session_lock,
+    yield_locks, LockKey,
 };
 use crate::managed::Managed;
 use crate::purge;
@@ -87,17 +88,24 @@ fn schema_ready(waiting_logged: &mut bool) -> bool {
     }
 }
 
-/// Sleeps as long as `pg_retention.max_rows_per_second` asks after `rows` rows in `spent`;
-/// false when asked to stop.
+/// Sleeps as long as `pg_retention.max_rows_per_second` asks after `rows` rows in `spent`,
+/// in slices of at most 100 ms so that a waiting `retention.run()` is noticed; false when asked
+/// to stop, or to give way to `run()`.
 fn throttle(rows: i64, spent: Duration) -> bool {
     let limit = gucs::MAX_ROWS_PER_SECOND.get();
     if limit > 0 && rows > 0 {
         let budget = Duration::from_secs_f64(rows as f64 / limit as f64);
-        if budget > spent && !BackgroundWorker::wait_latch(Some(budget - spent)) {
-            STOP.store(true, Ordering::SeqCst);
+        let mut left = budget.saturating_sub(spent);
+        while !left.is_zero() && !purger_wanted() {
+            let slice = left.min(Duration::from_millis(100));
+            if !BackgroundWorker::wait_latch(Some(slice)) {
+                STOP.store(true, Ordering::SeqCst);
+                break;
+            }
+            left = left.saturating_sub(slice);
         }
     }
-    !stopping()
+    !stopping() && !purger_wanted()
 }
 
 /// Purges one table batch by batch; returns what was done (with the error, if one stopped it,
@@ -129,6 +137,10 @@ fn purge_table(table: &Managed, run_id: i64, cascaded: &mut Vec<(String, i64)>) 
                 Ok(rows) => {
                     cascaded.extend(children);
                     outcome.add(act, rows);
+                    if purger_wanted() {
+                        outcome.yielded = true;
+                        return outcome;
+                    }
                     if !throttle(rows, started.elapsed()) || rows < batch_size {
                         break;
                     }
@@ -181,6 +193,14 @@ fn cycle(first: bool) {
                 break;
             }
             outcomes.push(purge_table(table, run_id, &mut cascaded));
+            if purger_wanted() {
+                break;
+            }
+        }
+        // A retention.run() waiting for this cycle takes over: it runs a whole cycle itself.
+        let taken_over = purger_wanted();
+        if taken_over {
+            log!("pg_retention: gave way to retention.run() in this database; the next cycle continues");
         }
         let steps: [runs::CycleStep; 3] = [
             ("retention.deletion_queue", &|| runs::process_queue(run_id)),
@@ -190,7 +210,7 @@ fn cycle(first: bool) {
             ("retention.deletion_log", &runs::trim_log),
         ];
         for (name, step) in steps {
-            if stopping() {
+            if stopping() || taken_over {
                 break;
             }
             let result = in_transaction(step);
