@@ -19,10 +19,11 @@ pub static MAX_ROWS_PER_SECOND: GucSetting<i32> = GucSetting::<i32>::new(5000);
 /// The shortest period, in days, the deletion log may keep its entries (postgresql.conf only:
 /// a DBA's decision, not a policy admin's).
 pub static LOG_FLOOR_DAYS: GucSetting<i32> = GucSetting::<i32>::new(365);
-/// Seconds a released hold keeps what it held from the extension's own paths (purge, customer
+/// How long a released hold keeps what it held from the extension's own paths (purge, customer
 /// deletion, erasure): a release does not unleash an immediate purge of everything it kept.
 /// Stamped on the hold at its release (`holds.grace_until`); 0 frees rows at once.
-pub static HOLD_RELEASE_GRACE: GucSetting<i32> = GucSetting::<i32>::new(7 * 86_400);
+pub static HOLD_RELEASE_GRACE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"7 days"));
 /// Days of retention.runs history kept.
 pub static RUN_HISTORY_DAYS: GucSetting<i32> = GucSetting::<i32>::new(30);
 
@@ -93,17 +94,23 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
-    GucRegistry::define_int_guc(
+    GucRegistry::define_string_guc(
         c"pg_retention.hold_release_grace",
         c"How long a released hold still keeps its rows from the extension's purges and deletions.",
-        c"Stamped on the hold when it is released; 0 frees the rows at once.",
+        c"An interval ('7 days', '12h', or seconds), stamped on the hold when it is released; 0 frees the rows at once.",
         &HOLD_RELEASE_GRACE,
-        0,
-        i32::MAX,
         GucContext::Suset,
-        GucFlags::UNIT_S,
+        GucFlags::default(),
     );
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"pg_retention".as_ptr()) };
+}
+
+/// `pg_retention.hold_release_grace` as interval text (checked where it is used).
+pub fn hold_release_grace() -> String {
+    HOLD_RELEASE_GRACE
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "7 days".into())
 }
 
 /// The worker's databases, parsed from `pg_retention.database`.

@@ -553,6 +553,7 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
     Ok(crate::identity::as_extension(|| {
         Spi::connect_mut(|client| -> Result<(), RetentionError> {
             let notify_customer = lock_active(client, hold_id)?;
+            let grace = release_grace(client)?;
             let freed = freed_by(client, hold_id)?;
             let caller = crate::identity::caller_name();
             stamp(|| {
@@ -560,7 +561,7 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
                     client.update(
                         "UPDATE retention.holds SET released_at = now(), released_by = $3,
                             release_note = $2, rows_freed = $4,
-                            grace_until = now() + $5::bigint * interval '1 second'
+                            grace_until = now() + $5
                           WHERE id = $1",
                         None,
                         &[
@@ -568,7 +569,7 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
                             note.into(),
                             caller.into(),
                             freed.into(),
-                            i64::from(crate::gucs::HOLD_RELEASE_GRACE.get()).into(),
+                            grace.into(),
                         ],
                     )
                 } else {
@@ -588,6 +589,30 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
             Ok(())
         })
     })?)
+}
+
+/// `pg_retention.hold_release_grace` as an interval; 22023 unless it is one, and not negative.
+fn release_grace(client: &SpiClient) -> Result<Interval, RetentionError> {
+    let text = crate::gucs::hold_release_grace();
+    let bad = || {
+        RetentionError::InvalidValue(format!(
+            "pg_retention.hold_release_grace must be an interval of 0 or more, not \"{text}\""
+        ))
+    };
+    let parsed = crate::subxact::isolate(|| -> Result<Option<(Interval, bool)>, RetentionError> {
+        let row = client
+            .select(
+                "SELECT $1::interval, $1::interval < interval '0'",
+                Some(1),
+                &[text.as_str().into()],
+            )?
+            .first();
+        Ok(row.get::<Interval>(1)?.zip(row.get::<bool>(2)?))
+    });
+    match parsed {
+        Ok(Ok(Some((grace, false)))) => Ok(grace),
+        _ => Err(bad()),
+    }
 }
 
 /// Rows hold `hold_id` covers that no other hold keeps: what its release frees. Counted in
@@ -780,7 +805,17 @@ mod tests {
             int(&format!("SELECT rows_freed FROM retention.holds WHERE id = {both}")),
             int("SELECT count(*) FROM conversations WHERE subject = 's1' AND tenant NOT IN ('t0', 't1')")
         );
-        // With no grace, a release frees at once.
+        // The grace is an interval of 0 or more; with none, a release frees at once.
+        for bad in ["soon", "-1 day"] {
+            Spi::run(&format!(
+                "SET LOCAL pg_retention.hold_release_grace = '{bad}'"
+            ))
+            .unwrap();
+            assert_eq!(
+                sqlstate(&format!("SELECT retention.release_hold({other}, NULL)")),
+                "22023"
+            );
+        }
         Spi::run("SET LOCAL pg_retention.hold_release_grace = 0").unwrap();
         Spi::run(&format!("SELECT retention.release_hold({other}, NULL)")).unwrap();
         Spi::run("SELECT * FROM retention.run()").unwrap();
