@@ -511,6 +511,12 @@ SELECT NULL, NULL, last.id, last.started_at, last.status, last.rows_acted, last.
   LEFT JOIN LATERAL (SELECT r.id, r.started_at, r.status, r.rows_acted, r.error
                        FROM retention.runs r ORDER BY r.id DESC LIMIT 1) last ON true;
 
+-- What each running purger does now (the worker's cycle, or a session's run()), in the style of
+-- pg_stat_progress_vacuum: from shared memory (src/progress.rs).
+CREATE VIEW retention.progress AS
+SELECT p.* FROM retention.progress_rows() p;
+COMMENT ON VIEW retention.progress IS 'Running purgers of this database: pid, worker or run, table, step of steps, rows done, estimated rows left in the step, rows per second, whether throttled, when the table started';
+
 CREATE VIEW retention.holds_due_for_review AS
 SELECT h.*
   FROM retention.holds h
@@ -593,7 +599,7 @@ BEGIN
         retention.categories, retention.holds, retention.status, retention.queued_deletions,
         retention.erasure_requests, retention.overdue_erasure_requests,
         retention.export_records, retention.export_deliveries, retention.export_requests,
-        retention.overdue_export_requests TO %s', grantee);
+        retention.overdue_export_requests, retention.progress TO %s', grantee);
 END
 $$;
 
@@ -642,7 +648,8 @@ BEGIN
         retention.holds, retention.notifications, retention.categories, retention.status,
         retention.erasure_requests, retention.overdue_erasure_requests,
         retention.holds_due_for_review, retention.export_requests,
-        retention.overdue_export_requests, retention.export_deliveries TO %s', grantee);
+        retention.overdue_export_requests, retention.export_deliveries, retention.progress
+        TO %s', grantee);
 END
 $$;
 
@@ -708,6 +715,7 @@ COMMENT ON FUNCTION retention.explain(regclass, anyarray) IS
     'Per key: category (tagged or default), clock and its value, policy in force and due time, soft delete and window end, holds keeping it, queued requests, the purger''s next action and when; for a row that is gone, its deletion-log entries';
 COMMENT ON FUNCTION retention.metrics() IS
     'Per managed table, for Prometheus: rows deleted, soft-deleted, anonymized and restored (from the log), rows due now and held back, seconds the oldest due row is overdue, last successful run, failed runs in 24 h, last error';
+COMMENT ON FUNCTION retention.progress_rows() IS 'The function behind the view retention.progress';
 COMMENT ON FUNCTION retention.guard_changing() IS 'Internal: true only while the extension changes the hold guard''s triggers';
 COMMENT ON FUNCTION retention.check_guarded_tables() IS 'Event trigger: refuses to drop or rename a column a managed table''s policy reads, and to drop or disable the hold guard of a table an active hold can cover';
 COMMENT ON FUNCTION retention.hold_stamping() IS 'Internal: true only while release_hold() or review_hold() stamps a hold';

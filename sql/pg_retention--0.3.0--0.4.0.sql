@@ -390,6 +390,29 @@ AS 'MODULE_PATHNAME', 'metrics_wrapper';
 REVOKE ALL ON FUNCTION retention.metrics() FROM PUBLIC;
 COMMENT ON FUNCTION retention.metrics() IS
     'Per managed table, for Prometheus: rows deleted, soft-deleted, anonymized and restored (from the log), rows due now and held back, seconds the oldest due row is overdue, last successful run, failed runs in 24 h, last error';
+CREATE FUNCTION retention."progress_rows"() RETURNS TABLE (
+	"pid" INT,  /* i32 */
+	"purger" TEXT,  /* String */
+	"table_name" TEXT,  /* Option < String > */
+	"step" INT,  /* i32 */
+	"steps" INT,  /* i32 */
+	"rows_done" bigint,  /* i64 */
+	"rows_remaining_estimate" bigint,  /* i64 */
+	"rows_per_second" double precision,  /* f64 */
+	"throttled" bool,  /* bool */
+	"table_started_at" timestamp with time zone  /* Option < TimestampWithTimeZone > */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'progress_rows_wrapper';
+REVOKE ALL ON FUNCTION retention.progress_rows() FROM PUBLIC;
+COMMENT ON FUNCTION retention.progress_rows() IS 'The function behind the view retention.progress';
+-- What each running purger does now (the worker's cycle, or a session's run()), in the style of
+-- pg_stat_progress_vacuum: from shared memory (src/progress.rs).
+CREATE VIEW retention.progress AS
+SELECT p.* FROM retention.progress_rows() p;
+COMMENT ON VIEW retention.progress IS 'Running purgers of this database: pid, worker or run, table, step of steps, rows done, estimated rows left in the step, rows per second, whether throttled, when the table started';
 REVOKE ALL ON FUNCTION retention.request_export(text, timestamptz, text, text),
     retention.verify_export(bigint), retention.export_data(bigint), retention.export_tenant(text)
     FROM PUBLIC;
@@ -612,7 +635,7 @@ BEGIN
         retention.categories, retention.holds, retention.status, retention.queued_deletions,
         retention.erasure_requests, retention.overdue_erasure_requests,
         retention.export_records, retention.export_deliveries, retention.export_requests,
-        retention.overdue_export_requests TO %s', grantee);
+        retention.overdue_export_requests, retention.progress TO %s', grantee);
 END
 $$;
 
@@ -640,7 +663,8 @@ BEGIN
         retention.holds, retention.notifications, retention.categories, retention.status,
         retention.erasure_requests, retention.overdue_erasure_requests,
         retention.holds_due_for_review, retention.export_requests,
-        retention.overdue_export_requests, retention.export_deliveries TO %s', grantee);
+        retention.overdue_export_requests, retention.export_deliveries, retention.progress
+        TO %s', grantee);
 END
 $$;
 

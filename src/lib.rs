@@ -26,6 +26,7 @@ mod metrics;
 mod owner;
 mod params;
 mod policy;
+mod progress;
 mod purge;
 mod reapply;
 mod regclass;
@@ -47,6 +48,7 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     guard::init();
+    progress::init();
     worker::init();
 }
 

@@ -499,6 +499,30 @@ pub fn batch(
     Ok(rows)
 }
 
+/// The planner's estimate of a step's due rows now, for `retention.progress` (no rows are
+/// read: EXPLAIN, as the table's owner).
+pub fn estimate(
+    client: &mut SpiClient,
+    table: &Managed,
+    step: &Step,
+) -> Result<i64, RetentionError> {
+    let mut params = Params::default();
+    let (mut conditions, _) = step_sql(table, step, crate::catalog::zero(), &mut params);
+    conditions.push("true".into());
+    let sql = format!(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM {} AS t WHERE {}",
+        table.display_name,
+        conditions.join(" AND ")
+    );
+    // A read-write SPI call: PostgreSQL refuses EXPLAIN in a read-only one.
+    let plan = owner::update(client, table, &sql, params.args())?
+        .first()
+        .get_one::<pgrx::Json>()?;
+    Ok(plan
+        .and_then(|p| p.0[0]["Plan"]["Plan Rows"].as_f64())
+        .unwrap_or(0.0) as i64)
+}
+
 /// One line of a preview: rows of a step due by `now() + horizon`, per tenant, and the hold
 /// keeping them back (None: they will be acted on).
 pub struct PreviewLine {

@@ -144,11 +144,16 @@ fn purge_table(
 ) -> Result<TableOutcome, RetentionError> {
     Spi::connect_mut(|client| {
         let mut outcome = TableOutcome::new(&table.display_name);
-        for step in table_steps(client, table, crate::catalog::zero())? {
+        let steps = table_steps(client, table, crate::catalog::zero())?;
+        let mut progress = crate::progress::Entry::start(false);
+        progress.table(&table.display_name, steps.len());
+        for (number, step) in steps.iter().enumerate() {
+            progress.step(number + 1, purge::estimate(client, table, step)?);
             let act = step.act(table);
             loop {
-                let rows = purge::batch(client, table, &step, Some(run_id), batch_size)?;
+                let rows = purge::batch(client, table, step, Some(run_id), batch_size)?;
                 outcome.add(act, rows);
+                progress.rows(rows);
                 if rows < batch_size {
                     break;
                 }

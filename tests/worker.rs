@@ -263,6 +263,27 @@ fn run_takes_over_from_a_throttled_worker() {
         "the worker to start on the backlog",
         || count(&mut db, "SELECT count(*) FROM backlog") < 5000,
     );
+    // retention.progress shows the worker on the backlog: rows done, the planner's estimate of
+    // what its step has left, and its throttle pauses.
+    wait_for(
+        Duration::from_secs(30),
+        "the worker's progress line",
+        || {
+            count(
+                &mut db,
+                "SELECT count(*) FROM retention.progress
+              WHERE purger = 'worker' AND table_name = 'public.backlog' AND step = 1
+                AND steps = 1 AND rows_done > 0 AND rows_remaining_estimate > 0
+                AND rows_per_second > 0 AND table_started_at <= now()",
+            ) == 1
+        },
+    );
+    wait_for(Duration::from_secs(30), "a throttle pause", || {
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention.progress WHERE throttled",
+        ) == 1
+    });
     let by_run: i64 = db
         .query_one(
             "SELECT sum(hard_deleted)::bigint FROM retention.run() WHERE table_name = 'public.backlog'",

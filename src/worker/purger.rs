@@ -91,11 +91,12 @@ fn schema_ready(waiting_logged: &mut bool) -> bool {
 /// Sleeps as long as `pg_retention.max_rows_per_second` asks after `rows` rows in `spent`,
 /// in slices of at most 100 ms so that a waiting `retention.run()` is noticed; false when asked
 /// to stop, or to give way to `run()`.
-fn throttle(rows: i64, spent: Duration) -> bool {
+fn throttle(rows: i64, spent: Duration, progress: &crate::progress::Entry) -> bool {
     let limit = gucs::MAX_ROWS_PER_SECOND.get();
     if limit > 0 && rows > 0 {
         let budget = Duration::from_secs_f64(rows as f64 / limit as f64);
         let mut left = budget.saturating_sub(spent);
+        progress.throttled(!left.is_zero());
         while !left.is_zero() && !purger_wanted() {
             let slice = left.min(Duration::from_millis(100));
             if !BackgroundWorker::wait_latch(Some(slice)) {
@@ -104,6 +105,7 @@ fn throttle(rows: i64, spent: Duration) -> bool {
             }
             left = left.saturating_sub(slice);
         }
+        progress.throttled(false);
     }
     !stopping() && !purger_wanted()
 }
@@ -111,7 +113,12 @@ fn throttle(rows: i64, spent: Duration) -> bool {
 /// Purges one table batch by batch; returns what was done (with the error, if one stopped it,
 /// or `yielded` when it gave way to a transaction holding one of the extension's locks).
 /// Rows cascades deleted from child tables in committed batches go to `cascaded`.
-fn purge_table(table: &Managed, run_id: i64, cascaded: &mut Vec<(String, i64)>) -> TableOutcome {
+fn purge_table(
+    table: &Managed,
+    run_id: i64,
+    cascaded: &mut Vec<(String, i64)>,
+    progress: &mut crate::progress::Entry,
+) -> TableOutcome {
     let mut outcome = TableOutcome::new(&table.display_name);
     let steps = match in_transaction(|| {
         Spi::connect(|client| runs::table_steps(client, table, crate::catalog::zero()))
@@ -122,8 +129,11 @@ fn purge_table(table: &Managed, run_id: i64, cascaded: &mut Vec<(String, i64)>) 
             return outcome;
         }
     };
+    progress.table(&table.display_name, steps.len());
     let batch_size = gucs::BATCH_SIZE.get() as i64;
-    for step in &steps {
+    for (number, step) in steps.iter().enumerate() {
+        let estimate = in_transaction(|| Spi::connect_mut(|c| purge::estimate(c, table, step)));
+        progress.step(number + 1, estimate.unwrap_or(0));
         let act = step.act(table);
         loop {
             let started = Instant::now();
@@ -137,11 +147,12 @@ fn purge_table(table: &Managed, run_id: i64, cascaded: &mut Vec<(String, i64)>) 
                 Ok(rows) => {
                     cascaded.extend(children);
                     outcome.add(act, rows);
+                    progress.rows(rows);
                     if purger_wanted() {
                         outcome.yielded = true;
                         return outcome;
                     }
-                    if !throttle(rows, started.elapsed()) || rows < batch_size {
+                    if !throttle(rows, started.elapsed(), progress) || rows < batch_size {
                         break;
                     }
                 }
@@ -185,6 +196,7 @@ fn cycle(first: bool) {
         Spi::connect_mut(|client| Ok((runs::start(client, "worker")?, Managed::load_all(client)?)))
     });
     if let Ok((run_id, tables)) = started {
+        let mut progress = crate::progress::Entry::start(true);
         let mut outcomes = Vec::with_capacity(tables.len());
         let mut cascaded = Vec::new();
         for table in &tables {
@@ -192,7 +204,7 @@ fn cycle(first: bool) {
             if stopping() || !gucs::ENABLED.get() {
                 break;
             }
-            outcomes.push(purge_table(table, run_id, &mut cascaded));
+            outcomes.push(purge_table(table, run_id, &mut cascaded, &mut progress));
             if purger_wanted() {
                 break;
             }
