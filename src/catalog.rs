@@ -22,6 +22,16 @@ pub enum Clock {
 }
 
 impl Clock {
+    /// The name `define_category` takes and `category_definitions.clock` stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Created => "created",
+            Clock::LastActivity => "last_activity",
+            Clock::Event => "event",
+            Clock::Parent => "parent",
+        }
+    }
+
     fn parse(s: &str) -> Result<Self, RetentionError> {
         Ok(match s {
             "created" => Clock::Created,

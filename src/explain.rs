@@ -38,6 +38,12 @@ type Explained = (
     JsonB,
 );
 
+/// The categories and tenant overrides, read once per call.
+struct Policy {
+    categories: Vec<Category>,
+    overrides: std::collections::BTreeMap<String, Vec<policy::Override>>,
+}
+
 /// What the table says of one present row.
 struct Present {
     key: serde_json::Value,
@@ -109,10 +115,14 @@ fn explain(
                         .map(|k| k.map(|k| k.0).unwrap_or_default())
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let policy = Policy {
+                categories: catalog::load_all(client)?,
+                overrides: policy::overrides(client)?,
+            };
             let mut rows = Vec::new();
             for key in requested {
                 rows.push(match present.iter().find(|p| p.key == key) {
-                    Some(row) => explain_present(client, &table, row)?,
+                    Some(row) => explain_present(client, &table, &policy, row)?,
                     None => explain_gone(client, &table, key)?,
                 });
             }
@@ -167,17 +177,18 @@ fn present_rows(
 fn explain_present(
     client: &mut SpiClient,
     table: &Managed,
+    policy: &Policy,
     row: &Present,
 ) -> Result<Explained, RetentionError> {
-    let categories = catalog::load_all(client)?;
-    let category = categories
+    let category = policy
+        .categories
         .iter()
         .find(|c| c.name == row.category)
         .ok_or_else(|| RetentionError::UnknownCategory(row.category.clone()))?;
-    let overrides = policy::overrides(client)?;
-    let (retain_for, window) = policy::in_force(category, row.tenant.as_deref(), &overrides);
+    let (retain_for, window) = policy::in_force(category, row.tenant.as_deref(), &policy.overrides);
     let overridden = row.tenant.as_deref().is_some_and(|t| {
-        overrides
+        policy
+            .overrides
             .get(&category.name)
             .is_some_and(|list| list.iter().any(|o| o.tenant == t))
     });
@@ -192,7 +203,7 @@ fn explain_present(
         true,
         Some(category.name.clone()),
         Some(row.tagged),
-        Some(clock_name(category.clock).into()),
+        Some(category.clock.as_str().into()),
         clock_value,
         Some(retain_for),
         Some(
@@ -244,15 +255,6 @@ fn explain_gone(
         None,
         log,
     ))
-}
-
-fn clock_name(clock: Clock) -> &'static str {
-    match clock {
-        Clock::Created => "created",
-        Clock::LastActivity => "last_activity",
-        Clock::Event => "event",
-        Clock::Parent => "parent",
-    }
 }
 
 /// The time the row's clock started: its created or activity column, its tenant's event, or

@@ -63,6 +63,8 @@ struct Guarded {
     subject: Option<Column>,
     category: Option<Column>,
     clocks: Vec<Column>,
+    /// Whether some hold scopes by tenant, subject, category: only those columns are read.
+    scoped: [bool; 3],
 }
 
 thread_local! {
@@ -161,7 +163,13 @@ fn load(
         .into_iter()
         .filter_map(|c| column(c).transpose())
         .collect::<Result<_, _>>()?;
+    let scoped = [
+        holds.iter().any(|h| h.tenant.is_some()),
+        holds.iter().any(|h| h.subject.is_some()),
+        holds.iter().any(|h| h.category.is_some()),
+    ];
     Ok(Guarded {
+        scoped,
         holds,
         tenant,
         subject,
@@ -362,16 +370,11 @@ impl Guarded {
                 .filter(|_| needed)
                 .and_then(|c| c.text(tuple, tupdesc))
         };
-        let tenant = read(&self.tenant, self.holds.iter().any(|h| h.tenant.is_some()));
-        let subject = read(
-            &self.subject,
-            self.holds.iter().any(|h| h.subject.is_some()),
-        );
-        let category = read(
-            &self.category,
-            self.holds.iter().any(|h| h.category.is_some()),
-        )
-        .unwrap_or(self.default_category.as_bytes());
+        let [by_tenant, by_subject, by_category] = self.scoped;
+        let tenant = read(&self.tenant, by_tenant);
+        let subject = read(&self.subject, by_subject);
+        let category =
+            read(&self.category, by_category).unwrap_or(self.default_category.as_bytes());
         self.holds.iter().filter(move |h| {
             h.tenant
                 .as_ref()
