@@ -283,6 +283,61 @@ SELECT r.*, now() - r.due_at AS overdue_by
 COMMENT ON VIEW retention.overdue_export_requests IS 'Export requests past their 30-day due date and not delivered';
 
 
+-- Redaction on write (retention.redact()): one rule per table, and the counts of what the row
+-- trigger replaced, per statement (never what it replaced).
+CREATE TABLE retention.redaction_rules (
+    tbl            regclass CONSTRAINT redaction_rules_pkey PRIMARY KEY,
+    columns        text[] NOT NULL
+                   CONSTRAINT redaction_has_columns CHECK (cardinality(columns) > 0),
+    detectors      text[] NOT NULL
+                   CONSTRAINT redaction_detectors_known
+                   CHECK (cardinality(detectors) > 0
+                          AND detectors <@ ARRAY['card', 'email', 'phone', 'iban', 'ssn', 'custom']),
+    patterns       text[] NOT NULL DEFAULT '{}',
+    replacement    text NOT NULL,
+    redacted_since timestamptz NOT NULL DEFAULT now(),
+    redacted_by    name NOT NULL,
+    CONSTRAINT redaction_custom_has_patterns
+        CHECK (('custom' = ANY (detectors)) = (cardinality(patterns) > 0))
+);
+COMMENT ON TABLE retention.redaction_rules IS 'Tables whose text columns are redacted on write (retention.redact()): columns, detectors, custom patterns, replacement, who and since when';
+COMMENT ON COLUMN retention.redaction_rules.patterns IS 'The custom detector''s regular expressions (PostgreSQL syntax)';
+COMMENT ON COLUMN retention.redaction_rules.replacement IS 'What replaces each identifier found; %s stands for the detector''s name';
+
+CREATE TABLE retention.redaction_tallies (
+    day         date NOT NULL,
+    table_name  text NOT NULL,
+    column_name text NOT NULL,
+    detector    text NOT NULL
+                CONSTRAINT tally_detector_known
+                CHECK (detector IN ('card', 'email', 'phone', 'iban', 'ssn', 'custom')),
+    redactions  bigint NOT NULL CONSTRAINT tally_redactions_positive CHECK (redactions > 0)
+);
+CREATE INDEX redaction_tallies_day ON retention.redaction_tallies (day);
+COMMENT ON TABLE retention.redaction_tallies IS 'Identifiers replaced on write, per statement, day (UTC), table (schema.name, as format(''%I.%I'')), column and detector; never what was replaced. Kept after unredact() and DROP TABLE, as evidence';
+
+CREATE VIEW retention.redaction_counts AS
+SELECT t.day, t.table_name, t.column_name, t.detector, sum(t.redactions)::bigint AS redactions
+  FROM retention.redaction_tallies t
+ GROUP BY t.day, t.table_name, t.column_name, t.detector;
+COMMENT ON VIEW retention.redaction_counts IS 'Identifiers redacted on write per day (UTC), table, column and detector';
+
+CREATE VIEW retention.redactions AS
+SELECT r.tbl, c.column_name, r.detectors, r.patterns, r.replacement, r.redacted_since,
+       r.redacted_by,
+       coalesce((SELECT sum(t.redactions) FROM retention.redaction_tallies t
+                  WHERE t.table_name = (SELECT pg_catalog.format('%I.%I', n.nspname, k.relname)
+                                          FROM pg_catalog.pg_class k
+                                          JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
+                                         WHERE k.oid = r.tbl)
+                    AND t.column_name = c.column_name
+                    AND t.day >= (r.redacted_since AT TIME ZONE 'UTC')::date), 0)::bigint
+           AS redacted_values
+  FROM retention.redaction_rules r
+ CROSS JOIN LATERAL unnest(r.columns) AS c(column_name);
+COMMENT ON VIEW retention.redactions IS 'What is redacted where: one row per redacted column, with its detectors, replacement, since when, and the identifiers replaced in it since';
+
+
 -- Configuration and records that pg_dump must carry.
 SELECT pg_catalog.pg_extension_config_dump('retention.category_definitions', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.managed_tables', '');
@@ -305,3 +360,5 @@ SELECT pg_catalog.pg_extension_config_dump('retention.export_records', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.export_records_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.export_deliveries', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.export_deliveries_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.redaction_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.redaction_tallies', '');

@@ -175,7 +175,7 @@ RETURNS TABLE (month date, category text,
                exports_received bigint, exports_on_time bigint, exports_late bigint,
                exports_open bigint,
                holds_placed bigint, holds_released bigint, holds_reviewed bigint,
-               holds_overdue_for_review bigint,
+               holds_overdue_for_review bigint, redactions bigint,
                log_intact boolean, log_head_id bigint, log_head_hash text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -258,6 +258,13 @@ BEGIN
                    AS overdue
           FROM months mo CROSS JOIN retention.holds h
          GROUP BY mo.month
+    ), redacted AS (
+        SELECT mo.month, sum(t.redactions)::bigint AS redactions
+          FROM months mo
+          JOIN retention.redaction_counts t
+            ON (t.day::timestamp AT TIME ZONE 'UTC') >= mo.starts
+           AND (t.day::timestamp AT TIME ZONE 'UTC') < mo.ends
+         GROUP BY mo.month
     )
     SELECT mo.month, NULL::text,
            coalesce(sum(c.soft_deleted), 0)::bigint, coalesce(sum(c.hard_deleted), 0)::bigint,
@@ -269,25 +276,26 @@ BEGIN
            coalesce(max(x.received), 0), coalesce(max(x.on_time), 0), coalesce(max(x.late), 0),
            coalesce(max(x.open), 0),
            coalesce(max(h.placed), 0), coalesce(max(h.released), 0), coalesce(max(h.reviewed), 0),
-           coalesce(max(h.overdue), 0),
+           coalesce(max(h.overdue), 0), coalesce(max(rd.redactions), 0),
            broken IS NULL OR broken > head_id, head_id, encode(head_hash, 'hex')
       FROM months mo
       LEFT JOIN per_category c ON c.month = mo.month
       LEFT JOIN requests e ON e.month = mo.month AND e.kind = 'erasure'
       LEFT JOIN requests x ON x.month = mo.month AND x.kind = 'export'
       LEFT JOIN holds h ON h.month = mo.month
+      LEFT JOIN redacted rd ON rd.month = mo.month
      GROUP BY mo.month, mo.starts, mo.ends
     UNION ALL
     SELECT c.month, c.category, c.soft_deleted, c.hard_deleted, c.anonymized, c.erased,
            c.restored, c.held_back,
-           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
            broken IS NULL OR broken > head_id, head_id, encode(head_hash, 'hex')
       FROM per_category c
      ORDER BY 1, 2 NULLS FIRST;
 END
 $$;
 COMMENT ON FUNCTION retention.evidence(timestamptz, timestamptz) IS
-    'Evidence for auditors, per month and category: rows soft-deleted, hard-deleted, anonymized, erased and restored (from the log), rows held back (current month); per month (category NULL): erasure and export requests received, completed on time or late, open, and holds placed, released, reviewed, overdue for review; the log''s verification and chain head at until';
+    'Evidence for auditors, per month and category: rows soft-deleted, hard-deleted, anonymized, erased and restored (from the log), rows held back (current month); per month (category NULL): erasure and export requests received, completed on time or late, open, holds placed, released, reviewed, overdue for review, and identifiers redacted on write; the log''s verification and chain head at until';
 
 -- The same evidence as one document an auditor can archive: the period, who produced it and
 -- when, the log's head and verification, and per month its totals and categories; `digest` is
@@ -454,6 +462,93 @@ CREATE EVENT TRIGGER retention_guard_ddl ON ddl_command_end
     EXECUTE FUNCTION retention.check_guarded_tables();
 COMMENT ON EVENT TRIGGER retention_guard_ddl IS 'Keeps managed tables'' policy columns and guarded tables'' hold guards in place (retention.check_guarded_tables())';
 
+-- SECURITY DEFINER, as forget_dropped_tables: a dropped table's redaction rule goes with it
+-- (its counts stay, as evidence).
+CREATE FUNCTION retention.forget_redacted_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM retention.redaction_rules r
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.object_type = 'table' AND d.objid = r.tbl::oid;
+END
+$$;
+COMMENT ON FUNCTION retention.forget_redacted_tables() IS 'Event trigger: forgets the redaction rules of dropped tables';
+
+CREATE EVENT TRIGGER retention_forget_redacted_tables ON sql_drop
+    EXECUTE FUNCTION retention.forget_redacted_tables();
+COMMENT ON EVENT TRIGGER retention_forget_redacted_tables IS 'Forgets the redaction rules of dropped tables (retention.forget_redacted_tables())';
+
+-- SECURITY DEFINER, as check_guarded_tables. After ALTER TABLE, DROP TRIGGER, ALTER TRIGGER
+-- and CREATE TABLE: a redacted column keeps its name and a text, varchar or jsonb type; the
+-- redaction triggers stay, enabled always; a partition created under a redacted table gets the
+-- counting trigger (one attached later counts each row at once instead). redact() and
+-- unredact() themselves pass (retention.guard_changing()), and so does a restore, which
+-- creates the triggers after the tables and their rules.
+CREATE FUNCTION retention.check_redacted_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    broken record;
+BEGIN
+    IF retention.guard_changing() THEN
+        RETURN;
+    END IF;
+    SELECT r.tbl::text AS tbl, c.col INTO broken
+      FROM retention.redaction_rules r CROSS JOIN LATERAL unnest(r.columns) AS c(col)
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                        WHERE a.attrelid = r.tbl AND a.attname = c.col AND NOT a.attisdropped
+                          AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'jsonb'::regtype))
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'column "%" of table % is redacted: it cannot be dropped, renamed or retyped', broken.col, broken.tbl
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Call retention.unredact() first, or retention.redact() without this column.';
+    END IF;
+    SELECT t.tgrelid::regclass::text AS tbl, t.tgname INTO broken
+      FROM pg_catalog.pg_trigger t
+     WHERE t.tgfoid IN ('retention.redact_row()'::regprocedure, 'retention.redaction_count()'::regprocedure)
+       AND t.tgenabled <> 'A'
+     LIMIT 1;
+    IF NOT FOUND AND TG_TAG IN ('DROP TRIGGER', 'ALTER TRIGGER') THEN
+        SELECT p.relid::text AS tbl, NULL AS tgname INTO broken
+          FROM retention.redaction_rules r
+         CROSS JOIN LATERAL (SELECT r.tbl AS relid
+                             UNION ALL
+                             SELECT t.relid FROM pg_catalog.pg_partition_tree(r.tbl) t WHERE t.level > 0) p
+         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                            WHERE t.tgrelid = p.relid AND t.tgname = 'zz_retention_redact_count')
+            OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                            WHERE t.tgrelid = p.relid AND t.tgname = 'zz_retention_redact')
+         LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % is redacted: its redaction triggers cannot be dropped, renamed or disabled', broken.tbl
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Call retention.unredact() to stop redacting it.';
+    END IF;
+    FOR broken IN
+        SELECT p.relid::text AS tbl
+          FROM retention.redaction_rules r CROSS JOIN LATERAL pg_catalog.pg_partition_tree(r.tbl) p
+         WHERE TG_TAG = 'CREATE TABLE' AND p.relid <> r.tbl
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                            WHERE t.tgrelid = p.relid AND t.tgname = 'zz_retention_redact_count')
+    LOOP
+        EXECUTE format('CREATE TRIGGER zz_retention_redact_count AFTER INSERT OR UPDATE ON %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION retention.redaction_count()', broken.tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER zz_retention_redact_count', broken.tbl);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION retention.check_redacted_tables() IS 'Event trigger: keeps redacted columns and the redaction triggers in place, and gives new partitions of a redacted table its counting trigger';
+
+CREATE EVENT TRIGGER retention_redaction_ddl ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'DROP TRIGGER', 'ALTER TRIGGER', 'CREATE TABLE')
+    EXECUTE FUNCTION retention.check_redacted_tables();
+COMMENT ON EVENT TRIGGER retention_redaction_ddl IS 'Keeps redacted tables'' columns and redaction triggers in place (retention.check_redacted_tables())';
+
 ------------------------------------------------------------------------------------------------
 -- Monitoring.
 ------------------------------------------------------------------------------------------------
@@ -589,6 +684,8 @@ BEGIN
         retention.explain(regclass, anyarray),
         retention.metrics(),
         retention.reapply_deletions(timestamptz),
+        retention.redact(regclass, text[], text[], text, text),
+        retention.unredact(regclass),
         retention.log_trimming(),
         retention.hold_stamping()
         TO %s', grantee);
@@ -599,7 +696,8 @@ BEGIN
         retention.categories, retention.holds, retention.status, retention.queued_deletions,
         retention.erasure_requests, retention.overdue_erasure_requests,
         retention.export_records, retention.export_deliveries, retention.export_requests,
-        retention.overdue_export_requests, retention.progress TO %s', grantee);
+        retention.overdue_export_requests, retention.progress, retention.redaction_rules,
+        retention.redaction_tallies, retention.redactions, retention.redaction_counts TO %s', grantee);
 END
 $$;
 
@@ -648,7 +746,8 @@ BEGIN
         retention.holds, retention.notifications, retention.categories, retention.status,
         retention.erasure_requests, retention.overdue_erasure_requests,
         retention.holds_due_for_review, retention.export_requests,
-        retention.overdue_export_requests, retention.export_deliveries, retention.progress
+        retention.overdue_export_requests, retention.export_deliveries, retention.progress,
+        retention.redactions, retention.redaction_counts
         TO %s', grantee);
 END
 $$;
@@ -727,6 +826,11 @@ COMMENT ON FUNCTION retention.verify_log() IS 'Id of the first deletion-log entr
 COMMENT ON FUNCTION retention.request_erasure(text, timestamptz, text) IS
     'Records an erasure request for a data subject (scoped to one tenant, or all); due 30 days after receipt; returns its id';
 COMMENT ON FUNCTION retention.verify_erasure(bigint) IS 'Marks an erasure request verified: the next purge cycle executes it';
+COMMENT ON FUNCTION retention.redact(regclass, text[], text[], text, text) IS
+    'Redacts identifiers on write: a row trigger replaces what the detectors (card, email, phone, iban, ssn, custom patterns) find in the named text, varchar or jsonb columns before a row is stored; counts each replacement';
+COMMENT ON FUNCTION retention.unredact(regclass) IS 'Stops redacting a table (its counts stay)';
+COMMENT ON FUNCTION retention.redact_row() IS 'Row trigger zz_retention_redact (BEFORE INSERT OR UPDATE, ENABLE ALWAYS) that retention.redact() puts on a table: replaces identifiers in the redacted columns; its arguments carry the rule';
+COMMENT ON FUNCTION retention.redaction_count() IS 'Statement trigger zz_retention_redact_count (AFTER INSERT OR UPDATE, on a redacted table and each of its partitions): records the statement''s redactions in retention.redaction_tallies';
 COMMENT ON FUNCTION retention.reapply_deletions(timestamptz) IS
     'After a restore from backup: deletes again every row the log says was removed since a time and that is present again (holds honoured)';
 COMMENT ON FUNCTION retention.export_log(timestamptz, timestamptz) IS

@@ -75,6 +75,14 @@ pub enum RetentionError {
     InsufficientPrivilege(String),
     #[error("another transaction holds pg_retention's {0} lock")]
     LockBusy(&'static str),
+    #[error("unknown detector \"{0}\"")]
+    UnknownDetector(String),
+    #[error("invalid pattern \"{0}\": {1}")]
+    InvalidPattern(String, String),
+    #[error("table {0} is not redacted")]
+    NotRedacted(String),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("SPI: {0}")]
     Spi(#[from] pgrx::spi::SpiError),
 }
@@ -84,7 +92,7 @@ impl RetentionError {
         use PgSqlErrorCode::*;
         match self {
             Self::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            Self::InvalidValue(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::InvalidValue(_) | Self::UnknownDetector(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::UnknownCategory(_)
             | Self::NotManaged(_)
             | Self::UnknownTenantPolicy(..)
@@ -92,7 +100,10 @@ impl RetentionError {
             | Self::EventNotRecorded(..)
             | Self::UnknownHold(_)
             | Self::UnknownErasureRequest(_)
-            | Self::UnknownExportRequest(_) => ERRCODE_UNDEFINED_OBJECT,
+            | Self::UnknownExportRequest(_)
+            | Self::NotRedacted(_) => ERRCODE_UNDEFINED_OBJECT,
+            Self::Unsupported(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::InvalidPattern(..) => ERRCODE_INVALID_REGULAR_EXPRESSION,
             Self::ExternalIdInUse(_) => ERRCODE_UNIQUE_VIOLATION,
             Self::CategoryInUse(..) => ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
             Self::AlreadyManaged(_) => ERRCODE_DUPLICATE_OBJECT,
@@ -140,6 +151,10 @@ impl RetentionError {
             }
             Self::WrongIsolation(_) => "Run it in a READ COMMITTED transaction.",
             Self::UnderHold(_) => "Legal releases the hold with retention.release_hold().",
+            Self::UnknownDetector(_) => {
+                "Detectors are card, email, phone, iban, ssn and custom (with a pattern)."
+            }
+            Self::NotRedacted(_) => "Redact its columns first with retention.redact().",
             Self::SchemaOutdated { .. } => {
                 "Run ALTER EXTENSION pg_retention UPDATE in this database; purging waits for it."
             }

@@ -708,7 +708,7 @@ pub fn remove(client: &mut pgrx::spi::SpiClient, table: &str) -> Result<(), Rete
 }
 
 /// Runs `f` with [`guard_changing`] true; cleared even when `f` raises.
-fn changing<R>(f: impl FnOnce() -> R) -> R {
+pub fn changing<R>(f: impl FnOnce() -> R) -> R {
     struct Reset(bool);
     impl Drop for Reset {
         fn drop(&mut self) {

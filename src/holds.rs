@@ -234,7 +234,7 @@ enum Keeping {
 /// The holds query for `keeping`; under a schema older than the library (before ALTER
 /// EXTENSION … UPDATE) there is no freeze and no grace.
 fn holds_sql(keeping: Keeping) -> Result<&'static str, RetentionError> {
-    if crate::schema_version::require_current().is_err() {
+    if !crate::schema_version::at_least(crate::schema_version::HOLD_FREEZE)? {
         return Ok(OLD_SCHEMA_HOLDS);
     }
     Ok(match keeping {
@@ -430,7 +430,7 @@ fn place_hold_with_freeze(
     }
     let notify_customer = required(notify, "notify")?;
     let freeze = required(freeze, "freeze")?;
-    if freeze {
+    if freeze && !crate::schema_version::at_least(crate::schema_version::HOLD_FREEZE)? {
         crate::schema_version::require_current()?;
     }
     if tenant == Some("") || subject == Some("") {
@@ -556,8 +556,9 @@ fn release_hold(hold_id: Option<i64>, note: Option<&str>) -> SqlResult<()> {
             let grace = release_grace(client)?;
             let freed = freed_by(client, hold_id)?;
             let caller = crate::identity::caller_name();
+            let with_grace = crate::schema_version::at_least(crate::schema_version::HOLD_FREEZE)?;
             stamp(|| {
-                if crate::schema_version::require_current().is_ok() {
+                if with_grace {
                     client.update(
                         "UPDATE retention.holds SET released_at = now(), released_by = $3,
                             release_note = $2, rows_freed = $4,

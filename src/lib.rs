@@ -29,6 +29,7 @@ mod policy;
 mod progress;
 mod purge;
 mod reapply;
+mod redaction;
 mod regclass;
 mod runs;
 mod schema_version;
@@ -49,6 +50,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     guard::init();
     progress::init();
+    redaction::init();
     worker::init();
 }
 

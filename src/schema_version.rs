@@ -27,6 +27,16 @@ pub fn installed() -> Result<Option<String>, RetentionError> {
     })?)
 }
 
+/// The schema version that added holds' `frozen`, `grace_until` and `rows_freed`.
+pub const HOLD_FREEZE: &str = "0.4.0";
+
+/// Whether this database's schema is `version` or newer (compared number by number): what a
+/// reader that needs one release's columns asks while the library is already newer.
+pub fn at_least(version: &str) -> Result<bool, RetentionError> {
+    let numbers = |v: &str| -> Vec<u32> { v.split('.').map(|n| n.parse().unwrap_or(0)).collect() };
+    Ok(installed()?.is_some_and(|found| numbers(&found) >= numbers(version)))
+}
+
 /// Ok when this database's schema is the one this library is built for.
 pub fn require_current() -> Result<(), RetentionError> {
     match installed()? {

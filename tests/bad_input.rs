@@ -37,6 +37,8 @@ const FUNCTIONS: &[&str] = &[
     "export_data",
     "explain",
     "evidence",
+    "redact",
+    "unredact",
 ];
 
 const FIXTURE: &str = "
@@ -332,6 +334,29 @@ const CASES: &[Case] = &[
     case("preview", ABSURD, "SELECT * FROM retention.preview('5000 years')", "22023"),
     case("preview", WRONG_TYPE, "SELECT * FROM retention.preview('soon')", "22007"),
     case("preview", WRONG_TYPE, "SELECT * FROM retention.preview(7)", "42883"),
+    // redact(tbl, columns, detectors, replacement, pattern)
+    case("redact", NULL, "SELECT retention.redact(NULL, '{label}')", "22004"),
+    case("redact", NULL, "SELECT retention.redact('plain', NULL)", "22004"),
+    case("redact", NULL, "SELECT retention.redact('plain', '{label}', NULL)", "22004"),
+    case("redact", NULL, "SELECT retention.redact('plain', '{label}', replacement => NULL)", "22004"),
+    case("redact", UNKNOWN, "SELECT retention.redact('nosuch', '{label}')", "42P01"),
+    case("redact", UNKNOWN, "SELECT retention.redact(999999::regclass, '{label}')", "42P01"),
+    case("redact", UNKNOWN, "SELECT retention.redact('plain', '{nosuch}')", "42703"),
+    case("redact", UNKNOWN, "SELECT retention.redact('plain', '{label}', '{passport}')", "22023"),
+    case("redact", EMPTY, "SELECT retention.redact('plain', '{}')", "22023"),
+    case("redact", EMPTY, "SELECT retention.redact('plain', '{label}', '{}')", "22023"),
+    case("redact", WRONG_TYPE, "SELECT retention.redact('plain', '{created_at}')", "42804"),
+    case("redact", WRONG_TYPE, "SELECT retention.redact('plain', '{label}', '{custom}', pattern => '([a-')", "2201B"),
+    case("redact", ABSURD, "SELECT retention.redact('plain', '{label}', '{custom}', pattern => '.?')", "22023"),
+    case("redact", STATE, "SELECT retention.redact('plain', '{label}', '{custom}')", "22023"),
+    case("redact", WRONG_OBJECT, "SELECT retention.redact('v', '{id}')", "42809"),
+    case("redact", WRONG_OBJECT, "SELECT retention.redact('seq', '{last_value}')", "42809"),
+    // unredact(tbl)
+    case("unredact", NULL, "SELECT retention.unredact(NULL)", "22004"),
+    case("unredact", UNKNOWN, "SELECT retention.unredact('nosuch')", "42P01"),
+    case("unredact", UNKNOWN, "SELECT retention.unredact('plain')", "42704"),
+    case("unredact", EMPTY, "SELECT retention.unredact('')", "42602"),
+    case("unredact", WRONG_OBJECT, "SELECT retention.unredact('v')", "42809"),
     // Regressions once found by this table (fixed):
     // Was: a regclass argument naming a dropped table (a dangling OID): a Rust panic in pgrx's
     // PgRelation argument conversion, XX000 "could not open relation with OID 999999" with a

@@ -1,5 +1,5 @@
 //! `ALTER EXTENSION pg_retention UPDATE` from the oldest release, 0.1.0, through every later one
-//! (0.1.0 → 0.2.0 → 0.3.0 → 0.4.0).
+//! (0.1.0 → 0.2.0 → 0.3.0 → 0.4.0 → 0.5.0).
 //!
 //! The released 0.1.0 install script (tests/fixtures/, installed next to the current scripts by
 //! scripts/test.sh) creates a database as 0.1.0 left it. This library then meets it the way it

@@ -1,0 +1,459 @@
+-- pg_retention 0.4.0 → 0.5.0 (ALTER EXTENSION pg_retention UPDATE).
+\echo Use "ALTER EXTENSION pg_retention UPDATE" to load this file. \quit
+
+-- Redaction on write (retention.redact()): one rule per table, and the counts of what the row
+-- trigger replaced, per statement (never what it replaced).
+CREATE TABLE retention.redaction_rules (
+    tbl            regclass CONSTRAINT redaction_rules_pkey PRIMARY KEY,
+    columns        text[] NOT NULL
+                   CONSTRAINT redaction_has_columns CHECK (cardinality(columns) > 0),
+    detectors      text[] NOT NULL
+                   CONSTRAINT redaction_detectors_known
+                   CHECK (cardinality(detectors) > 0
+                          AND detectors <@ ARRAY['card', 'email', 'phone', 'iban', 'ssn', 'custom']),
+    patterns       text[] NOT NULL DEFAULT '{}',
+    replacement    text NOT NULL,
+    redacted_since timestamptz NOT NULL DEFAULT now(),
+    redacted_by    name NOT NULL,
+    CONSTRAINT redaction_custom_has_patterns
+        CHECK (('custom' = ANY (detectors)) = (cardinality(patterns) > 0))
+);
+COMMENT ON TABLE retention.redaction_rules IS 'Tables whose text columns are redacted on write (retention.redact()): columns, detectors, custom patterns, replacement, who and since when';
+COMMENT ON COLUMN retention.redaction_rules.patterns IS 'The custom detector''s regular expressions (PostgreSQL syntax)';
+COMMENT ON COLUMN retention.redaction_rules.replacement IS 'What replaces each identifier found; %s stands for the detector''s name';
+
+CREATE TABLE retention.redaction_tallies (
+    day         date NOT NULL,
+    table_name  text NOT NULL,
+    column_name text NOT NULL,
+    detector    text NOT NULL
+                CONSTRAINT tally_detector_known
+                CHECK (detector IN ('card', 'email', 'phone', 'iban', 'ssn', 'custom')),
+    redactions  bigint NOT NULL CONSTRAINT tally_redactions_positive CHECK (redactions > 0)
+);
+CREATE INDEX redaction_tallies_day ON retention.redaction_tallies (day);
+COMMENT ON TABLE retention.redaction_tallies IS 'Identifiers replaced on write, per statement, day (UTC), table (schema.name, as format(''%I.%I'')), column and detector; never what was replaced. Kept after unredact() and DROP TABLE, as evidence';
+
+CREATE VIEW retention.redaction_counts AS
+SELECT t.day, t.table_name, t.column_name, t.detector, sum(t.redactions)::bigint AS redactions
+  FROM retention.redaction_tallies t
+ GROUP BY t.day, t.table_name, t.column_name, t.detector;
+COMMENT ON VIEW retention.redaction_counts IS 'Identifiers redacted on write per day (UTC), table, column and detector';
+
+CREATE VIEW retention.redactions AS
+SELECT r.tbl, c.column_name, r.detectors, r.patterns, r.replacement, r.redacted_since,
+       r.redacted_by,
+       coalesce((SELECT sum(t.redactions) FROM retention.redaction_tallies t
+                  WHERE t.table_name = (SELECT pg_catalog.format('%I.%I', n.nspname, k.relname)
+                                          FROM pg_catalog.pg_class k
+                                          JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
+                                         WHERE k.oid = r.tbl)
+                    AND t.column_name = c.column_name
+                    AND t.day >= (r.redacted_since AT TIME ZONE 'UTC')::date), 0)::bigint
+           AS redacted_values
+  FROM retention.redaction_rules r
+ CROSS JOIN LATERAL unnest(r.columns) AS c(column_name);
+COMMENT ON VIEW retention.redactions IS 'What is redacted where: one row per redacted column, with its detectors, replacement, since when, and the identifiers replaced in it since';
+
+SELECT pg_catalog.pg_extension_config_dump('retention.redaction_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.redaction_tallies', '');
+
+CREATE FUNCTION retention."redact"(
+	"tbl" regclass, /* Option < RegClass > */
+	"columns" TEXT[], /* :: std :: option :: Option < Vec < Option < String > > > */
+	"detectors" TEXT[] DEFAULT '{card,email,phone}', /* :: std :: option :: Option < Vec < Option < String > > > */
+	"replacement" TEXT DEFAULT '[redacted:%s]', /* Option < String > */
+	"pattern" TEXT DEFAULT NULL /* Option < String > */
+) RETURNS VOID /* SqlResult < () > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'redact_wrapper';
+CREATE FUNCTION retention."unredact"(
+	"tbl" regclass /* Option < RegClass > */
+) RETURNS VOID /* SqlResult < () > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'unredact_wrapper';
+CREATE FUNCTION retention."redact_row"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'redact_row_wrapper';
+CREATE FUNCTION retention."redaction_count"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'redaction_count_wrapper';
+COMMENT ON FUNCTION retention.redact(regclass, text[], text[], text, text) IS
+    'Redacts identifiers on write: a row trigger replaces what the detectors (card, email, phone, iban, ssn, custom patterns) find in the named text, varchar or jsonb columns before a row is stored; counts each replacement';
+COMMENT ON FUNCTION retention.unredact(regclass) IS 'Stops redacting a table (its counts stay)';
+COMMENT ON FUNCTION retention.redact_row() IS 'Row trigger zz_retention_redact (BEFORE INSERT OR UPDATE, ENABLE ALWAYS) that retention.redact() puts on a table: replaces identifiers in the redacted columns; its arguments carry the rule';
+COMMENT ON FUNCTION retention.redaction_count() IS 'Statement trigger zz_retention_redact_count (AFTER INSERT OR UPDATE, on a redacted table and each of its partitions): records the statement''s redactions in retention.redaction_tallies';
+
+-- SECURITY DEFINER, as forget_dropped_tables: a dropped table's redaction rule goes with it
+-- (its counts stay, as evidence).
+CREATE FUNCTION retention.forget_redacted_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM retention.redaction_rules r
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.object_type = 'table' AND d.objid = r.tbl::oid;
+END
+$$;
+COMMENT ON FUNCTION retention.forget_redacted_tables() IS 'Event trigger: forgets the redaction rules of dropped tables';
+
+CREATE EVENT TRIGGER retention_forget_redacted_tables ON sql_drop
+    EXECUTE FUNCTION retention.forget_redacted_tables();
+COMMENT ON EVENT TRIGGER retention_forget_redacted_tables IS 'Forgets the redaction rules of dropped tables (retention.forget_redacted_tables())';
+
+-- SECURITY DEFINER, as check_guarded_tables. After ALTER TABLE, DROP TRIGGER, ALTER TRIGGER
+-- and CREATE TABLE: a redacted column keeps its name and a text, varchar or jsonb type; the
+-- redaction triggers stay, enabled always; a partition created under a redacted table gets the
+-- counting trigger (one attached later counts each row at once instead). redact() and
+-- unredact() themselves pass (retention.guard_changing()), and so does a restore, which
+-- creates the triggers after the tables and their rules.
+CREATE FUNCTION retention.check_redacted_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    broken record;
+BEGIN
+    IF retention.guard_changing() THEN
+        RETURN;
+    END IF;
+    SELECT r.tbl::text AS tbl, c.col INTO broken
+      FROM retention.redaction_rules r CROSS JOIN LATERAL unnest(r.columns) AS c(col)
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                        WHERE a.attrelid = r.tbl AND a.attname = c.col AND NOT a.attisdropped
+                          AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'jsonb'::regtype))
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'column "%" of table % is redacted: it cannot be dropped, renamed or retyped', broken.col, broken.tbl
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Call retention.unredact() first, or retention.redact() without this column.';
+    END IF;
+    SELECT t.tgrelid::regclass::text AS tbl, t.tgname INTO broken
+      FROM pg_catalog.pg_trigger t
+     WHERE t.tgfoid IN ('retention.redact_row()'::regprocedure, 'retention.redaction_count()'::regprocedure)
+       AND t.tgenabled <> 'A'
+     LIMIT 1;
+    IF NOT FOUND AND TG_TAG IN ('DROP TRIGGER', 'ALTER TRIGGER') THEN
+        SELECT p.relid::text AS tbl, NULL AS tgname INTO broken
+          FROM retention.redaction_rules r
+         CROSS JOIN LATERAL (SELECT r.tbl AS relid
+                             UNION ALL
+                             SELECT t.relid FROM pg_catalog.pg_partition_tree(r.tbl) t WHERE t.level > 0) p
+         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                            WHERE t.tgrelid = p.relid AND t.tgname = 'zz_retention_redact_count')
+            OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                            WHERE t.tgrelid = p.relid AND t.tgname = 'zz_retention_redact')
+         LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % is redacted: its redaction triggers cannot be dropped, renamed or disabled', broken.tbl
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Call retention.unredact() to stop redacting it.';
+    END IF;
+    FOR broken IN
+        SELECT p.relid::text AS tbl
+          FROM retention.redaction_rules r CROSS JOIN LATERAL pg_catalog.pg_partition_tree(r.tbl) p
+         WHERE TG_TAG = 'CREATE TABLE' AND p.relid <> r.tbl
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                            WHERE t.tgrelid = p.relid AND t.tgname = 'zz_retention_redact_count')
+    LOOP
+        EXECUTE format('CREATE TRIGGER zz_retention_redact_count AFTER INSERT OR UPDATE ON %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION retention.redaction_count()', broken.tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER zz_retention_redact_count', broken.tbl);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION retention.check_redacted_tables() IS 'Event trigger: keeps redacted columns and the redaction triggers in place, and gives new partitions of a redacted table its counting trigger';
+
+CREATE EVENT TRIGGER retention_redaction_ddl ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'DROP TRIGGER', 'ALTER TRIGGER', 'CREATE TABLE')
+    EXECUTE FUNCTION retention.check_redacted_tables();
+COMMENT ON EVENT TRIGGER retention_redaction_ddl IS 'Keeps redacted tables'' columns and redaction triggers in place (retention.check_redacted_tables())';
+-- evidence() gains the identifiers redacted on write per month: its row type changes.
+DROP FUNCTION retention.evidence_json(timestamptz, timestamptz);
+DROP FUNCTION retention.evidence(timestamptz, timestamptz);
+CREATE FUNCTION retention.evidence(since timestamptz, until timestamptz)
+RETURNS TABLE (month date, category text,
+               soft_deleted bigint, hard_deleted bigint, anonymized bigint, erased bigint,
+               restored bigint, held_back bigint,
+               erasures_received bigint, erasures_on_time bigint, erasures_late bigint,
+               erasures_open bigint,
+               exports_received bigint, exports_on_time bigint, exports_late bigint,
+               exports_open bigint,
+               holds_placed bigint, holds_released bigint, holds_reviewed bigint,
+               holds_overdue_for_review bigint, redactions bigint,
+               log_intact boolean, log_head_id bigint, log_head_hash text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    head_id bigint;
+    head_hash bytea;
+    broken bigint;
+    held jsonb := '{}';
+    current_month date;
+BEGIN
+    IF since IS NULL OR until IS NULL THEN
+        RAISE EXCEPTION 'arguments "since" and "until" must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(since) OR NOT isfinite(until) OR until <= since THEN
+        RAISE EXCEPTION 'the period must be finite and end after it starts'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT l.id, l.hash INTO head_id, head_hash
+      FROM retention.deletion_log l WHERE l.logged_at < until ORDER BY l.id DESC LIMIT 1;
+    broken := retention.verify_log();
+    IF now() >= since AND now() < until THEN
+        current_month := date_trunc('month', now())::date;
+        SELECT coalesce(jsonb_object_agg(p.category, p.rows), '{}') INTO held
+          FROM (SELECT p.category, sum(p.rows) AS rows FROM retention.preview() p
+                 WHERE p.held_by IS NOT NULL GROUP BY p.category) p;
+    END IF;
+    RETURN QUERY
+    WITH months AS (
+        SELECT m::date AS month, greatest(m, since) AS starts, least(m + interval '1 month', until) AS ends
+          FROM generate_series(date_trunc('month', since), until - interval '1 microsecond',
+                               interval '1 month') AS m
+    ), acted AS (
+        SELECT mo.month, l.category,
+               count(*) FILTER (WHERE l.action = 'soft_delete') AS soft_deleted,
+               count(*) FILTER (WHERE l.action = 'hard_delete') AS hard_deleted,
+               count(*) FILTER (WHERE l.action = 'anonymize') AS anonymized,
+               count(*) FILTER (WHERE l.reason = 'erasure_request') AS erased,
+               count(*) FILTER (WHERE l.action = 'restore') AS restored
+          FROM months mo
+          JOIN retention.deletion_log l ON l.logged_at >= mo.starts AND l.logged_at < mo.ends
+         GROUP BY mo.month, l.category
+    ), per_category AS (
+        SELECT coalesce(a.month, mo.month) AS month, coalesce(a.category, h.key) AS category,
+               coalesce(a.soft_deleted, 0) AS soft_deleted, coalesce(a.hard_deleted, 0) AS hard_deleted,
+               coalesce(a.anonymized, 0) AS anonymized, coalesce(a.erased, 0) AS erased,
+               coalesce(a.restored, 0) AS restored,
+               CASE WHEN coalesce(a.month, mo.month) = current_month
+                    THEN coalesce((held ->> coalesce(a.category, h.key))::bigint, 0) END AS held_back
+          FROM months mo
+          LEFT JOIN jsonb_each_text(held) h ON mo.month = current_month
+          FULL JOIN acted a ON a.month = mo.month AND a.category = h.key
+         WHERE a.month IS NOT NULL OR h.key IS NOT NULL
+    ), requests AS (
+        SELECT mo.month, r.kind,
+               count(*) FILTER (WHERE r.received_at >= mo.starts AND r.received_at < mo.ends) AS received,
+               count(*) FILTER (WHERE r.completed_at >= mo.starts AND r.completed_at < mo.ends
+                                  AND r.completed_at <= r.due_at) AS on_time,
+               count(*) FILTER (WHERE r.completed_at >= mo.starts AND r.completed_at < mo.ends
+                                  AND r.completed_at > r.due_at) AS late,
+               count(*) FILTER (WHERE r.received_at < mo.ends
+                                  AND (r.completed_at IS NULL OR r.completed_at >= mo.ends)) AS open
+          FROM months mo
+         CROSS JOIN (SELECT 'erasure' AS kind, e.received_at, e.due_at, e.completed_at
+                       FROM retention.erasure_requests e
+                     UNION ALL
+                     SELECT 'export', x.received_at, x.due_at, x.completed_at
+                       FROM retention.export_requests x) r
+         GROUP BY mo.month, r.kind
+    ), holds AS (
+        SELECT mo.month,
+               count(*) FILTER (WHERE h.placed_at >= mo.starts AND h.placed_at < mo.ends) AS placed,
+               count(*) FILTER (WHERE h.released_at >= mo.starts AND h.released_at < mo.ends) AS released,
+               count(*) FILTER (WHERE h.reviewed_at >= mo.starts AND h.reviewed_at < mo.ends) AS reviewed,
+               count(*) FILTER (WHERE h.placed_at < mo.ends
+                                  AND (h.released_at IS NULL OR h.released_at >= mo.ends)
+                                  AND CASE WHEN h.reviewed_at < mo.ends THEN h.reviewed_at
+                                           ELSE h.placed_at END < mo.ends - interval '90 days')
+                   AS overdue
+          FROM months mo CROSS JOIN retention.holds h
+         GROUP BY mo.month
+    ), redacted AS (
+        SELECT mo.month, sum(t.redactions)::bigint AS redactions
+          FROM months mo
+          JOIN retention.redaction_counts t
+            ON (t.day::timestamp AT TIME ZONE 'UTC') >= mo.starts
+           AND (t.day::timestamp AT TIME ZONE 'UTC') < mo.ends
+         GROUP BY mo.month
+    )
+    SELECT mo.month, NULL::text,
+           coalesce(sum(c.soft_deleted), 0)::bigint, coalesce(sum(c.hard_deleted), 0)::bigint,
+           coalesce(sum(c.anonymized), 0)::bigint, coalesce(sum(c.erased), 0)::bigint,
+           coalesce(sum(c.restored), 0)::bigint,
+           CASE WHEN mo.month = current_month THEN coalesce(sum(c.held_back), 0)::bigint END,
+           coalesce(max(e.received), 0), coalesce(max(e.on_time), 0), coalesce(max(e.late), 0),
+           coalesce(max(e.open), 0),
+           coalesce(max(x.received), 0), coalesce(max(x.on_time), 0), coalesce(max(x.late), 0),
+           coalesce(max(x.open), 0),
+           coalesce(max(h.placed), 0), coalesce(max(h.released), 0), coalesce(max(h.reviewed), 0),
+           coalesce(max(h.overdue), 0), coalesce(max(rd.redactions), 0),
+           broken IS NULL OR broken > head_id, head_id, encode(head_hash, 'hex')
+      FROM months mo
+      LEFT JOIN per_category c ON c.month = mo.month
+      LEFT JOIN requests e ON e.month = mo.month AND e.kind = 'erasure'
+      LEFT JOIN requests x ON x.month = mo.month AND x.kind = 'export'
+      LEFT JOIN holds h ON h.month = mo.month
+      LEFT JOIN redacted rd ON rd.month = mo.month
+     GROUP BY mo.month, mo.starts, mo.ends
+    UNION ALL
+    SELECT c.month, c.category, c.soft_deleted, c.hard_deleted, c.anonymized, c.erased,
+           c.restored, c.held_back,
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           broken IS NULL OR broken > head_id, head_id, encode(head_hash, 'hex')
+      FROM per_category c
+     ORDER BY 1, 2 NULLS FIRST;
+END
+$$;
+COMMENT ON FUNCTION retention.evidence(timestamptz, timestamptz) IS
+    'Evidence for auditors, per month and category: rows soft-deleted, hard-deleted, anonymized, erased and restored (from the log), rows held back (current month); per month (category NULL): erasure and export requests received, completed on time or late, open, holds placed, released, reviewed, overdue for review, and identifiers redacted on write; the log''s verification and chain head at until';
+
+-- The same evidence as one document an auditor can archive: the period, who produced it and
+-- when, the log's head and verification, and per month its totals and categories; `digest` is
+-- the SHA-256 of the document without it.
+CREATE FUNCTION retention.evidence_json(since timestamptz, until timestamptz) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ev AS (SELECT * FROM retention.evidence(since, until)),
+    doc AS (
+        SELECT jsonb_build_object(
+                   'since', since, 'until', until,
+                   'generated_at', now(), 'generated_by', current_user::text,
+                   'log', (SELECT jsonb_build_object('intact', e.log_intact, 'head_id', e.log_head_id,
+                                                     'head_hash', e.log_head_hash)
+                             FROM ev e LIMIT 1),
+                   'months', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                  'month', t.month,
+                                  'totals', to_jsonb(t) - 'month' - 'category' - 'log_intact'
+                                            - 'log_head_id' - 'log_head_hash',
+                                  'categories', (SELECT coalesce(jsonb_object_agg(c.category,
+                                                     jsonb_build_object(
+                                                         'soft_deleted', c.soft_deleted,
+                                                         'hard_deleted', c.hard_deleted,
+                                                         'anonymized', c.anonymized,
+                                                         'erased', c.erased,
+                                                         'restored', c.restored,
+                                                         'held_back', c.held_back)), '{}')
+                                                   FROM ev c
+                                                  WHERE c.month = t.month AND c.category IS NOT NULL))
+                                  ORDER BY t.month), '[]')
+                                FROM ev t WHERE t.category IS NULL)) AS d)
+    SELECT d || jsonb_build_object('digest', encode(sha256(convert_to(d::text, 'UTF8')), 'hex'))
+      FROM doc
+$$;
+COMMENT ON FUNCTION retention.evidence_json(timestamptz, timestamptz) IS
+    'retention.evidence() as one JSON document to archive, with the log''s head and a SHA-256 digest of its content';
+REVOKE ALL ON FUNCTION retention.evidence(timestamptz, timestamptz),
+    retention.evidence_json(timestamptz, timestamptz) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION retention.redact(regclass, text[], text[], text, text),
+    retention.unredact(regclass), retention.redact_row(), retention.redaction_count(),
+    retention.forget_redacted_tables(), retention.check_redacted_tables() FROM PUBLIC;
+-- The duties that read or manage redaction.
+CREATE OR REPLACE FUNCTION retention.grant_policy_admin(grantee regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF grantee IS NULL THEN
+        RAISE EXCEPTION 'argument "grantee" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION
+        retention.define_category(text, interval, text, text, interval, text, boolean, text),
+        retention.drop_category(text),
+        retention.manage(regclass, text, text, text, text, text, text, text, jsonb),
+        retention.unmanage(regclass),
+        retention.tag(regclass, text, anyarray),
+        retention.tag_where(regclass, text, text),
+        retention.set_tenant_policy(text, text, interval, interval),
+        retention.clear_tenant_policy(text, text),
+        retention.record_event(text, text, timestamptz),
+        retention.cancel_event(text, text),
+        retention.request_delete(regclass, anyarray, text),
+        retention.restore(regclass, anyarray),
+        retention.request_erasure(text, timestamptz, text),
+        retention.verify_erasure(bigint),
+        retention.run(regclass, boolean),
+        retention.preview(interval),
+        retention.request_export(text, timestamptz, text, text),
+        retention.verify_export(bigint),
+        retention.export_data(bigint),
+        retention.export_tenant(text),
+        retention.explain(regclass, anyarray),
+        retention.metrics(),
+        retention.reapply_deletions(timestamptz),
+        retention.redact(regclass, text[], text[], text, text),
+        retention.unredact(regclass),
+        retention.log_trimming(),
+        retention.hold_stamping()
+        TO %s', grantee);
+    EXECUTE format('GRANT SELECT ON
+        retention.category_definitions, retention.managed_tables, retention.tenant_policies,
+        retention.tenant_events, retention.deletion_queue, retention.erasure_records,
+        retention.anonymized_rows, retention.runs, retention.deletion_log, retention.log_anchor,
+        retention.categories, retention.holds, retention.status, retention.queued_deletions,
+        retention.erasure_requests, retention.overdue_erasure_requests,
+        retention.export_records, retention.export_deliveries, retention.export_requests,
+        retention.overdue_export_requests, retention.progress, retention.redaction_rules,
+        retention.redaction_tallies, retention.redactions, retention.redaction_counts TO %s', grantee);
+END
+$$;
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT a.grantee::regrole AS grantee
+               FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+              WHERE p.oid = 'retention.run(regclass, boolean)'::regprocedure
+                AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0
+    LOOP
+        PERFORM retention.grant_policy_admin(r.grantee);
+    END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION retention.grant_auditor(grantee regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF grantee IS NULL THEN
+        RAISE EXCEPTION 'argument "grantee" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION
+        retention.verify_log(),
+        retention.export_log(timestamptz, timestamptz),
+        retention.evidence(timestamptz, timestamptz),
+        retention.evidence_json(timestamptz, timestamptz),
+        retention.preview(interval),
+        retention.explain(regclass, anyarray),
+        retention.metrics(),
+        retention.log_canonical(retention.deletion_log),
+        retention.log_field(text)
+        TO %s', grantee);
+    EXECUTE format('GRANT SELECT ON retention.deletion_log, retention.log_anchor, retention.runs,
+        retention.holds, retention.notifications, retention.categories, retention.status,
+        retention.erasure_requests, retention.overdue_erasure_requests,
+        retention.holds_due_for_review, retention.export_requests,
+        retention.overdue_export_requests, retention.export_deliveries, retention.progress,
+        retention.redactions, retention.redaction_counts
+        TO %s', grantee);
+END
+$$;
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT a.grantee::regrole AS grantee
+               FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+              WHERE p.oid = 'retention.verify_log()'::regprocedure
+                AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0
+    LOOP
+        PERFORM retention.grant_auditor(r.grantee);
+    END LOOP;
+END
+$$;
