@@ -33,16 +33,19 @@ impl Detector {
         }
     }
 
-    /// The byte ranges of `text` this built-in detector finds, in order (none for `Custom`,
-    /// which PostgreSQL's regular expressions run).
-    pub fn find(self, text: &[u8]) -> Vec<Range<usize>> {
-        match self {
-            Detector::Card => cards(text),
-            Detector::Email => emails(text),
-            Detector::Phone => phones(text),
-            Detector::Iban => ibans(text),
-            Detector::Ssn => ssns(text),
-            Detector::Custom => Vec::new(),
+    /// What this detector finds anchored at `anchor` (see [`anchors`]), added to `found`.
+    fn find_at(self, text: &[u8], anchor: usize, found: &mut Vec<(Range<usize>, Detector)>) {
+        let b = text[anchor];
+        let range = match self {
+            Detector::Card if b.is_ascii_digit() => return cards_in_run(text, anchor, found),
+            Detector::Email if b == b'@' => email_at(text, anchor),
+            Detector::Phone if b != b'@' => phone_from(text, anchor),
+            Detector::Iban if b.is_ascii_digit() && anchor >= 2 => iban_at(text, anchor - 2),
+            Detector::Ssn if b.is_ascii_digit() => ssn_at(text, anchor),
+            _ => None,
+        };
+        if let Some(range) = range {
+            found.push((range, self));
         }
     }
 }
@@ -70,13 +73,12 @@ pub type Counts = Vec<(Detector, i64)>;
 /// standing for the detector's name), and how many each replaced; None when nothing was found.
 /// Where two detectors' findings overlap, the earlier one wins, then the longer.
 pub fn redact(text: &[u8], detectors: &[Detector], replacement: &str) -> Option<(Vec<u8>, Counts)> {
-    if !text.iter().any(|b| b.is_ascii_digit() || *b == b'@') {
-        return None;
+    let mut found = Vec::new();
+    for anchor in anchors(text) {
+        for detector in detectors {
+            detector.find_at(text, anchor, &mut found);
+        }
     }
-    let mut found: Vec<(Range<usize>, Detector)> = detectors
-        .iter()
-        .flat_map(|d| d.find(text).into_iter().map(move |r| (r, *d)))
-        .collect();
     if found.is_empty() {
         return None;
     }
@@ -98,6 +100,59 @@ pub fn redact(text: &[u8], detectors: &[Detector], replacement: &str) -> Option<
     }
     out.extend_from_slice(&text[at..]);
     Some((out, counts))
+}
+
+/// Where an identifier can be: each `@`, `+` and `(`, and the first digit of each run of digits
+/// (the only places the detectors look). Most bytes of text are none of these: they are
+/// checked eight at a time, with [`between`] over a 64-bit word.
+fn anchors(text: &[u8]) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut previous_digit = 0u64;
+    let mut words = text.chunks_exact(8);
+    let mut scan = |at: usize, x: u64, found: &mut Vec<usize>| {
+        let digits = between(x, b'0' - 1, b'9' + 1);
+        // A digit starts a run unless the byte before it (here or in the last word) is one.
+        let starts = digits & !((digits << 8) | previous_digit);
+        previous_digit = digits >> 56;
+        let mut mask = starts
+            | between(x, b'@' - 1, b'@' + 1)
+            | between(x, b'+' - 1, b'+' + 1)
+            | between(x, b'(' - 1, b'(' + 1);
+        while mask != 0 {
+            found.push(at + mask.trailing_zeros() as usize / 8);
+            mask &= mask - 1;
+        }
+    };
+    for (c, word) in words.by_ref().enumerate() {
+        scan(
+            c * 8,
+            u64::from_le_bytes(word.try_into().unwrap_or_default()),
+            &mut found,
+        );
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        scan(
+            text.len() - rest.len(),
+            u64::from_le_bytes(word),
+            &mut found,
+        );
+    }
+    found
+}
+
+/// The high bit of each byte of `x` that lies strictly between `low` and `high` (ASCII bytes
+/// only; bytes of 128 and more never match), with no carry between bytes: the "hasbetween"
+/// bit trick.
+fn between(x: u64, low: u8, high: u8) -> u64 {
+    const ONES: u64 = u64::MAX / 255;
+    let seven = x & (ONES * 127);
+    (ONES * (127 + u64::from(high)) - seven)
+        & !x
+        & (seven + ONES * (127 - u64::from(low)))
+        & (ONES * 128)
 }
 
 fn is_word(b: u8) -> bool {
@@ -123,6 +178,27 @@ fn right_isolated(text: &[u8], end: usize) -> bool {
         Some(&b) if is_separator(b) => !text.get(end + 1).is_some_and(|n| n.is_ascii_digit()),
         Some(_) => true,
     }
+}
+
+/// How many digits (up to 20) follow `start` in a run where single separators, `+` and
+/// parentheses may come between them: a bound the detectors check before any other work.
+fn digits_ahead(text: &[u8], start: usize) -> usize {
+    let mut digits = 0;
+    let mut gap = 0;
+    for &b in &text[start..] {
+        if b.is_ascii_digit() {
+            digits += 1;
+            gap = 0;
+            if digits == 20 {
+                break;
+            }
+        } else if matches!(b, b' ' | b'-' | b'.' | b'(' | b')' | b'+') && gap < 2 {
+            gap += 1;
+        } else {
+            break;
+        }
+    }
+    digits
 }
 
 fn is_separator(b: u8) -> bool {
@@ -169,31 +245,27 @@ fn digits_of(text: &[u8], range: Range<usize>) -> Vec<u8> {
         .collect()
 }
 
-/// Payment card numbers: 13–19 digits, whole groups of a run of digits separated by single
-/// spaces or hyphens, Luhn-valid, in a known issuer range.
-fn cards(text: &[u8]) -> Vec<Range<usize>> {
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i < text.len() {
-        if !text[i].is_ascii_digit() || (i > 0 && is_word(text[i - 1])) {
-            i += 1;
-            continue;
-        }
-        let groups = digit_groups(text, i);
-        let run_end = groups.last().map_or(i + 1, |g| g.end);
-        let mut first = 0;
-        while first < groups.len() {
-            match card_in(text, &groups[first..]) {
-                Some(end) => {
-                    found.push(groups[first].start..end);
-                    first = groups.iter().position(|g| g.end == end).unwrap_or(first) + 1;
-                }
-                None => first += 1,
-            }
-        }
-        i = run_end.max(i + 1);
+/// Payment card numbers in the run of digits starting at `start`: 13–19 digits, whole groups
+/// of the run (digits separated by single spaces or hyphens), Luhn-valid, in a known issuer
+/// range.
+fn cards_in_run(text: &[u8], start: usize, found: &mut Vec<(Range<usize>, Detector)>) {
+    // A group after a single separator belongs to the run that starts before it.
+    let inner =
+        start >= 2 && matches!(text[start - 1], b' ' | b'-') && text[start - 2].is_ascii_digit();
+    if inner || (start > 0 && is_word(text[start - 1])) || digits_ahead(text, start) < 13 {
+        return;
     }
-    found
+    let groups = digit_groups(text, start);
+    let mut first = 0;
+    while first < groups.len() {
+        match card_in(text, &groups[first..]) {
+            Some(end) => {
+                found.push((groups[first].start..end, Detector::Card));
+                first = groups.iter().position(|g| g.end == end).unwrap_or(first) + 1;
+            }
+            None => first += 1,
+        }
+    }
 }
 
 /// The end of the longest card number made of the first groups of `groups`.
@@ -263,30 +335,21 @@ fn known_issuer(digits: &[u8]) -> bool {
     visa || mastercard || amex || discover || jcb || diners || unionpay || maestro || mir
 }
 
-/// E-mail addresses: a local part of letters, digits and `._%+-`, `@`, and a domain of at least
-/// two labels whose last is 2+ letters.
-fn emails(text: &[u8]) -> Vec<Range<usize>> {
+/// The e-mail address around the `@` at `at`: a local part of letters, digits and `._%+-`,
+/// and a domain of at least two labels whose last is 2+ letters.
+fn email_at(text: &[u8], at: usize) -> Option<Range<usize>> {
     let local = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-');
-    let mut found: Vec<Range<usize>> = Vec::new();
-    for at in (0..text.len()).filter(|&k| text[k] == b'@') {
-        if found.last().is_some_and(|r| r.end > at) {
-            continue;
-        }
-        let mut start = at;
-        while start > 0 && local(text[start - 1]) {
-            start -= 1;
-        }
-        while start < at && text[start] == b'.' {
-            start += 1;
-        }
-        if start == at || text[at - 1] == b'.' {
-            continue;
-        }
-        if let Some(end) = domain_end(text, at + 1) {
-            found.push(start..end);
-        }
+    let mut start = at;
+    while start > 0 && local(text[start - 1]) {
+        start -= 1;
     }
-    found
+    while start < at && text[start] == b'.' {
+        start += 1;
+    }
+    if start == at || text[at - 1] == b'.' {
+        return None;
+    }
+    Some(start..domain_end(text, at + 1)?)
 }
 
 /// The end of a domain name starting at `start`: labels of letters, digits and inner hyphens,
@@ -317,29 +380,25 @@ fn domain_end(text: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-/// Phone numbers: international (`+` or `00`, then 8–15 digits in groups), North American
-/// (`(555) 123-4567`, `555-123-4567`, `555.123.4567`, optionally after `1` or `+1`) and national
-/// numbers with a trunk `0` written in groups (`020 7946 0958`, `06 12 34 56 78`). A run of
-/// digits without separators is a phone number only after `+`.
-fn phones(text: &[u8]) -> Vec<Range<usize>> {
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i < text.len() {
-        let starts = (text[i] == b'+' || text[i] == b'(' || text[i].is_ascii_digit())
-            && (i == 0 || !(is_word(text[i - 1]) || text[i - 1] == b'+'));
-        let end = if starts { phone_at(text, i) } else { None };
-        // After `+` or `(` the start is plain; elsewhere digits just before the number would
-        // make it part of a longer one.
-        let marked = matches!(text[i], b'+' | b'(');
-        match end {
-            Some(end) if (marked || left_isolated(text, i)) && right_isolated(text, end) => {
-                found.push(i..end);
-                i = end;
-            }
-            _ => i += 1,
-        }
+/// The phone number starting at `i`: international (`+` or `00`, then 8–15 digits in groups),
+/// North American (`(555) 123-4567`, `555-123-4567`, `555.123.4567`, optionally after `1` or
+/// `+1`) or national with a trunk `0` written in groups (`020 7946 0958`, `06 12 34 56 78`). A
+/// run of digits without separators is a phone number only after `+`.
+fn phone_from(text: &[u8], i: usize) -> Option<Range<usize>> {
+    // Fewest digits of each shape: 8 after `+`, 9 with a trunk 0 (10 after `00`), else 10.
+    let fewest = match text[i] {
+        b'+' => 8,
+        b'0' => 9,
+        _ => 10,
+    };
+    if (i > 0 && (is_word(text[i - 1]) || text[i - 1] == b'+')) || digits_ahead(text, i) < fewest {
+        return None;
     }
-    found
+    let end = phone_at(text, i)?;
+    // After `+` or `(` the start is plain; elsewhere digits just before the number would make
+    // it part of a longer one.
+    let marked = matches!(text[i], b'+' | b'(');
+    ((marked || left_isolated(text, i)) && right_isolated(text, end)).then_some(i..end)
 }
 
 /// The end of a phone number starting at `start`, if one does.
@@ -353,7 +412,7 @@ fn phone_at(text: &[u8], start: usize) -> Option<usize> {
         let grouped = groups.len() > 1 || lead[0] == b'+';
         return ((8..=15).contains(&country_digits) && grouped).then_some(end);
     }
-    if north_american(&groups, text, start) {
+    if north_american(&groups, &text[start..end]) {
         return Some(end);
     }
     let trunk =
@@ -398,44 +457,26 @@ fn phone_run(text: &[u8], start: usize) -> Option<(usize, Vec<usize>)> {
 }
 
 /// `(NXX) NXX-XXXX` and its variants, optionally after a `1` country code; N is 2–9.
-fn north_american(groups: &[usize], text: &[u8], start: usize) -> bool {
+fn north_american(groups: &[usize], number: &[u8]) -> bool {
     let shape = match groups {
-        [1, 3, 3, 4] if text[start] == b'1' || text[start..].starts_with(b"+1") => &groups[1..],
+        [1, 3, 3, 4] if number[0] == b'1' || number.starts_with(b"+1") => &groups[1..],
         [3, 3, 4] => groups,
         _ => return false,
     };
-    let digits = digits_of(text, start..text.len());
+    let digits = digits_of(number, 0..number.len());
     let skip = groups.len() - shape.len();
-    let area = digits.get(skip).copied().unwrap_or(0);
-    let exchange = digits.get(skip + 3).copied().unwrap_or(0);
-    area >= 2 && exchange >= 2
+    digits[skip] >= 2 && digits[skip + 3] >= 2
 }
 
-/// IBANs: a known country code, two check digits and the country's length of letters and
-/// digits, in one block or groups of four separated by single spaces, valid under ISO 13616's
-/// mod-97 check.
-fn ibans(text: &[u8]) -> Vec<Range<usize>> {
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i + 4 <= text.len() {
-        let end = if text[i].is_ascii_uppercase() && (i == 0 || !is_word(text[i - 1])) {
-            iban_at(text, i)
-        } else {
-            None
-        };
-        match end {
-            Some(end) => {
-                found.push(i..end);
-                i = end;
-            }
-            None => i += 1,
-        }
+/// The IBAN starting at `start`: a known country code, two check digits and the country's
+/// length of letters and digits, in one block or groups of four separated by single spaces,
+/// valid under ISO 13616's mod-97 check.
+fn iban_at(text: &[u8], start: usize) -> Option<Range<usize>> {
+    let country = &text[start..start + 2];
+    if (start > 0 && is_word(text[start - 1])) || !country.iter().all(u8::is_ascii_uppercase) {
+        return None;
     }
-    found
-}
-
-fn iban_at(text: &[u8], start: usize) -> Option<usize> {
-    let length = iban_length(&text[start..start + 2])?;
+    let length = iban_length(country)?;
     let mut chars = Vec::with_capacity(length);
     let mut at = start;
     while chars.len() < length {
@@ -457,7 +498,7 @@ fn iban_at(text: &[u8], start: usize) -> Option<usize> {
     }
     let well_formed = chars[2].is_ascii_digit() && chars[3].is_ascii_digit();
     let free_end = text.get(at).is_none_or(|b| !is_word(*b));
-    (well_formed && free_end && mod97(&chars) == 1).then_some(at)
+    (well_formed && free_end && mod97(&chars) == 1).then_some(start..at)
 }
 
 /// ISO 13616 check: the country code and check digits moved to the end, letters as 10–35.
@@ -558,25 +599,11 @@ fn iban_length(country: &[u8]) -> Option<usize> {
         .map(|(_, n)| *n)
 }
 
-/// US social security numbers written `AAA-GG-SSSS` (or with spaces): area 001–899 but not 666,
-/// group and serial not zero. Nine digits in one block are not taken for one.
-fn ssns(text: &[u8]) -> Vec<Range<usize>> {
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i + 11 <= text.len() {
-        match ssn_at(text, i) {
-            Some(end) => {
-                found.push(i..end);
-                i = end;
-            }
-            None => i += 1,
-        }
-    }
-    found
-}
-
-fn ssn_at(text: &[u8], start: usize) -> Option<usize> {
-    let candidate = &text[start..start + 11];
+/// The US social security number starting at `start`, written `AAA-GG-SSSS` (or with
+/// spaces): area 001–899 but not 666, group and serial not zero. Nine digits in one block are
+/// not taken for one.
+fn ssn_at(text: &[u8], start: usize) -> Option<Range<usize>> {
+    let candidate = text.get(start..start + 11)?;
     let separator = candidate[3];
     let shape_ok = matches!(separator, b'-' | b' ')
         && candidate[6] == separator
@@ -596,18 +623,23 @@ fn ssn_at(text: &[u8], start: usize) -> Option<usize> {
     }
     let d = digits_of(text, start..start + 11);
     let (area, group, serial) = (prefix(&d, 3), prefix(&d[3..], 2), prefix(&d[5..], 4));
-    (area != 0 && area != 666 && area < 900 && group != 0 && serial != 0).then_some(start + 11)
+    (area != 0 && area != 666 && area < 900 && group != 0 && serial != 0)
+        .then_some(start..start + 11)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// What `detector` alone finds in `text`.
     fn run(detector: Detector, text: &str) -> Vec<String> {
-        detector
-            .find(text.as_bytes())
+        let mut found = Vec::new();
+        for anchor in anchors(text.as_bytes()) {
+            detector.find_at(text.as_bytes(), anchor, &mut found);
+        }
+        found
             .into_iter()
-            .map(|r| text[r].to_string())
+            .map(|(r, _)| text[r].to_string())
             .collect()
     }
 
@@ -763,6 +795,19 @@ mod tests {
         ] {
             assert!(run(Detector::Ssn, not_ssn).is_empty(), "{not_ssn}");
         }
+    }
+
+    #[test]
+    fn anchors_are_found_eight_bytes_at_a_time() {
+        let text = "ab 12 x@y (3) +4 é9 1234567890123456789 end";
+        let expected: Vec<usize> = (0..text.len())
+            .filter(|&i| {
+                let b = text.as_bytes()[i];
+                matches!(b, b'@' | b'+' | b'(')
+                    || (b.is_ascii_digit() && (i == 0 || !text.as_bytes()[i - 1].is_ascii_digit()))
+            })
+            .collect();
+        assert_eq!(anchors(text.as_bytes()), expected);
     }
 
     #[test]

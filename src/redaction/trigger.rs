@@ -11,13 +11,18 @@ use crate::error::RetentionError;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgTupleDesc};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CString;
+use std::rc::Rc;
 
 /// A rule as the row trigger reads it from its arguments.
 struct Rule {
     replacement: String,
-    detectors: Vec<Detector>,
+    /// The detectors but `custom`, which runs the patterns.
+    built_in: Vec<Detector>,
     patterns: Vec<String>,
+    /// The replacement of a pattern's match, escaped for `regexp_replace`.
+    custom_replacement: String,
     columns: Vec<String>,
 }
 
@@ -27,7 +32,7 @@ impl Rule {
             || RetentionError::InvalidValue("malformed redaction trigger arguments".into());
         let mut args = args.into_iter();
         let replacement = args.next().ok_or_else(broken)?;
-        let detectors = args
+        let detectors: Vec<Detector> = args
             .next()
             .ok_or_else(broken)?
             .split(',')
@@ -39,8 +44,14 @@ impl Rule {
             .ok_or_else(broken)?;
         let patterns: Vec<String> = args.by_ref().take(count).collect();
         Ok(Rule {
+            custom_replacement: replacement
+                .replace("%s", Detector::Custom.as_str())
+                .replace('\\', "\\\\"),
             replacement,
-            detectors,
+            built_in: detectors
+                .into_iter()
+                .filter(|d| *d != Detector::Custom)
+                .collect(),
             patterns,
             columns: args.collect(),
         })
@@ -59,6 +70,23 @@ struct Pending {
 
 thread_local! {
     static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
+    /// Rules read from trigger arguments, by trigger oid (a trigger's arguments never change:
+    /// redact() creates a new trigger).
+    static RULES: RefCell<HashMap<pg_sys::Oid, Rc<Rule>>> = RefCell::new(HashMap::new());
+}
+
+/// The rule in the arguments of the firing trigger.
+fn rule_of(trigger: &PgTrigger<'_>) -> Result<Rc<Rule>, RetentionError> {
+    let oid = trigger.trigger().tgoid;
+    if let Some(rule) = RULES.with(|r| r.borrow().get(&oid).cloned()) {
+        return Ok(rule);
+    }
+    let args = trigger
+        .extra_args()
+        .map_err(|e| RetentionError::InvalidValue(e.to_string()))?;
+    let rule = Rc::new(Rule::from_args(args)?);
+    RULES.with(|r| r.borrow_mut().insert(oid, rule.clone()));
+    Ok(rule)
 }
 
 fn count(rel: pg_sys::Oid, column: &str, found: &[(Detector, i64)]) {
@@ -125,11 +153,7 @@ unsafe extern "C-unwind" fn at_subtransaction_abort(
 fn redact_row<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, RetentionError> {
-    let rule = Rule::from_args(
-        trigger
-            .extra_args()
-            .map_err(|e| RetentionError::InvalidValue(e.to_string()))?,
-    )?;
+    let rule = rule_of(trigger)?;
     let data = trigger.trigger_data();
     // SAFETY: the trigger manager's relation and row, valid during this call.
     unsafe {
@@ -271,23 +295,14 @@ fn might_match(bytes: &[u8]) -> bool {
 
 /// `bytes` with the built-in detectors' findings replaced, then the custom patterns'.
 fn redact_bytes(rule: &Rule, bytes: &[u8]) -> Option<(Vec<u8>, Counts)> {
-    let built_in: Vec<Detector> = rule
-        .detectors
-        .iter()
-        .copied()
-        .filter(|d| *d != Detector::Custom)
-        .collect();
-    let (mut text, mut found) = match detect::redact(bytes, &built_in, &rule.replacement) {
+    let (mut text, mut found) = match detect::redact(bytes, &rule.built_in, &rule.replacement) {
         Some((text, found)) => (text, found),
+        None if rule.patterns.is_empty() => return None,
         None => (bytes.to_vec(), Vec::new()),
     };
-    let replacement = rule
-        .replacement
-        .replace("%s", Detector::Custom.as_str())
-        .replace('\\', "\\\\");
     for pattern in &rule.patterns {
         // SAFETY: text datums built here; PostgreSQL's regex functions with the default collation.
-        let replaced = unsafe { replace_pattern(&text, pattern, &replacement) };
+        let replaced = unsafe { replace_pattern(&text, pattern, &rule.custom_replacement) };
         if let Some((new_text, n)) = replaced {
             text = new_text;
             merge(&mut found, &[(Detector::Custom, n)]);
