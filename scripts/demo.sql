@@ -8,7 +8,9 @@ SELECT retention.define_category('support_records', '3 years', clock => 'last_ac
 SELECT retention.define_category('project_data', '0', clock => 'event', event => 'termination',
                                  soft_delete_window => '90 days', description => 'Projects: recoverable 90 days after termination, then deleted');
 SELECT retention.define_category('raw_audio', '0', description => 'Raw audio: zero retention');
-SELECT name, retain_for, clock, soft_delete_window AS window, erasure_exempt FROM retention.categories ORDER BY name;
+-- Audit logs are a minimum duty: locked, nobody shortens them, not even an administrator.
+SELECT retention.lock_category('audit_logs');
+SELECT name, retain_for, clock, soft_delete_window AS window, erasure_exempt, locked FROM retention.categories ORDER BY name;
 
 \echo '== Application tables put under retention'
 CREATE TABLE conversations (id bigint PRIMARY KEY, tenant text, author text, created_at timestamptz NOT NULL, category text, body text);
@@ -17,6 +19,8 @@ CREATE TABLE projects (id bigint PRIMARY KEY, tenant text NOT NULL, name text, d
 SELECT retention.manage('conversations', 'conversations', created_column => 'created_at',
                         tenant_column => 'tenant', subject_column => 'author', category_column => 'category');
 SELECT retention.manage('projects', 'project_data', tenant_column => 'tenant', soft_delete_column => 'deleted_at');
+-- Identifiers inside the text never reach storage (the voice platform's control).
+SELECT retention.redact('conversations', '{body}', '{card,email,phone,ssn}');
 INSERT INTO conversations SELECT i, (ARRAY['acme','globex','initech'])[1 + i % 3], 'user' || i % 7,
        now() - i * interval '1 day', NULL, 'private words' FROM generate_series(1, 1000) i;
 INSERT INTO projects VALUES (1, 'acme', 'apollo'), (2, 'globex', 'gemini'), (3, 'initech', 'mercury');
@@ -26,6 +30,10 @@ SELECT retention.set_tenant_policy('globex', 'conversations', '2 years');
 SELECT retention.place_hold('Litigation 2026-117', tenant => 'initech') AS hold_id \gset
 SELECT retention.record_event('acme', 'termination', now() - interval '10 days');
 SELECT retention.tag('conversations', 'raw_audio', ARRAY[1, 2]);
+
+INSERT INTO conversations VALUES (1001, 'acme', 'user1', now(), NULL, 'my card is 4111 1111 1111 1111, mail me at ann@example.com');
+SELECT id, body FROM conversations WHERE id = 1001;
+SELECT table_name, column_name, detector, redactions FROM retention.redaction_counts ORDER BY 2, 3;
 
 \echo '== What is due, and what the hold keeps back'
 SELECT * FROM retention.preview() ORDER BY table_name, tenant;

@@ -550,6 +550,120 @@ CREATE EVENT TRIGGER retention_redaction_ddl ON ddl_command_end
 COMMENT ON EVENT TRIGGER retention_redaction_ddl IS 'Keeps redacted tables'' columns and redaction triggers in place (retention.check_redacted_tables())';
 
 ------------------------------------------------------------------------------------------------
+-- Locked categories: records, and the triggers that keep their policy from shrinking.
+------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION retention.refuse_lock_change() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'retention.category_locks are records: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege', HINT = 'A category lock is never lifted.';
+END
+$$;
+COMMENT ON FUNCTION retention.refuse_lock_change() IS 'Trigger: category locks are never changed or removed';
+CREATE TRIGGER category_locks_are_records BEFORE UPDATE OR DELETE ON retention.category_locks
+    FOR EACH ROW EXECUTE FUNCTION retention.refuse_lock_change();
+CREATE TRIGGER category_locks_no_truncate BEFORE TRUNCATE ON retention.category_locks
+    FOR EACH STATEMENT EXECUTE FUNCTION retention.refuse_lock_change();
+ALTER TABLE retention.category_locks ENABLE ALWAYS TRIGGER category_locks_are_records;
+ALTER TABLE retention.category_locks ENABLE ALWAYS TRIGGER category_locks_no_truncate;
+
+-- A locked category's period and window only grow; its clock, event, action and erasure
+-- exemption stay; it is never dropped. Checked on the table, so that define_category() and
+-- drop_category() (whoever calls them) and a superuser's direct writes meet the same rule.
+CREATE FUNCTION retention.guard_locked_category() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cat text := CASE WHEN TG_OP = 'INSERT' THEN NEW.name ELSE OLD.name END;
+    was record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM retention.category_locks l WHERE l.category = cat) THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'category "%" is locked: it cannot be dropped', cat
+            USING ERRCODE = 'insufficient_privilege', HINT = 'A category lock is never lifted.';
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        -- An upsert of an existing row is checked as its update; a first row of a locked
+        -- category can only be the built-in deletion_log's, redefined.
+        IF EXISTS (SELECT 1 FROM retention.category_definitions d WHERE d.name = NEW.name) THEN
+            RETURN NEW;
+        END IF;
+        SELECT interval '7 years' AS retain_for, 'created'::text AS clock, 'delete'::text AS action,
+               NULL::interval AS soft_delete_window, NULL::text AS event, false AS erasure_exempt
+          INTO was;
+    ELSE
+        was := OLD;
+    END IF;
+    IF NEW.name IS DISTINCT FROM cat OR NEW.retain_for < was.retain_for
+       OR NEW.clock IS DISTINCT FROM was.clock OR NEW.action IS DISTINCT FROM was.action
+       OR NEW.event IS DISTINCT FROM was.event
+       OR (was.soft_delete_window IS NOT NULL
+           AND (NEW.soft_delete_window IS NULL OR NEW.soft_delete_window < was.soft_delete_window))
+       OR (was.erasure_exempt AND NOT NEW.erasure_exempt) THEN
+        RAISE EXCEPTION 'category "%" is locked: its period and window can only be lengthened, its clock, event, action and erasure exemption kept', cat
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A category lock is never lifted; define another category for a shorter policy.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION retention.guard_locked_category() IS 'Trigger: a locked category''s period and window only lengthen, its clock, event, action and erasure exemption stay, and it is never dropped';
+CREATE TRIGGER category_definitions_locked BEFORE INSERT OR UPDATE OR DELETE
+    ON retention.category_definitions
+    FOR EACH ROW EXECUTE FUNCTION retention.guard_locked_category();
+ALTER TABLE retention.category_definitions ENABLE ALWAYS TRIGGER category_definitions_locked;
+
+-- A tenant override of a locked category may lengthen it, never shorten it: a new override is
+-- at least the category's period and window, a changed one at least what it was, and one that
+-- lengthens cannot be removed.
+CREATE FUNCTION retention.guard_locked_override() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cat text := CASE WHEN TG_OP = 'DELETE' THEN OLD.category ELSE NEW.category END;
+    cat_period interval;
+    cat_window interval;
+    shortens boolean;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM retention.category_locks l WHERE l.category = cat) THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    SELECT c.retain_for, c.soft_delete_window INTO cat_period, cat_window
+      FROM retention.categories c WHERE c.name = cat;
+    IF TG_OP = 'INSERT' THEN
+        IF EXISTS (SELECT 1 FROM retention.tenant_policies p
+                    WHERE p.tenant = NEW.tenant AND p.category = NEW.category) THEN
+            RETURN NEW;
+        END IF;
+        shortens := NEW.retain_for < cat_period OR NEW.soft_delete_window < cat_window;
+    ELSIF TG_OP = 'UPDATE' THEN
+        shortens := NEW.tenant IS DISTINCT FROM OLD.tenant OR NEW.category IS DISTINCT FROM OLD.category
+                    OR NEW.retain_for < OLD.retain_for
+                    OR coalesce(NEW.soft_delete_window, cat_window) < coalesce(OLD.soft_delete_window, cat_window);
+    ELSE
+        shortens := OLD.retain_for > cat_period OR coalesce(OLD.soft_delete_window, cat_window) > cat_window;
+    END IF;
+    IF shortens THEN
+        RAISE EXCEPTION 'category "%" is locked: tenant "%"''s period and window can only be lengthened', cat,
+                        CASE WHEN TG_OP = 'DELETE' THEN OLD.tenant ELSE NEW.tenant END
+            USING ERRCODE = 'insufficient_privilege', HINT = 'A category lock is never lifted.';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+COMMENT ON FUNCTION retention.guard_locked_override() IS 'Trigger: a tenant override of a locked category only lengthens it';
+CREATE TRIGGER tenant_policies_locked BEFORE INSERT OR UPDATE OR DELETE ON retention.tenant_policies
+    FOR EACH ROW EXECUTE FUNCTION retention.guard_locked_override();
+ALTER TABLE retention.tenant_policies ENABLE ALWAYS TRIGGER tenant_policies_locked;
+
+------------------------------------------------------------------------------------------------
 -- Monitoring.
 ------------------------------------------------------------------------------------------------
 
@@ -674,6 +788,7 @@ BEGIN
         retention.request_delete(regclass, anyarray, text),
         retention.restore(regclass, anyarray),
         retention.request_erasure(text, timestamptz, text),
+        retention.extend_request(bigint, interval, text),
         retention.verify_erasure(bigint),
         retention.run(regclass, boolean),
         retention.preview(interval),
@@ -697,6 +812,7 @@ BEGIN
         retention.erasure_requests, retention.overdue_erasure_requests,
         retention.export_records, retention.export_deliveries, retention.export_requests,
         retention.overdue_export_requests, retention.progress, retention.redaction_rules,
+        retention.erasure_extensions, retention.category_locks,
         retention.redaction_tallies, retention.redactions, retention.redaction_counts TO %s', grantee);
 END
 $$;
@@ -714,10 +830,12 @@ BEGIN
         retention.place_hold(text, text, text, regclass, text, boolean, boolean),
         retention.release_hold(bigint, text),
         retention.review_hold(bigint, text),
+        retention.lock_category(text),
         retention.hold_stamping()
         TO %s', grantee);
     EXECUTE format('GRANT SELECT ON retention.holds, retention.notifications,
-        retention.categories, retention.holds_due_for_review, retention.queued_deletions
+        retention.categories, retention.holds_due_for_review, retention.queued_deletions,
+        retention.category_locks
         TO %s', grantee);
 END
 $$;
@@ -747,7 +865,8 @@ BEGIN
         retention.erasure_requests, retention.overdue_erasure_requests,
         retention.holds_due_for_review, retention.export_requests,
         retention.overdue_export_requests, retention.export_deliveries, retention.progress,
-        retention.redactions, retention.redaction_counts
+        retention.redactions, retention.redaction_counts, retention.erasure_extensions,
+        retention.category_locks
         TO %s', grantee);
 END
 $$;
@@ -773,8 +892,8 @@ COMMENT ON TABLE retention.notifications IS 'Notifications sent on retention_hol
 COMMENT ON TABLE retention.deletion_queue IS 'Customer-requested deletions waiting for the holds that cover their rows to be released';
 COMMENT ON VIEW retention.queued_deletions IS 'Customer-requested deletions still waiting on a legal hold';
 COMMENT ON TABLE retention.erasure_records IS 'Erasure requests per data subject (the table behind retention.erasure_requests)';
-COMMENT ON VIEW retention.erasure_requests IS 'Erasure requests: status (pending, verified, completed, waiting_on_hold), due_at = received + 30 days, overdue';
-COMMENT ON VIEW retention.overdue_erasure_requests IS 'Erasure requests past their 30-day due date and not completed';
+COMMENT ON VIEW retention.erasure_requests IS 'Erasure requests: status (pending, verified, completed, waiting_on_hold), due_at = received + 30 days + extended_by (retention.extend_request()), overdue';
+COMMENT ON VIEW retention.overdue_erasure_requests IS 'Erasure requests past their due date (30 days, plus any extension) and not completed';
 COMMENT ON TABLE retention.anonymized_rows IS 'Rows anonymized by their category''s policy or an erasure request, with a fingerprint of the anonymized values: anonymized again only if they hold new values';
 COMMENT ON TABLE retention.runs IS 'History of purge cycles (worker and retention.run()), with per-table counts and errors';
 COMMENT ON TABLE retention.deletion_log IS 'One hash-chained entry per row acted on; never the content. Append-only';
@@ -796,6 +915,7 @@ COMMENT ON FUNCTION retention.record_event(text, text, timestamptz) IS 'Records 
 COMMENT ON FUNCTION retention.cancel_event(text, text) IS 'Cancels a tenant event, stopping its event clocks';
 COMMENT ON FUNCTION retention.place_hold(text, text, text, regclass, text, boolean, boolean) IS
     'Places a legal hold over every row matching all its scopes (freeze: refuse content updates of its rows too); returns the hold id';
+COMMENT ON FUNCTION retention.lock_category(text) IS 'Locks a category (legal duty): from now on its period, window and tenant overrides only lengthen, its clock, event, action and erasure exemption stay, and its rows leave only by expiry (request_delete refuses them, erasure counts them exempt); never unlocked';
 COMMENT ON FUNCTION retention.release_hold(bigint, text) IS 'Releases a hold (stamped with who, when, note, and the rows it frees, which the extension''s purges and deletions leave alone until pg_retention.hold_release_grace after the release)';
 COMMENT ON FUNCTION retention.review_hold(bigint, text) IS 'Stamps a counsel review of an active hold';
 COMMENT ON FUNCTION retention.request_delete(regclass, anyarray, text) IS
@@ -825,6 +945,8 @@ COMMENT ON FUNCTION retention.grant_auditor(regrole) IS 'Grants a role the audit
 COMMENT ON FUNCTION retention.verify_log() IS 'Id of the first deletion-log entry whose hash-chain link is broken; NULL when intact';
 COMMENT ON FUNCTION retention.request_erasure(text, timestamptz, text) IS
     'Records an erasure request for a data subject (scoped to one tenant, or all); due 30 days after receipt; returns its id';
+COMMENT ON FUNCTION retention.extend_request(bigint, interval, text) IS
+    'Extends an open erasure request''s deadline (GDPR Art. 12(3)): by at most two months in total, with the reasons given to the data subject; recorded in erasure_extensions; returns the new due_at';
 COMMENT ON FUNCTION retention.verify_erasure(bigint) IS 'Marks an erasure request verified: the next purge cycle executes it';
 COMMENT ON FUNCTION retention.redact(regclass, text[], text[], text, text) IS
     'Redacts identifiers on write: a row trigger replaces what the detectors (card, email, phone, iban, ssn, custom patterns) find in the named text, varchar or jsonb columns before a row is stored; counts each replacement';

@@ -62,10 +62,20 @@ pub struct Category {
     pub soft_delete_window: Option<Interval>,
     pub event: Option<String>,
     pub erasure_exempt: bool,
+    /// Locked by `retention.lock_category()`: rows leave only by expiry.
+    pub locked: bool,
 }
 
-const CATEGORY_COLUMNS: &str =
-    "name, retain_for, clock, action, soft_delete_window, event, erasure_exempt";
+/// The columns [`from_row`] reads; `locked` exists from schema 0.5.0 on.
+fn category_columns() -> Result<&'static str, RetentionError> {
+    Ok(
+        if crate::schema_version::at_least(crate::schema_version::CATEGORY_LOCKS)? {
+            "name, retain_for, clock, action, soft_delete_window, event, erasure_exempt, locked"
+        } else {
+            "name, retain_for, clock, action, soft_delete_window, event, erasure_exempt, false"
+        },
+    )
+}
 
 fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Category, RetentionError> {
     Ok(Category {
@@ -80,12 +90,16 @@ fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Category, RetentionErro
         soft_delete_window: row.get::<Interval>(5)?,
         event: row.get::<String>(6)?,
         erasure_exempt: row.get::<bool>(7)?.unwrap_or(false),
+        locked: row.get::<bool>(8)?.unwrap_or(false),
     })
 }
 
 /// Every category, by name.
 pub fn load_all(client: &SpiClient) -> Result<Vec<Category>, RetentionError> {
-    let sql = format!("SELECT {CATEGORY_COLUMNS} FROM retention.categories ORDER BY name");
+    let sql = format!(
+        "SELECT {} FROM retention.categories ORDER BY name",
+        category_columns()?
+    );
     client
         .select(&sql, None, &[])?
         .map(|row| from_row(&row))
@@ -94,7 +108,10 @@ pub fn load_all(client: &SpiClient) -> Result<Vec<Category>, RetentionError> {
 
 /// One category; [`RetentionError::UnknownCategory`] when there is none of that name.
 pub fn load(client: &SpiClient, name: &str) -> Result<Category, RetentionError> {
-    let sql = format!("SELECT {CATEGORY_COLUMNS} FROM retention.categories WHERE name = $1");
+    let sql = format!(
+        "SELECT {} FROM retention.categories WHERE name = $1",
+        category_columns()?
+    );
     let rows = client.select(&sql, Some(1), &[name.into()])?;
     match rows.into_iter().next() {
         Some(row) => from_row(&row),
@@ -214,6 +231,7 @@ fn define_category(
                 soft_delete_window,
                 event: event.map(str::to_string),
                 erasure_exempt,
+                locked: false,
             };
             for table in Managed::load_all(client)? {
                 if table.uses_category(client, name)? {

@@ -111,6 +111,14 @@ fn delete_keys(
         let Some(category_row) = categories.iter().find(|c| c.name == category_name) else {
             return Err(RetentionError::UnknownCategory(category_name));
         };
+        if category_row.locked {
+            // A locked category's rows leave only by expiry; a queued deletion of them stays
+            // queued, a request is refused.
+            if run_id.is_some() {
+                continue;
+            }
+            return Err(RetentionError::CategoryLocked(category_name));
+        }
         let (retain_for, window) =
             policy::in_force(category_row, tenant_value.as_deref(), &overrides);
         let act = if window.is_some() && table.soft_delete_column.is_some() {

@@ -2,8 +2,8 @@
 //! and their execution, at verification and by every purge cycle after it (for rows held then,
 //! or when verification could not execute it). A verified request erases every row whose
 //! subject column matches, in every managed table (of the request's tenant, when it has one):
-//! deleted, or anonymized where the row's category anonymizes; erasure-exempt categories are
-//! recorded as exempt; held rows wait for their holds (status `waiting_on_hold`).
+//! deleted, or anonymized where the row's category anonymizes; erasure-exempt and locked
+//! categories are recorded as exempt; held rows wait for their holds (status `waiting_on_hold`).
 
 use crate::catalog::{self, Action};
 use crate::deletion_log::Batch;
@@ -31,6 +31,7 @@ struct Erased {
     exempt: i64,
     held: i64,
     exempt_categories: Vec<String>,
+    locked_categories: Vec<String>,
     /// Tables whose part of the request failed (it stays `verified`, retried next cycle).
     failed: i64,
 }
@@ -44,6 +45,24 @@ impl Erased {
         self.failed += part.failed;
     }
 
+    /// Why rows were exempt: their categories, erasure-exempt or locked.
+    fn exempt_reason(&self) -> String {
+        let mut reasons = Vec::new();
+        if !self.exempt_categories.is_empty() {
+            reasons.push(format!(
+                "erasure-exempt categories: {}",
+                self.exempt_categories.join(", ")
+            ));
+        }
+        if !self.locked_categories.is_empty() {
+            reasons.push(format!(
+                "locked categories: {}",
+                self.locked_categories.join(", ")
+            ));
+        }
+        reasons.join("; ")
+    }
+
     /// The request's `details` entry for one table, when the request touched rows there.
     fn detail(&self, table: &str) -> Option<serde_json::Value> {
         (self.erased + self.anonymized + self.exempt + self.held > 0).then(|| {
@@ -52,10 +71,7 @@ impl Erased {
                 "erased": self.erased,
                 "anonymized": self.anonymized,
                 "exempt": self.exempt,
-                "exempt_reason": (self.exempt > 0).then(|| format!(
-                    "erasure-exempt categories: {}",
-                    self.exempt_categories.join(", ")
-                )),
+                "exempt_reason": (self.exempt > 0).then(|| self.exempt_reason()),
                 "held": self.held,
             })
         })
@@ -150,9 +166,13 @@ fn erase_in_table(
     .collect::<Result<_, RetentionError>>()?;
     for (category_name, tenant, held, rows) in groups {
         let found = categories.iter().find(|c| c.name == category_name);
-        if found.is_some_and(|c| c.erasure_exempt) {
+        if let Some(category) = found.filter(|c| c.erasure_exempt || c.locked) {
             done.exempt += rows;
-            done.exempt_categories.push(category_name);
+            if category.erasure_exempt {
+                done.exempt_categories.push(category_name);
+            } else {
+                done.locked_categories.push(category_name);
+            }
             continue;
         }
         done.held += held;

@@ -77,6 +77,10 @@ pub enum RetentionError {
     LockBusy(&'static str),
     #[error("unknown detector \"{0}\"")]
     UnknownDetector(String),
+    #[error("rows of category \"{0}\" are kept by its lock: they leave only when they expire")]
+    CategoryLocked(String),
+    #[error("erasure request {0} is completed: its deadline cannot move")]
+    RequestCompleted(i64),
     #[error("invalid pattern \"{0}\": {1}")]
     InvalidPattern(String, String),
     #[error("table {0} is not redacted")]
@@ -114,6 +118,7 @@ impl RetentionError {
             | Self::HoldReleased(_)
             | Self::RestoreWindowPassed(_)
             | Self::ErasureNotPending(..)
+            | Self::RequestCompleted(_)
             | Self::ExportNotInState(..)
             | Self::RowRemoved(_)
             | Self::SchemaOutdated { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -123,7 +128,7 @@ impl RetentionError {
             Self::UnknownTable(_) => ERRCODE_UNDEFINED_TABLE,
             Self::LockBusy(_) => ERRCODE_LOCK_NOT_AVAILABLE,
             Self::InsufficientPrivilege(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
-            Self::UnderHold(_) => ERRCODE_OBJECT_IN_USE,
+            Self::UnderHold(_) | Self::CategoryLocked(_) => ERRCODE_OBJECT_IN_USE,
             Self::Spi(_) => ERRCODE_INTERNAL_ERROR,
         }
     }

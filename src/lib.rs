@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 
 mod cascade;
 mod catalog;
+mod category_lock;
 mod customer_delete;
 mod deletion_log;
 mod erasure;
@@ -31,6 +32,7 @@ mod purge;
 mod reapply;
 mod redaction;
 mod regclass;
+mod request_extension;
 mod runs;
 mod schema_version;
 mod subxact;

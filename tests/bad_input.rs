@@ -39,6 +39,8 @@ const FUNCTIONS: &[&str] = &[
     "evidence",
     "redact",
     "unredact",
+    "extend_request",
+    "lock_category",
 ];
 
 const FIXTURE: &str = "
@@ -76,6 +78,7 @@ const FIXTURE: &str = "
     SET pg_retention.hold_release_grace = 0; -- released, and keeping nothing
     SELECT retention.release_hold(2, 'done');
     SELECT retention.place_hold('category hold', category => 'spare', notify => false); -- hold 3
+    SELECT retention.request_erasure('s9');                                           -- request 1
 ";
 
 /// One row of the table: a call, the class of bad input it makes, and the SQLSTATE it must
@@ -357,6 +360,20 @@ const CASES: &[Case] = &[
     case("unredact", UNKNOWN, "SELECT retention.unredact('plain')", "42704"),
     case("unredact", EMPTY, "SELECT retention.unredact('')", "42602"),
     case("unredact", WRONG_OBJECT, "SELECT retention.unredact('v')", "42809"),
+    // extend_request(request_id, by, reason)
+    case("extend_request", NULL, "SELECT retention.extend_request(NULL, '1 day', 'x')", "22004"),
+    case("extend_request", NULL, "SELECT retention.extend_request(1, NULL, 'x')", "22004"),
+    case("extend_request", NULL, "SELECT retention.extend_request(1, '1 day', NULL)", "22004"),
+    case("extend_request", UNKNOWN, "SELECT retention.extend_request(999, '1 day', 'x')", "42704"),
+    case("extend_request", EMPTY, "SELECT retention.extend_request(1, '1 day', '  ')", "22023"),
+    case("extend_request", NEGATIVE, "SELECT retention.extend_request(1, '-1 day', 'x')", "22023"),
+    case("extend_request", NEGATIVE, "SELECT retention.extend_request(1, '0', 'x')", "22023"),
+    case("extend_request", ABSURD, "SELECT retention.extend_request(1, '2 months 1 day', 'x')", "22023"),
+    case("extend_request", WRONG_TYPE, "SELECT retention.extend_request(1, 'soon', 'x')", "22007"),
+    // lock_category(name)
+    case("lock_category", NULL, "SELECT retention.lock_category(NULL)", "22004"),
+    case("lock_category", UNKNOWN, "SELECT retention.lock_category('nosuch')", "42704"),
+    case("lock_category", EMPTY, "SELECT retention.lock_category(' ')", "22023"),
     // Regressions once found by this table (fixed):
     // Was: a regclass argument naming a dropped table (a dangling OID): a Rust panic in pgrx's
     // PgRelation argument conversion, XX000 "could not open relation with OID 999999" with a

@@ -131,7 +131,10 @@ const LOGGED_BY_0_1_0: &str = "
 
 /// What must survive the update unchanged, as one digest per query.
 const KEPT: [&str; 8] = [
-    "SELECT * FROM retention.categories ORDER BY name",
+    // The columns 0.1.0 had (0.5.0 adds locked).
+    "SELECT name, retain_for, clock, action, soft_delete_window, event, erasure_exempt, description,
+            builtin, updated_at, updated_by
+       FROM retention.categories ORDER BY name",
     "SELECT tbl::regclass::text, category, created_column, tenant_column, subject_column, category_column,
             soft_delete_column FROM retention.managed_tables ORDER BY 1",
     "SELECT * FROM retention.tenant_policies ORDER BY 1, 2",

@@ -1,0 +1,150 @@
+//! Locked categories: minimum retention that nobody can shorten, the database's S3 Object Lock
+//! compliance mode. `retention.lock_category(name)` (legal duty) records the lock in
+//! `retention.category_locks`, a record like a hold: who and when, never removed. From then on
+//! the triggers on `category_definitions` and `tenant_policies` (sql/finalize.sql, `ENABLE
+//! ALWAYS`, so they bind superusers writing the tables directly as well as every function)
+//! let the category's period, window and tenant overrides only grow, and its clock, event and
+//! action never change; the category cannot be dropped. Its rows leave only by expiry:
+//! `request_delete` refuses them (55006) and erasure requests count them exempt.
+
+use crate::error::{required, RetentionError, SqlResult};
+use pgrx::prelude::*;
+
+/// `retention.lock_category(name)`: locks a category (the built-in `deletion_log` included).
+/// Locking a locked category changes nothing; there is no unlock.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn lock_category(name: Option<&str>) -> SqlResult<()> {
+    crate::runs::require_primary("retention.lock_category()")?;
+    let name = required(name, "name")?;
+    if name.trim().is_empty() {
+        return Err(RetentionError::InvalidValue("name must not be empty".into()).into());
+    }
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            crate::catalog::load(client, name)?;
+            client.update(
+                "INSERT INTO retention.category_locks (category, locked_by) VALUES ($1, $2)
+                 ON CONFLICT (category) DO NOTHING",
+                None,
+                &[name.into(), crate::identity::caller_name().into()],
+            )?;
+            Ok(())
+        })
+    })?;
+    Ok(())
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::testing::{int, seed, sqlstate};
+    use pgrx::prelude::*;
+
+    fn audit_logs() {
+        seed(0);
+        Spi::run(
+            "CREATE TABLE audit (id int PRIMARY KEY, subject text, created_at timestamptz NOT NULL);
+             SELECT retention.manage('audit', 'audit_logs', created_column => 'created_at',
+                                     subject_column => 'subject');
+             INSERT INTO audit VALUES (1, 's1', now() - interval '1 year'),
+                                      (2, 's1', now() - interval '7 years 1 day');
+             SELECT retention.lock_category('audit_logs');
+             SELECT retention.define_category('vault', '5 years', soft_delete_window => '30 days');
+             SELECT retention.lock_category('vault');",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn a_locked_period_only_grows() {
+        audit_logs();
+        for sql in [
+            "SELECT retention.define_category('audit_logs', '6 years', erasure_exempt => true)",
+            "SELECT retention.define_category('vault', '5 years', clock => 'last_activity')",
+            "SELECT retention.define_category('vault', '5 years', soft_delete_window => '1 day')",
+            "SELECT retention.define_category('vault', '5 years', action => 'anonymize')",
+            "SELECT retention.define_category('audit_logs', '7 years', erasure_exempt => false)",
+            "UPDATE retention.category_definitions SET retain_for = '1 day' WHERE name = 'audit_logs'",
+            "DELETE FROM retention.category_definitions WHERE name = 'audit_logs'",
+            "SELECT retention.set_tenant_policy('t1', 'audit_logs', '1 year')",
+            "DELETE FROM retention.category_locks",
+            "UPDATE retention.category_locks SET category = 'x'",
+            "TRUNCATE retention.category_locks",
+        ] {
+            assert_eq!(sqlstate(sql), "42501", "{sql}");
+        }
+        assert_eq!(
+            sqlstate("SELECT retention.drop_category('audit_logs')"),
+            "2BP01"
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.categories WHERE name = 'audit_logs' AND retain_for = '7 years' AND locked"), 1);
+        Spi::run(
+            "SELECT retention.define_category('audit_logs', '8 years', erasure_exempt => true)",
+        )
+        .unwrap();
+        Spi::run("SELECT retention.set_tenant_policy('t1', 'audit_logs', '10 years')").unwrap();
+        assert_eq!(
+            sqlstate("SELECT retention.set_tenant_policy('t1', 'audit_logs', '9 years')"),
+            "42501"
+        );
+        assert_eq!(
+            sqlstate("SELECT retention.clear_tenant_policy('t1', 'audit_logs')"),
+            "42501"
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.category_locks WHERE category = 'audit_logs' AND locked_by = current_user"), 1);
+    }
+
+    #[pg_test]
+    fn locked_rows_leave_only_by_expiry() {
+        Spi::run(
+            "SELECT retention.define_category('ledgers', '7 years');
+             CREATE TABLE ledger (id int PRIMARY KEY, subject text, created_at timestamptz NOT NULL);
+             SELECT retention.manage('ledger', 'ledgers', created_column => 'created_at',
+                                     subject_column => 'subject');
+             INSERT INTO ledger VALUES (1, 's1', now() - interval '1 year'),
+                                       (2, 's1', now() - interval '7 years 1 day');
+             SELECT retention.lock_category('ledgers');",
+        )
+        .unwrap();
+        assert_eq!(
+            sqlstate("SELECT retention.request_delete('ledger', ARRAY[1])"),
+            "55006"
+        );
+        let id = int("SELECT retention.request_erasure('s1')");
+        Spi::run(&format!("SELECT retention.verify_erasure({id})")).unwrap();
+        assert_eq!(
+            int(&format!(
+                "SELECT count(*) FROM retention.erasure_requests WHERE id = {id} AND rows_exempt = 2
+                    AND details::text LIKE '%locked categories: ledgers%'"
+            )),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM ledger"), 2);
+        // Expiry removes the expired row, with its log entry.
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(int("SELECT count(*) FROM ledger WHERE id = 1"), 1);
+        assert_eq!(int("SELECT count(*) FROM ledger"), 1);
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE category = 'ledgers' AND reason = 'expired'"),
+            1
+        );
+    }
+
+    #[pg_test]
+    fn the_deletion_log_category_can_be_locked() {
+        Spi::run("SELECT retention.lock_category('deletion_log')").unwrap();
+        Spi::run("SELECT retention.lock_category('deletion_log')").unwrap();
+        assert_eq!(int("SELECT count(*) FROM retention.category_locks"), 1);
+        assert_eq!(
+            sqlstate("SELECT retention.define_category('deletion_log', '2 years')"),
+            "42501"
+        );
+        Spi::run("SELECT retention.define_category('deletion_log', '8 years')").unwrap();
+        assert_eq!(sqlstate("SELECT retention.lock_category(NULL)"), "22004");
+        assert_eq!(
+            sqlstate("SELECT retention.lock_category('nosuch')"),
+            "42704"
+        );
+    }
+}
