@@ -132,9 +132,19 @@ ALTER TABLE retention.holds ENABLE ALWAYS TRIGGER holds_no_truncate;
 CREATE FUNCTION retention.export_log(since timestamptz DEFAULT '-infinity',
                                     until timestamptz DEFAULT 'infinity')
 RETURNS SETOF text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    IF since IS NULL OR until IS NULL THEN
+        RAISE EXCEPTION 'arguments "since" and "until" must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF until <= since THEN
+        RAISE EXCEPTION 'the period must end after it starts'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
 SELECT jsonb_build_object(
            'id', l.id,
            'logged_at', to_char(l.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
@@ -157,7 +167,8 @@ SELECT jsonb_build_object(
            'hash', encode(l.hash, 'hex'))::text
   FROM retention.deletion_log l
  WHERE l.logged_at >= since AND l.logged_at < until
- ORDER BY l.id
+ ORDER BY l.id;
+END
 $$;
 
 -- Evidence for auditors (SOC 2): per month of [since, until) and per category, what the policy
@@ -662,6 +673,130 @@ COMMENT ON FUNCTION retention.guard_locked_override() IS 'Trigger: a tenant over
 CREATE TRIGGER tenant_policies_locked BEFORE INSERT OR UPDATE OR DELETE ON retention.tenant_policies
     FOR EACH ROW EXECUTE FUNCTION retention.guard_locked_override();
 ALTER TABLE retention.tenant_policies ENABLE ALWAYS TRIGGER tenant_policies_locked;
+
+-- The lock's guard on application tables: a row of a locked category is deleted only once it
+-- is due (its clock plus the period in force for its tenant), whoever deletes it. The trigger
+-- retention_lock_guard (BEFORE DELETE, ENABLE ALWAYS) is on exactly the managed tables that can
+-- hold such rows (src/category_lock.rs). SECURITY DEFINER: it fires for the application's
+-- roles, which cannot read the policy; it reads the deleted row and the policy, and only
+-- refuses.
+CREATE FUNCTION retention.lock_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m retention.managed_tables;
+    r jsonb := to_jsonb(OLD);
+    cat text;
+    c record;
+    v_tenant text;
+    starts timestamptz;
+    period interval;
+BEGIN
+    SELECT * INTO m FROM retention.managed_tables WHERE tbl = TG_RELID;
+    IF NOT FOUND THEN
+        RETURN OLD;
+    END IF;
+    cat := coalesce(r ->> m.category_column, m.category);
+    IF NOT EXISTS (SELECT 1 FROM retention.category_locks l WHERE l.category = cat) THEN
+        RETURN OLD;
+    END IF;
+    SELECT * INTO c FROM retention.categories k WHERE k.name = cat;
+    IF c.clock = 'parent' THEN
+        RETURN OLD;   -- goes with its parent, which the lock does not reach
+    END IF;
+    v_tenant := r ->> m.tenant_column;
+    starts := CASE c.clock
+                  WHEN 'created' THEN (r ->> m.created_column)::timestamptz
+                  WHEN 'last_activity' THEN (r ->> m.activity_column)::timestamptz
+                  ELSE (SELECT e.occurred_at FROM retention.tenant_events e
+                         WHERE e.tenant = v_tenant AND e.event = c.event)
+              END;
+    period := coalesce((SELECT p.retain_for FROM retention.tenant_policies p
+                         WHERE p.tenant = v_tenant AND p.category = cat), c.retain_for);
+    IF starts + period <= now() THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'a row of table % is in locked category "%": it is kept until %',
+                    TG_TABLE_NAME, cat, coalesce((starts + period)::text, 'its clock starts')
+        USING ERRCODE = 'object_in_use',
+              HINT = 'A locked category''s rows leave only when they expire.';
+END
+$$;
+COMMENT ON FUNCTION retention.lock_guard() IS 'Row trigger retention_lock_guard (BEFORE DELETE, ENABLE ALWAYS) on managed tables that can hold rows of a locked category: refuses (55006) to delete such a row before it is due';
+
+-- TRUNCATE of a table that holds rows of a locked category is refused (its statement trigger
+-- retention_lock_guard_truncate goes with retention_lock_guard).
+CREATE FUNCTION retention.lock_guard_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m retention.managed_tables;
+    locked text[];
+    found boolean;
+BEGIN
+    SELECT * INTO m FROM retention.managed_tables WHERE tbl = TG_RELID;
+    SELECT array_agg(l.category) INTO locked FROM retention.category_locks l;
+    IF m.tbl IS NULL OR locked IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s t WHERE %s = ANY ($1))', TG_RELID::regclass,
+                   CASE WHEN m.category_column IS NULL THEN quote_literal(m.category)
+                        ELSE format('coalesce(t.%I::text, %L)', m.category_column, m.category) END)
+       INTO found USING locked;
+    IF found THEN
+        RAISE EXCEPTION 'table % holds rows of a locked category: it cannot be truncated', TG_RELID::regclass
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'A locked category''s rows leave only when they expire.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION retention.lock_guard_truncate() IS 'Statement trigger retention_lock_guard_truncate (BEFORE TRUNCATE, ENABLE ALWAYS), with retention_lock_guard: refuses (55006) to truncate a table holding rows of a locked category';
+
+-- SECURITY DEFINER, as check_guarded_tables. The lock's triggers stay enabled always, and are
+-- not dropped from a table that can hold rows of a locked category; the extension's own
+-- changes pass, and so does a restore (it creates them after the table).
+CREATE FUNCTION retention.check_locked_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    broken text;
+BEGIN
+    IF retention.guard_changing() THEN
+        RETURN;
+    END IF;
+    SELECT t.tgrelid::regclass::text INTO broken
+      FROM pg_catalog.pg_trigger t
+     WHERE t.tgfoid IN ('retention.lock_guard()'::regprocedure,
+                        'retention.lock_guard_truncate()'::regprocedure)
+       AND t.tgenabled <> 'A'
+     LIMIT 1;
+    IF broken IS NULL AND TG_TAG IN ('DROP TRIGGER', 'ALTER TRIGGER') THEN
+        SELECT m.tbl::text INTO broken
+          FROM retention.managed_tables m
+         WHERE EXISTS (SELECT 1 FROM retention.category_locks l
+                        WHERE l.category = m.category OR m.category_column IS NOT NULL)
+           AND (SELECT count(*) FROM pg_catalog.pg_trigger t
+                 WHERE t.tgrelid = m.tbl
+                   AND t.tgname IN ('retention_lock_guard', 'retention_lock_guard_truncate')) < 2
+         LIMIT 1;
+    END IF;
+    IF broken IS NOT NULL THEN
+        RAISE EXCEPTION 'table % can hold rows of a locked category: its lock guard cannot be dropped, renamed or disabled', broken
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'A category lock is never lifted.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION retention.check_locked_tables() IS 'Event trigger: keeps the lock''s triggers on the tables that can hold rows of a locked category, enabled always';
+
+CREATE EVENT TRIGGER retention_lock_ddl ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'DROP TRIGGER', 'ALTER TRIGGER')
+    EXECUTE FUNCTION retention.check_locked_tables();
+COMMENT ON EVENT TRIGGER retention_lock_ddl IS 'Keeps the lock''s triggers in place (retention.check_locked_tables())';
 
 ------------------------------------------------------------------------------------------------
 -- Monitoring.

@@ -5,10 +5,98 @@
 //! ALWAYS`, so they bind superusers writing the tables directly as well as every function)
 //! let the category's period, window and tenant overrides only grow, and its clock, event and
 //! action never change; the category cannot be dropped. Its rows leave only by expiry:
-//! `request_delete` refuses them (55006) and erasure requests count them exempt.
+//! `request_delete` refuses them (55006), erasure requests count them exempt, and the trigger
+//! `retention_lock_guard` ([`sync`]) refuses anyone's `DELETE` of one before it is due.
 
 use crate::error::{required, RetentionError, SqlResult};
 use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+
+/// The lock's row trigger on application tables, and its TRUNCATE trigger.
+pub const TRIGGER: &str = "retention_lock_guard";
+pub const TRUNCATE_TRIGGER: &str = "retention_lock_guard_truncate";
+
+/// Puts `retention_lock_guard` (BEFORE DELETE, ENABLE ALWAYS) on exactly the managed tables that
+/// can hold rows of a locked category (by default, or by tag when any category is locked), and
+/// takes it off the others. Run, as the extension's owner, by `lock_category()` and `manage()`.
+pub fn sync(client: &mut SpiClient) -> Result<(), RetentionError> {
+    if !crate::schema_version::at_least(crate::schema_version::CATEGORY_LOCKS)? {
+        return Ok(());
+    }
+    let changes: Vec<(String, bool, bool)> = client
+        .select(
+            "SELECT w.tbl::text, w.wanted, w.present FROM (
+                 SELECT m.tbl,
+                        EXISTS (SELECT 1 FROM retention.category_locks l
+                                 WHERE l.category = m.category
+                                    OR m.category_column IS NOT NULL) AS wanted,
+                        (SELECT count(*) FROM pg_catalog.pg_trigger t
+                          WHERE t.tgrelid = m.tbl AND t.tgname = ANY($1)
+                            AND t.tgenabled = 'A') = 2 AS armed,
+                        EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                                 WHERE t.tgrelid = m.tbl AND t.tgname = ANY($1)) AS present
+                   FROM retention.managed_tables m) w
+              WHERE w.wanted <> w.armed",
+            None,
+            &[vec![TRIGGER, TRUNCATE_TRIGGER].into()],
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<bool>(2)?.unwrap_or(false),
+                r.get::<bool>(3)?.unwrap_or(false),
+            ))
+        })
+        .collect::<Result<_, RetentionError>>()?;
+    crate::guard::changing(|| {
+        for (table, wanted, present) in changes {
+            if present {
+                remove(client, &table)?;
+            }
+            if wanted {
+                arm(client, &table)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Creates the lock's triggers on `table`, `ENABLE ALWAYS`.
+fn arm(client: &mut SpiClient, table: &str) -> Result<(), RetentionError> {
+    for (name, definition) in [
+        (TRIGGER, "BEFORE DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION retention.lock_guard()"),
+        (
+            TRUNCATE_TRIGGER,
+            "BEFORE TRUNCATE ON {t} FOR EACH STATEMENT EXECUTE FUNCTION retention.lock_guard_truncate()",
+        ),
+    ] {
+        let name = quote_identifier(name);
+        let definition = definition.replace("{t}", table);
+        client.update(&format!("CREATE TRIGGER {name} {definition}"), None, &[])?;
+        client.update(&format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"), None, &[])?;
+    }
+    Ok(())
+}
+
+/// Takes the lock's triggers off `table` (`sync`, `unmanage()`).
+pub fn remove(client: &mut SpiClient, table: &str) -> Result<(), RetentionError> {
+    let present: Vec<String> = client
+        .select(
+            "SELECT tgname::text FROM pg_catalog.pg_trigger
+              WHERE tgrelid = $1::regclass AND tgname = ANY($2)",
+            None,
+            &[table.into(), vec![TRIGGER, TRUNCATE_TRIGGER].into()],
+        )?
+        .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
+        .collect::<Result<_, _>>()?;
+    crate::guard::changing(|| {
+        for trigger in present {
+            let name = quote_identifier(&trigger);
+            client.update(&format!("DROP TRIGGER {name} ON {table}"), None, &[])?;
+        }
+        Ok(())
+    })
+}
 
 /// `retention.lock_category(name)`: locks a category (the built-in `deletion_log` included).
 /// Locking a locked category changes nothing; there is no unlock.
@@ -29,7 +117,7 @@ fn lock_category(name: Option<&str>) -> SqlResult<()> {
                 None,
                 &[name.into(), crate::identity::caller_name().into()],
             )?;
-            Ok(())
+            sync(client)
         })
     })?;
     Ok(())
@@ -120,6 +208,17 @@ mod tests {
             )),
             1
         );
+        assert_eq!(int("SELECT count(*) FROM ledger"), 2);
+        // Nobody deletes a young row directly; an expired one may go.
+        assert_eq!(sqlstate("DELETE FROM ledger WHERE id = 1"), "55006");
+        assert_eq!(sqlstate("DELETE FROM ledger"), "55006");
+        assert_eq!(sqlstate("TRUNCATE ledger"), "55006");
+        for ddl in [
+            "DROP TRIGGER retention_lock_guard ON ledger",
+            "ALTER TABLE ledger DISABLE TRIGGER retention_lock_guard_truncate",
+        ] {
+            assert_eq!(sqlstate(ddl), "2BP01", "{ddl}");
+        }
         assert_eq!(int("SELECT count(*) FROM ledger"), 2);
         // Expiry removes the expired row, with its log entry.
         Spi::run("SELECT * FROM retention.run()").unwrap();

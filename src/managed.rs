@@ -765,6 +765,7 @@ fn manage(
                 &args,
             )?;
             crate::guard::sync(client)?;
+            crate::category_lock::sync(client)?;
             crate::guard::invalidate(client)?;
             table.check_category(client, &default_category)?;
             if let Some(column) = table.clock_column(&default_category) {
@@ -831,6 +832,7 @@ fn unmanage(tbl: Option<RegClass>) -> SqlResult<()> {
                 return Err(RetentionError::NotManaged(relation_name(client, oid)?));
             }
             crate::guard::remove(client, &table.display_name)?;
+            crate::category_lock::remove(client, &table.display_name)?;
             crate::guard::invalidate(client)?;
             Ok(())
         })

@@ -121,6 +121,16 @@ fn reapply_deletions(since: Option<TimestampWithTimeZone>) -> SqlResult<i64> {
     check_can_purge()?;
     Ok(crate::identity::as_extension(|| {
         Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+            let future = client
+                .select("SELECT $1 > pg_catalog.now()", Some(1), &[since.into()])?
+                .first()
+                .get_one::<bool>()?
+                .unwrap_or(false);
+            if future {
+                return Err(RetentionError::InvalidValue(
+                    "since must not be in the future".into(),
+                ));
+            }
             // One purger at a time, as run(): its anonymizations must not race the worker's.
             take_lock(LockKey::Purger, true)?;
             let mut total = 0;

@@ -1,5 +1,6 @@
 //! Redaction on write against a real server: COPY from a client, concurrent writers and their
-//! counts, the hold guard on the same table, and pg_dump/pg_restore of a redacted table.
+//! counts, the hold guard on the same table, and pg_dump/pg_restore of a redacted table (with a
+//! locked category).
 #![cfg(not(feature = "pg_test"))]
 
 mod common;
@@ -154,7 +155,10 @@ fn dump_and_restore_keep_rules_counts_and_triggers() {
     db.batch_execute(SETUP).unwrap();
     db.batch_execute(
         "INSERT INTO tickets VALUES (1, 't', now(), 'a@b.io', '{\"n\": \"c@d.io\"}');
-         INSERT INTO calls VALUES (1, '2026-01-05', 'ACCT-1');",
+         INSERT INTO calls VALUES (1, '2026-01-05', 'ACCT-1');
+         SELECT retention.define_category('tickets', '10 years');
+         SELECT retention.manage('tickets', 'tickets', created_column => 'created_at');
+         SELECT retention.lock_category('tickets');",
     )
     .unwrap();
     let file = cluster.dir.join("app.dump");
@@ -201,5 +205,10 @@ fn dump_and_restore_keep_rules_counts_and_triggers() {
         )
         .as_deref(),
         Some("2BP01")
+    );
+    // The lock and its guard came back too.
+    assert_eq!(
+        sqlstate_of(&mut copy, "DELETE FROM tickets WHERE id = 1").as_deref(),
+        Some("55006")
     );
 }
