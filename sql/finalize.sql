@@ -674,56 +674,73 @@ CREATE TRIGGER tenant_policies_locked BEFORE INSERT OR UPDATE OR DELETE ON reten
     FOR EACH ROW EXECUTE FUNCTION retention.guard_locked_override();
 ALTER TABLE retention.tenant_policies ENABLE ALWAYS TRIGGER tenant_policies_locked;
 
--- The lock's guard on application tables: a row of a locked category is deleted only once it
--- is due (its clock plus the period in force for its tenant), whoever deletes it. The trigger
--- retention_lock_guard (BEFORE DELETE, ENABLE ALWAYS) is on exactly the managed tables that can
--- hold such rows (src/category_lock.rs). SECURITY DEFINER: it fires for the application's
--- roles, which cannot read the policy; it reads the deleted row and the policy, and only
--- refuses.
-CREATE FUNCTION retention.lock_guard() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
+-- When a row of a locked category is due: its clock plus the period in force for its tenant;
+-- NULL when its category is not locked or follows its parent, infinity while its clock has not
+-- started. `r` is the row as jsonb, `m` its table's management.
+CREATE FUNCTION retention.locked_until(m retention.managed_tables, r jsonb) RETURNS timestamptz
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    m retention.managed_tables;
-    r jsonb := to_jsonb(OLD);
-    cat text;
+    cat text := coalesce(r ->> m.category_column, m.category);
     c record;
-    v_tenant text;
+    v_tenant text := r ->> m.tenant_column;
     starts timestamptz;
-    period interval;
 BEGIN
-    SELECT * INTO m FROM retention.managed_tables WHERE tbl = TG_RELID;
-    IF NOT FOUND THEN
-        RETURN OLD;
-    END IF;
-    cat := coalesce(r ->> m.category_column, m.category);
     IF NOT EXISTS (SELECT 1 FROM retention.category_locks l WHERE l.category = cat) THEN
-        RETURN OLD;
+        RETURN NULL;
     END IF;
     SELECT * INTO c FROM retention.categories k WHERE k.name = cat;
     IF c.clock = 'parent' THEN
-        RETURN OLD;   -- goes with its parent, which the lock does not reach
+        RETURN NULL;   -- goes with its parent, which the lock does not reach
     END IF;
-    v_tenant := r ->> m.tenant_column;
     starts := CASE c.clock
                   WHEN 'created' THEN (r ->> m.created_column)::timestamptz
                   WHEN 'last_activity' THEN (r ->> m.activity_column)::timestamptz
                   ELSE (SELECT e.occurred_at FROM retention.tenant_events e
                          WHERE e.tenant = v_tenant AND e.event = c.event)
               END;
-    period := coalesce((SELECT p.retain_for FROM retention.tenant_policies p
-                         WHERE p.tenant = v_tenant AND p.category = cat), c.retain_for);
-    IF starts + period <= now() THEN
-        RETURN OLD;
-    END IF;
-    RAISE EXCEPTION 'a row of table % is in locked category "%": it is kept until %',
-                    TG_TABLE_NAME, cat, coalesce((starts + period)::text, 'its clock starts')
-        USING ERRCODE = 'object_in_use',
-              HINT = 'A locked category''s rows leave only when they expire.';
+    RETURN coalesce(starts + coalesce((SELECT p.retain_for FROM retention.tenant_policies p
+                                        WHERE p.tenant = v_tenant AND p.category = cat),
+                                       c.retain_for),
+                    'infinity');
 END
 $$;
-COMMENT ON FUNCTION retention.lock_guard() IS 'Row trigger retention_lock_guard (BEFORE DELETE, ENABLE ALWAYS) on managed tables that can hold rows of a locked category: refuses (55006) to delete such a row before it is due';
+COMMENT ON FUNCTION retention.locked_until(retention.managed_tables, jsonb) IS 'Internal: when a row of a locked category is due (NULL when not locked, infinity before its clock starts)';
+
+-- The lock's guard on application tables: a row of a locked category is deleted only once it
+-- is due, and no update moves it out of its category or makes it due sooner, whoever does it.
+-- The triggers retention_lock_guard (BEFORE DELETE) and retention_lock_update (BEFORE UPDATE OF
+-- its category, clock and tenant columns), ENABLE ALWAYS, are on exactly the managed tables
+-- that can hold such rows (src/category_lock.rs). SECURITY DEFINER: they fire for the
+-- application's roles, which cannot read the policy; they read the row and the policy, and
+-- only refuse.
+CREATE FUNCTION retention.lock_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m retention.managed_tables;
+    until timestamptz;
+BEGIN
+    SELECT * INTO m FROM retention.managed_tables WHERE tbl = TG_RELID;
+    IF NOT FOUND THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    until := retention.locked_until(m, to_jsonb(OLD));
+    IF until IS NULL OR until <= now() THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_OP = 'UPDATE' AND retention.locked_until(m, to_jsonb(NEW)) >= until THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'a row of table % is in a locked category: it is kept until %',
+                    TG_TABLE_NAME, until
+        USING ERRCODE = 'object_in_use',
+              HINT = 'A locked category''s rows leave only when they expire; an update may not re-tag or re-time them.';
+END
+$$;
+COMMENT ON FUNCTION retention.lock_guard() IS 'Row trigger retention_lock_guard (BEFORE DELETE) and retention_lock_update (BEFORE UPDATE OF the category, clock and tenant columns), ENABLE ALWAYS, on managed tables that can hold rows of a locked category: refuses (55006) to delete such a row before it is due, or to re-tag or re-time it to be due sooner';
 
 -- TRUNCATE of a table that holds rows of a locked category is refused (its statement trigger
 -- retention_lock_guard_truncate goes with retention_lock_guard).

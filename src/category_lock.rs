@@ -12,9 +12,11 @@ use crate::error::{required, RetentionError, SqlResult};
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 
-/// The lock's row trigger on application tables, and its TRUNCATE trigger.
+/// The lock's triggers on application tables: before DELETE, before TRUNCATE, and before
+/// UPDATE OF the category, clock and tenant columns (where the table has any).
 pub const TRIGGER: &str = "retention_lock_guard";
 pub const TRUNCATE_TRIGGER: &str = "retention_lock_guard_truncate";
+pub const UPDATE_TRIGGER: &str = "retention_lock_update";
 
 /// Puts `retention_lock_guard` (BEFORE DELETE, ENABLE ALWAYS) on exactly the managed tables that
 /// can hold rows of a locked category (by default, or by tag when any category is locked), and
@@ -23,57 +25,81 @@ pub fn sync(client: &mut SpiClient) -> Result<(), RetentionError> {
     if !crate::schema_version::at_least(crate::schema_version::CATEGORY_LOCKS)? {
         return Ok(());
     }
-    let changes: Vec<(String, bool, bool)> = client
+    let changes: Vec<(String, bool, bool, Vec<String>)> = client
         .select(
-            "SELECT w.tbl::text, w.wanted, w.present FROM (
+            "SELECT w.tbl::text, w.wanted, w.present, w.columns FROM (
                  SELECT m.tbl,
                         EXISTS (SELECT 1 FROM retention.category_locks l
                                  WHERE l.category = m.category
                                     OR m.category_column IS NOT NULL) AS wanted,
                         (SELECT count(*) FROM pg_catalog.pg_trigger t
                           WHERE t.tgrelid = m.tbl AND t.tgname = ANY($1)
-                            AND t.tgenabled = 'A') = 2 AS armed,
+                            AND t.tgenabled = 'A')
+                          = CASE WHEN cols.names = '{}' THEN 2 ELSE 3 END AS armed,
                         EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-                                 WHERE t.tgrelid = m.tbl AND t.tgname = ANY($1)) AS present
-                   FROM retention.managed_tables m) w
+                                 WHERE t.tgrelid = m.tbl AND t.tgname = ANY($1)) AS present,
+                        cols.names AS columns
+                   FROM retention.managed_tables m
+                  CROSS JOIN LATERAL (
+                        SELECT coalesce(array_agg(pg_catalog.quote_ident(a.attname) ORDER BY a.attnum),
+                                        '{}') AS names
+                          FROM pg_catalog.pg_attribute a
+                         WHERE a.attrelid = m.tbl AND NOT a.attisdropped
+                           AND a.attname IN (m.category_column, m.created_column,
+                                             m.activity_column, m.tenant_column)) cols) w
               WHERE w.wanted <> w.armed",
             None,
-            &[vec![TRIGGER, TRUNCATE_TRIGGER].into()],
+            &[vec![TRIGGER, TRUNCATE_TRIGGER, UPDATE_TRIGGER].into()],
         )?
         .map(|r| {
             Ok((
                 r.get::<String>(1)?.unwrap_or_default(),
                 r.get::<bool>(2)?.unwrap_or(false),
                 r.get::<bool>(3)?.unwrap_or(false),
+                r.get::<Vec<String>>(4)?.unwrap_or_default(),
             ))
         })
         .collect::<Result<_, RetentionError>>()?;
     crate::guard::changing(|| {
-        for (table, wanted, present) in changes {
+        for (table, wanted, present, columns) in changes {
             if present {
                 remove(client, &table)?;
             }
             if wanted {
-                arm(client, &table)?;
+                arm(client, &table, &columns)?;
             }
         }
         Ok(())
     })
 }
 
-/// Creates the lock's triggers on `table`, `ENABLE ALWAYS`.
-fn arm(client: &mut SpiClient, table: &str) -> Result<(), RetentionError> {
-    for (name, definition) in [
-        (TRIGGER, "BEFORE DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION retention.lock_guard()"),
+/// Creates the lock's triggers on `table`, `ENABLE ALWAYS`; the update trigger only where the
+/// table has category, clock or tenant `columns` (quoted).
+fn arm(client: &mut SpiClient, table: &str, columns: &[String]) -> Result<(), RetentionError> {
+    let mut triggers = vec![
+        (TRIGGER, format!("BEFORE DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION retention.lock_guard()")),
         (
             TRUNCATE_TRIGGER,
-            "BEFORE TRUNCATE ON {t} FOR EACH STATEMENT EXECUTE FUNCTION retention.lock_guard_truncate()",
+            format!("BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION retention.lock_guard_truncate()"),
         ),
-    ] {
+    ];
+    if !columns.is_empty() {
+        triggers.push((
+            UPDATE_TRIGGER,
+            format!(
+                "BEFORE UPDATE OF {} ON {table} FOR EACH ROW EXECUTE FUNCTION retention.lock_guard()",
+                columns.join(", ")
+            ),
+        ));
+    }
+    for (name, definition) in triggers {
         let name = quote_identifier(name);
-        let definition = definition.replace("{t}", table);
         client.update(&format!("CREATE TRIGGER {name} {definition}"), None, &[])?;
-        client.update(&format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"), None, &[])?;
+        client.update(
+            &format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"),
+            None,
+            &[],
+        )?;
     }
     Ok(())
 }
@@ -85,7 +111,10 @@ pub fn remove(client: &mut SpiClient, table: &str) -> Result<(), RetentionError>
             "SELECT tgname::text FROM pg_catalog.pg_trigger
               WHERE tgrelid = $1::regclass AND tgname = ANY($2)",
             None,
-            &[table.into(), vec![TRIGGER, TRUNCATE_TRIGGER].into()],
+            &[
+                table.into(),
+                vec![TRIGGER, TRUNCATE_TRIGGER, UPDATE_TRIGGER].into(),
+            ],
         )?
         .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
         .collect::<Result<_, _>>()?;
@@ -213,6 +242,16 @@ mod tests {
         assert_eq!(sqlstate("DELETE FROM ledger WHERE id = 1"), "55006");
         assert_eq!(sqlstate("DELETE FROM ledger"), "55006");
         assert_eq!(sqlstate("TRUNCATE ledger"), "55006");
+        // Nor re-times or re-tags it to leave sooner; a later clock is fine.
+        assert_eq!(
+            sqlstate(
+                "UPDATE ledger SET created_at = created_at - interval '10 years' WHERE id = 1"
+            ),
+            "55006"
+        );
+        Spi::run("SELECT retention.define_category('short', '1 day')").unwrap();
+        Spi::run("UPDATE ledger SET created_at = created_at + interval '1 day' WHERE id = 1")
+            .unwrap();
         for ddl in [
             "DROP TRIGGER retention_lock_guard ON ledger",
             "ALTER TABLE ledger DISABLE TRIGGER retention_lock_guard_truncate",
@@ -227,6 +266,33 @@ mod tests {
         assert_eq!(
             int("SELECT count(*) FROM retention.deletion_log WHERE category = 'ledgers' AND reason = 'expired'"),
             1
+        );
+    }
+
+    #[pg_test]
+    fn a_locked_row_is_not_tagged_out_of_its_lock() {
+        seed(10);
+        Spi::run(
+            "SELECT retention.define_category('ledgers', '7 years');
+             SELECT retention.tag('conversations', 'ledgers', ARRAY[1, 2]);
+             SELECT retention.lock_category('ledgers');",
+        )
+        .unwrap();
+        assert_eq!(
+            sqlstate("SELECT retention.tag('conversations', 'conversations', ARRAY[1])"),
+            "55006"
+        );
+        assert_eq!(
+            sqlstate("UPDATE conversations SET category = NULL WHERE id = 2"),
+            "55006"
+        );
+        assert_eq!(sqlstate("DELETE FROM conversations WHERE id = 1"), "55006");
+        // Rows of other categories are free to change and go.
+        Spi::run("UPDATE conversations SET category = 'ledgers' WHERE id = 3").unwrap();
+        Spi::run("DELETE FROM conversations WHERE id = 4").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE category = 'ledgers'"),
+            3
         );
     }
 

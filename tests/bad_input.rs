@@ -38,6 +38,10 @@ const NO_BAD_INPUT: &[(&str, &str)] = &[
         "covering_hold",
         "the guard's helper; NULLs when no hold covers the table",
     ),
+    (
+        "locked_until",
+        "the lock guard's helper; any row has a due time, or none (NULL)",
+    ),
 ];
 
 /// The functions the table must cover: every function of schema `retention` that takes an
