@@ -93,13 +93,7 @@ fn arm(client: &mut SpiClient, table: &str, columns: &[String]) -> Result<(), Re
         ));
     }
     for (name, definition) in triggers {
-        let name = quote_identifier(name);
-        client.update(&format!("CREATE TRIGGER {name} {definition}"), None, &[])?;
-        client.update(
-            &format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"),
-            None,
-            &[],
-        )?;
+        crate::guard::create_always(client, table, name, &definition)?;
     }
     Ok(())
 }

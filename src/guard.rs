@@ -352,7 +352,7 @@ impl Column {
 /// The bytes of a varlena datum (detoasted, in the current memory context when it had to be).
 ///
 /// SAFETY: `datum` is a varlena.
-unsafe fn varlena_bytes<'t>(datum: pg_sys::Datum) -> &'t [u8] {
+pub unsafe fn varlena_bytes<'t>(datum: pg_sys::Datum) -> &'t [u8] {
     pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr()))
 }
 
@@ -663,21 +663,35 @@ fn arm(client: &mut pgrx::spi::SpiClient, wanted: &Wanted) -> Result<(), Retenti
         triggers.push((FREEZE_TRIGGER, "BEFORE UPDATE".into(), "ROW", "hold_guard"));
     }
     for (name, events, level, function) in triggers {
-        let name = quote_identifier(name);
-        client.update(
+        create_always(
+            client,
+            table,
+            name,
             &format!(
-                "CREATE TRIGGER {name} {events} ON {table}
-                     FOR EACH {level} EXECUTE FUNCTION retention.{function}()"
+                "{events} ON {table} FOR EACH {level} EXECUTE FUNCTION retention.{function}()"
             ),
-            None,
-            &[],
-        )?;
-        client.update(
-            &format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"),
-            None,
-            &[],
         )?;
     }
+    Ok(())
+}
+
+/// Creates trigger `name` on `table` (`definition`: what follows the name in `CREATE
+/// TRIGGER`), `ENABLE ALWAYS`: it fires for the application, for session_replication_role
+/// `replica` and for logical replication alike. Every trigger the extension puts on an
+/// application table (hold guard, redaction, lock guard) is made here.
+pub fn create_always(
+    client: &mut pgrx::spi::SpiClient,
+    table: &str,
+    name: &str,
+    definition: &str,
+) -> Result<(), RetentionError> {
+    let name = quote_identifier(name);
+    client.update(&format!("CREATE TRIGGER {name} {definition}"), None, &[])?;
+    client.update(
+        &format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"),
+        None,
+        &[],
+    )?;
     Ok(())
 }
 

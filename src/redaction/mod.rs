@@ -258,7 +258,7 @@ fn install(
     )?;
     crate::guard::changing(|| {
         remove_triggers(client, oid)?;
-        create_trigger(
+        crate::guard::create_always(
             client,
             table,
             ROW_TRIGGER,
@@ -268,7 +268,7 @@ fn install(
             ),
         )?;
         for part in tree(client, oid)? {
-            create_trigger(
+            crate::guard::create_always(
                 client,
                 &part,
                 COUNT_TRIGGER,
@@ -277,24 +277,6 @@ fn install(
         }
         Ok(())
     })
-}
-
-/// Creates trigger `name` (`definition` after its name), enabled always: also for rows that
-/// logical replication applies.
-fn create_trigger(
-    client: &mut SpiClient,
-    table: &str,
-    name: &str,
-    definition: &str,
-) -> Result<(), RetentionError> {
-    let name = quote_identifier(name);
-    client.update(&format!("CREATE TRIGGER {name} {definition}"), None, &[])?;
-    client.update(
-        &format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"),
-        None,
-        &[],
-    )?;
-    Ok(())
 }
 
 /// The table and every partition under it, as quoted names.

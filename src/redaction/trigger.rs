@@ -8,6 +8,7 @@
 
 use super::detect::{self, Counts, Detector};
 use crate::error::RetentionError;
+use crate::guard::varlena_bytes;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgTupleDesc};
 use std::cell::RefCell;
@@ -340,13 +341,6 @@ unsafe fn replace_pattern(text: &[u8], pattern: &str, replacement: &str) -> Opti
         as_text(b"g"),
     );
     Some((varlena_bytes(replaced).to_vec(), n))
-}
-
-/// The bytes of a varlena datum (detoasted in the current memory context when it had to be).
-///
-/// SAFETY: `datum` is a varlena.
-unsafe fn varlena_bytes<'t>(datum: pg_sys::Datum) -> &'t [u8] {
-    pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr()))
 }
 
 /// `retention.redaction_count()`: the statement trigger that writes the counts.
