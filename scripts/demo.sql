@@ -6,11 +6,12 @@ SELECT retention.define_category('conversations', '1 year', description => 'Conv
 SELECT retention.define_category('audit_logs', '7 years', erasure_exempt => true, description => 'Audit logs: 7 years from creation');
 SELECT retention.define_category('support_records', '3 years', clock => 'last_activity', description => 'Support records: 3 years from last activity');
 SELECT retention.define_category('project_data', '0', clock => 'event', event => 'termination',
-                                 soft_delete_window => '90 days', description => 'Projects: recoverable 90 days after termination, then deleted');
+                                 soft_delete_windows => '{"expired": "90 days", "customer_request": "30 days"}',
+                                 description => 'Projects: recoverable 90 days after termination, 30 days after a deletion');
 SELECT retention.define_category('raw_audio', '0', description => 'Raw audio: zero retention');
 -- Audit logs are a minimum duty: locked, nobody shortens them, not even an administrator.
 SELECT retention.lock_category('audit_logs');
-SELECT name, retain_for, clock, soft_delete_window AS window, erasure_exempt, locked FROM retention.categories ORDER BY name;
+SELECT name, retain_for, clock, soft_delete_windows AS windows, erasure_exempt, locked FROM retention.categories ORDER BY name;
 
 \echo '== Application tables put under retention'
 CREATE TABLE conversations (id bigint PRIMARY KEY, tenant text, author text, created_at timestamptz NOT NULL, category text, body text);
@@ -51,6 +52,27 @@ SELECT retention.verify_log() AS first_broken_entry;
 \echo '== The customer restores their project within the window'
 SELECT retention.restore('projects', ARRAY[1]);
 SELECT id, deleted_at IS NOT NULL AS soft_deleted FROM projects WHERE id = 1;
+
+\echo '== Disposition review: signed contracts wait for the records office before they go'
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'records_office') THEN CREATE ROLE records_office; END IF;
+END $$;
+SELECT retention.define_category('contracts', '6 years', review => 'records_office',
+                                 description => 'Signed contracts: 6 years, then disposed of after review');
+CREATE TABLE contracts (id bigint PRIMARY KEY, tenant text NOT NULL, signed_at timestamptz NOT NULL);
+CREATE INDEX ON contracts (signed_at);
+SELECT retention.manage('contracts', 'contracts', created_column => 'signed_at', tenant_column => 'tenant');
+INSERT INTO contracts VALUES (1, 'acme', now() - interval '7 years'), (2, 'acme', now() - interval '7 years'),
+                             (3, 'globex', now() - interval '7 years');
+SELECT table_name, hard_deleted FROM retention.run() WHERE table_name = 'public.contracts';  -- nothing yet: queued
+SELECT batch_id, table_name, tenant, rows, status, reviewer FROM retention.disposition_queue ORDER BY batch_id;
+SELECT retention.approve_disposition(batch_id, 'checked against the records register')
+  FROM retention.disposition_queue WHERE tenant = 'acme';
+SELECT retention.reject_disposition(batch_id, 'claim pending', '1 year')
+  FROM retention.disposition_queue WHERE tenant = 'globex';
+SELECT table_name, hard_deleted FROM retention.run() WHERE table_name = 'public.contracts';
+SELECT id, tenant FROM contracts ORDER BY id;
+SELECT action, row_key, reason, approval_id FROM retention.deletion_log WHERE approval_id IS NOT NULL ORDER BY id;
 
 \echo '== Monitoring'
 SELECT table_name, last_run_status, last_run_rows, rows_logged_24h, active_holds FROM retention.status;

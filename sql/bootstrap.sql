@@ -35,8 +35,22 @@ CREATE TABLE retention.category_definitions (
     description        text,
     updated_at         timestamptz NOT NULL DEFAULT now(),
     updated_by         name NOT NULL DEFAULT current_user,
-    CONSTRAINT category_event_iff_event_clock CHECK ((clock = 'event') = (event IS NOT NULL))
+    CONSTRAINT category_event_iff_event_clock CHECK ((clock = 'event') = (event IS NOT NULL)),
+    window_expired     interval
+                       CONSTRAINT category_window_expired_not_negative
+                       CHECK (window_expired >= interval '0'),
+    window_customer_request interval
+                       CONSTRAINT category_window_request_not_negative
+                       CHECK (window_customer_request >= interval '0'),
+    review             text CONSTRAINT category_review_not_empty CHECK (review <> ''),
+    auto_approve_after interval
+                       CONSTRAINT category_auto_approve_needs_review
+                       CHECK (auto_approve_after IS NULL OR review IS NOT NULL)
 );
+COMMENT ON COLUMN retention.category_definitions.window_expired IS 'Soft-delete window of rows whose retention ran out (soft_delete_windows.expired); NULL: soft_delete_window';
+COMMENT ON COLUMN retention.category_definitions.window_customer_request IS 'Soft-delete window of rows deleted on request (soft_delete_windows.customer_request); NULL: soft_delete_window';
+COMMENT ON COLUMN retention.category_definitions.review IS 'Disposition review: the role whose members approve the disposal of due rows; NULL: none';
+COMMENT ON COLUMN retention.category_definitions.auto_approve_after IS 'Pending disposition batches older than this are approved without a reviewer';
 
 -- The deletion log's own retention: 7 years unless redefined. It can be changed, not dropped.
 -- Locked categories (retention.lock_category()): records, like holds; never removed.
@@ -50,12 +64,17 @@ COMMENT ON TABLE retention.category_locks IS 'Locked categories (retention.lock_
 CREATE VIEW retention.categories AS
 SELECT d.name, d.retain_for, d.clock, d.action, d.soft_delete_window, d.event, d.erasure_exempt,
        d.description, d.name = 'deletion_log' AS builtin, d.updated_at, d.updated_by,
-       EXISTS (SELECT 1 FROM retention.category_locks l WHERE l.category = d.name) AS locked
+       EXISTS (SELECT 1 FROM retention.category_locks l WHERE l.category = d.name) AS locked,
+       nullif(jsonb_strip_nulls(jsonb_build_object('expired', d.window_expired,
+                                                   'customer_request', d.window_customer_request)),
+              '{}') AS soft_delete_windows,
+       d.review, d.auto_approve_after
   FROM retention.category_definitions d
 UNION ALL
 SELECT 'deletion_log', interval '7 years', 'created', 'delete', NULL, NULL, false,
        'Entries of retention.deletion_log', true, NULL, NULL,
-       EXISTS (SELECT 1 FROM retention.category_locks l WHERE l.category = 'deletion_log')
+       EXISTS (SELECT 1 FROM retention.category_locks l WHERE l.category = 'deletion_log'),
+       NULL, NULL, NULL
  WHERE NOT EXISTS (SELECT 1 FROM retention.category_definitions WHERE name = 'deletion_log');
 
 CREATE TABLE retention.managed_tables (
@@ -83,8 +102,16 @@ CREATE TABLE retention.tenant_policies (
                        CONSTRAINT tenant_window_not_negative CHECK (soft_delete_window >= interval '0'),
     updated_at         timestamptz NOT NULL DEFAULT now(),
     updated_by         name NOT NULL DEFAULT current_user,
-    PRIMARY KEY (tenant, category)
+    PRIMARY KEY (tenant, category),
+    window_expired     interval
+                       CONSTRAINT tenant_window_expired_not_negative
+                       CHECK (window_expired >= interval '0'),
+    window_customer_request interval
+                       CONSTRAINT tenant_window_request_not_negative
+                       CHECK (window_customer_request >= interval '0')
 );
+COMMENT ON COLUMN retention.tenant_policies.window_expired IS 'The tenant''s soft-delete window for expired rows; NULL: its soft_delete_window, else the category''s';
+COMMENT ON COLUMN retention.tenant_policies.window_customer_request IS 'The tenant''s soft-delete window for rows deleted on request; NULL: its soft_delete_window, else the category''s';
 
 CREATE TABLE retention.tenant_events (
     tenant      text NOT NULL CONSTRAINT event_tenant_not_empty CHECK (tenant <> ''),
@@ -243,8 +270,10 @@ CREATE TABLE retention.deletion_log (
     run_id     bigint,
     actor      name NOT NULL,
     prev_hash  bytea NOT NULL,
-    hash       bytea NOT NULL
+    hash       bytea NOT NULL,
+    approval_id bigint
 );
+COMMENT ON COLUMN retention.deletion_log.approval_id IS 'The approved disposition batch (retention.disposition_batches) the row was disposed of under; hashed only when set';
 CREATE INDEX deletion_log_logged_at ON retention.deletion_log (logged_at);
 CREATE INDEX deletion_log_table_key ON retention.deletion_log (table_name, row_key);
 
@@ -363,6 +392,55 @@ SELECT r.tbl, c.column_name, r.detectors, r.patterns, r.replacement, r.redacted_
 COMMENT ON VIEW retention.redactions IS 'What is redacted where: one row per redacted column, with its detectors, replacement, since when, and the identifiers replaced in it since';
 
 
+-- Disposition review (categories with review => 'role'): due rows wait in batches, one per
+-- table, category, tenant and due day, for a member of the role to approve or reject them.
+CREATE TABLE retention.disposition_batches (
+    id            bigint GENERATED BY DEFAULT AS IDENTITY
+                  CONSTRAINT disposition_batches_pkey PRIMARY KEY,
+    tbl           regclass NOT NULL,
+    category      text NOT NULL,
+    tenant        text,
+    due_day       date NOT NULL,
+    rows_due      bigint NOT NULL CONSTRAINT disposition_rows_not_negative CHECK (rows_due >= 0),
+    reviewer      text NOT NULL,
+    queued_at     timestamptz NOT NULL DEFAULT now(),
+    status        text NOT NULL DEFAULT 'pending'
+                  CONSTRAINT disposition_status_known
+                  CHECK (status IN ('pending', 'approved', 'rejected')),
+    decided_at    timestamptz,
+    decided_by    name,
+    note          text,
+    auto_approved boolean NOT NULL DEFAULT false,
+    keep_until    timestamptz,
+    closed_at     timestamptz,
+    CONSTRAINT disposition_decision_stamped
+        CHECK ((status = 'pending') = (decided_at IS NULL) AND (decided_at IS NULL) = (decided_by IS NULL)),
+    CONSTRAINT disposition_rejection_keeps
+        CHECK ((status = 'rejected') = (keep_until IS NOT NULL))
+);
+CREATE UNIQUE INDEX disposition_batches_open
+    ON retention.disposition_batches (tbl, category, tenant, due_day) NULLS NOT DISTINCT
+    WHERE closed_at IS NULL;
+COMMENT ON TABLE retention.disposition_batches IS 'Disposition review: due rows of reviewed categories, per table, category, tenant and due day (UTC), and each reviewer''s decision; records, kept after the rows are gone';
+COMMENT ON COLUMN retention.disposition_batches.rows_due IS 'Due rows no hold keeps, as last counted by a purge cycle';
+COMMENT ON COLUMN retention.disposition_batches.reviewer IS 'The reviewing role: its members decide';
+COMMENT ON COLUMN retention.disposition_batches.keep_until IS 'A rejection: the rows stay until then, then wait for a new review';
+COMMENT ON COLUMN retention.disposition_batches.closed_at IS 'Approved: when no row was left to dispose of; rejected: when the keeping ended';
+
+CREATE VIEW retention.disposition_queue AS
+SELECT b.id AS batch_id,
+       (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = b.tbl) AS table_name,
+       b.category, b.tenant, b.due_day, b.rows_due AS rows, b.status, b.reviewer, b.queued_at,
+       b.queued_at + d.auto_approve_after AS auto_approve_at,
+       b.decided_at, b.decided_by, b.note, b.keep_until
+  FROM retention.disposition_batches b
+  LEFT JOIN retention.category_definitions d ON d.name = b.category AND b.status = 'pending'
+ WHERE b.closed_at IS NULL
+   AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                WHERE r.rolname = b.reviewer AND pg_catalog.pg_has_role(r.oid, 'MEMBER'));
+COMMENT ON VIEW retention.disposition_queue IS 'Open disposition batches the current user may decide (a member of the batch''s reviewing role): pending, approved and not yet disposed of, or rejected and kept';
+
 -- Configuration and records that pg_dump must carry.
 SELECT pg_catalog.pg_extension_config_dump('retention.category_definitions', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.managed_tables', '');
@@ -390,3 +468,5 @@ SELECT pg_catalog.pg_extension_config_dump('retention.redaction_tallies', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.erasure_extensions', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.erasure_extensions_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.category_locks', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.disposition_batches', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.disposition_batches_id_seq', '');

@@ -33,7 +33,9 @@ SELECT pg_catalog.convert_to(
                          + extract(microseconds FROM entry.retain_for))::bigint)::text
            END)
     || retention.log_field(entry.run_id::text)
-    || retention.log_field(entry.actor::text),
+    || retention.log_field(entry.actor::text)
+    || CASE WHEN entry.approval_id IS NULL THEN ''
+            ELSE retention.log_field(entry.approval_id::text) END,
     'UTF8')
 $$;
 
@@ -606,7 +608,8 @@ BEGIN
             RETURN NEW;
         END IF;
         SELECT interval '7 years' AS retain_for, 'created'::text AS clock, 'delete'::text AS action,
-               NULL::interval AS soft_delete_window, NULL::text AS event, false AS erasure_exempt
+               NULL::interval AS soft_delete_window, NULL::text AS event, false AS erasure_exempt,
+               NULL::interval AS window_expired, NULL::interval AS window_customer_request
           INTO was;
     ELSE
         was := OLD;
@@ -614,8 +617,13 @@ BEGIN
     IF NEW.name IS DISTINCT FROM cat OR NEW.retain_for < was.retain_for
        OR NEW.clock IS DISTINCT FROM was.clock OR NEW.action IS DISTINCT FROM was.action
        OR NEW.event IS DISTINCT FROM was.event
-       OR (was.soft_delete_window IS NOT NULL
-           AND (NEW.soft_delete_window IS NULL OR NEW.soft_delete_window < was.soft_delete_window))
+       -- Each path's window (its own, else the category's one window) only lengthens.
+       OR (coalesce(was.window_expired, was.soft_delete_window) IS NOT NULL
+           AND coalesce(coalesce(NEW.window_expired, NEW.soft_delete_window)
+                          < coalesce(was.window_expired, was.soft_delete_window), true))
+       OR (coalesce(was.window_customer_request, was.soft_delete_window) IS NOT NULL
+           AND coalesce(coalesce(NEW.window_customer_request, NEW.soft_delete_window)
+                          < coalesce(was.window_customer_request, was.soft_delete_window), true))
        OR (was.erasure_exempt AND NOT NEW.erasure_exempt) THEN
         RAISE EXCEPTION 'category "%" is locked: its period and window can only be lengthened, its clock, event, action and erasure exemption kept', cat
             USING ERRCODE = 'insufficient_privilege',
@@ -640,26 +648,39 @@ AS $$
 DECLARE
     cat text := CASE WHEN TG_OP = 'DELETE' THEN OLD.category ELSE NEW.category END;
     cat_period interval;
-    cat_window interval;
+    cat_expired interval;
+    cat_request interval;
     shortens boolean;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM retention.category_locks l WHERE l.category = cat) THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     END IF;
-    SELECT c.retain_for, c.soft_delete_window INTO cat_period, cat_window
-      FROM retention.categories c WHERE c.name = cat;
+    -- Windows per path: the override's own, its one window, the category's (src/windows.rs).
+    SELECT c.retain_for, coalesce(d.window_expired, c.soft_delete_window),
+           coalesce(d.window_customer_request, c.soft_delete_window)
+      INTO cat_period, cat_expired, cat_request
+      FROM retention.categories c
+      LEFT JOIN retention.category_definitions d ON d.name = c.name
+     WHERE c.name = cat;
     IF TG_OP = 'INSERT' THEN
         IF EXISTS (SELECT 1 FROM retention.tenant_policies p
                     WHERE p.tenant = NEW.tenant AND p.category = NEW.category) THEN
             RETURN NEW;
         END IF;
-        shortens := NEW.retain_for < cat_period OR NEW.soft_delete_window < cat_window;
+        shortens := NEW.retain_for < cat_period
+                    OR coalesce(NEW.window_expired, NEW.soft_delete_window, cat_expired) < cat_expired
+                    OR coalesce(NEW.window_customer_request, NEW.soft_delete_window, cat_request) < cat_request;
     ELSIF TG_OP = 'UPDATE' THEN
         shortens := NEW.tenant IS DISTINCT FROM OLD.tenant OR NEW.category IS DISTINCT FROM OLD.category
                     OR NEW.retain_for < OLD.retain_for
-                    OR coalesce(NEW.soft_delete_window, cat_window) < coalesce(OLD.soft_delete_window, cat_window);
+                    OR coalesce(NEW.window_expired, NEW.soft_delete_window, cat_expired)
+                       < coalesce(OLD.window_expired, OLD.soft_delete_window, cat_expired)
+                    OR coalesce(NEW.window_customer_request, NEW.soft_delete_window, cat_request)
+                       < coalesce(OLD.window_customer_request, OLD.soft_delete_window, cat_request);
     ELSE
-        shortens := OLD.retain_for > cat_period OR coalesce(OLD.soft_delete_window, cat_window) > cat_window;
+        shortens := OLD.retain_for > cat_period
+                    OR coalesce(OLD.window_expired, OLD.soft_delete_window, cat_expired) > cat_expired
+                    OR coalesce(OLD.window_customer_request, OLD.soft_delete_window, cat_request) > cat_request;
     END IF;
     IF shortens THEN
         RAISE EXCEPTION 'category "%" is locked: tenant "%"''s period and window can only be lengthened', cat,
@@ -909,6 +930,32 @@ REVOKE ALL ON FUNCTION retention.is_anonymized(regclass, jsonb, text) FROM PUBLI
 GRANT EXECUTE ON FUNCTION retention.is_anonymized(regclass, jsonb, text) TO PUBLIC;
 GRANT USAGE ON SCHEMA retention TO PUBLIC;
 
+-- A soft-deleted row's window depends on why it went (src/windows.rs). The batch that
+-- finishes soft deletes runs as the table's owner and asks this function the path of each
+-- row whose paths' windows differ. Like is_anonymized, it answers that question only.
+CREATE FUNCTION retention.soft_delete_path(table_name text, row_key jsonb)
+RETURNS text
+LANGUAGE sql STABLE STRICT SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN (SELECT l.action = 'soft_delete' AND l.reason = 'expired'
+                        FROM retention.deletion_log l
+                       WHERE l.table_name = $1 AND l.row_key = $2
+                         AND l.action IN ('soft_delete', 'restore')
+                       ORDER BY l.id DESC LIMIT 1)
+                THEN 'expired' ELSE 'customer_request' END
+$$;
+COMMENT ON FUNCTION retention.soft_delete_path(text, jsonb) IS
+    'Why row row_key of table_name (schema.table) was soft-deleted: expired when its latest soft delete was logged with reason expired, else customer_request (a request, or the application). Called by batches that finish soft deletes, which run as the table''s owner.';
+REVOKE ALL ON FUNCTION retention.soft_delete_path(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.soft_delete_path(text, jsonb) TO PUBLIC;
+
+-- Disposition review: a member of a batch's reviewing role decides it; the functions check
+-- that membership, so anyone may call them. The queue view shows each role its own batches.
+GRANT EXECUTE ON FUNCTION retention.approve_disposition(bigint, text),
+    retention.reject_disposition(bigint, text, interval) TO PUBLIC;
+GRANT SELECT ON retention.disposition_queue TO PUBLIC;
+
 COMMENT ON FUNCTION retention.hold_lock() IS
     'Takes the hold lock exclusively until the end of the transaction, as place_hold() does: a hold a superuser inserts directly waits for running purge batches. The extension''s locks are object locks only its own code can take.';
 
@@ -927,13 +974,13 @@ BEGIN
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA retention TO %s', grantee);
     EXECUTE format('GRANT EXECUTE ON FUNCTION
-        retention.define_category(text, interval, text, text, interval, text, boolean, text),
+        retention.define_category(text, interval, text, text, interval, text, boolean, text, jsonb, text, interval),
         retention.drop_category(text),
         retention.manage(regclass, text, text, text, text, text, text, text, jsonb),
         retention.unmanage(regclass),
         retention.tag(regclass, text, anyarray),
         retention.tag_where(regclass, text, text),
-        retention.set_tenant_policy(text, text, interval, interval),
+        retention.set_tenant_policy(text, text, interval, interval, jsonb),
         retention.clear_tenant_policy(text, text),
         retention.record_event(text, text, timestamptz),
         retention.cancel_event(text, text),
@@ -965,7 +1012,8 @@ BEGIN
         retention.export_records, retention.export_deliveries, retention.export_requests,
         retention.overdue_export_requests, retention.progress, retention.redaction_rules,
         retention.erasure_extensions, retention.category_locks,
-        retention.redaction_tallies, retention.redactions, retention.redaction_counts TO %s', grantee);
+        retention.redaction_tallies, retention.redactions, retention.redaction_counts,
+        retention.disposition_batches TO %s', grantee);
 END
 $$;
 
@@ -987,7 +1035,7 @@ BEGIN
         TO %s', grantee);
     EXECUTE format('GRANT SELECT ON retention.holds, retention.notifications,
         retention.categories, retention.holds_due_for_review, retention.queued_deletions,
-        retention.category_locks
+        retention.category_locks, retention.disposition_batches
         TO %s', grantee);
 END
 $$;
@@ -1018,7 +1066,7 @@ BEGIN
         retention.holds_due_for_review, retention.export_requests,
         retention.overdue_export_requests, retention.export_deliveries, retention.progress,
         retention.redactions, retention.redaction_counts, retention.erasure_extensions,
-        retention.category_locks
+        retention.category_locks, retention.disposition_batches
         TO %s', grantee);
 END
 $$;
@@ -1053,15 +1101,17 @@ COMMENT ON TABLE retention.log_anchor IS 'Where the hash chain starts after the 
 COMMENT ON VIEW retention.status IS 'Per managed table, and for the whole database (table_name NULL): last run, errors, rows logged in 24 h, holds (and the ids of those not reviewed in 90 days), queued deletions, worker';
 COMMENT ON VIEW retention.holds_due_for_review IS 'Active holds not reviewed by counsel in the last 90 days';
 
-COMMENT ON FUNCTION retention.define_category(text, interval, text, text, interval, text, boolean, text) IS
-    'Creates or updates a retention category: period, clock (created, last_activity, event, parent), action (delete, anonymize), soft-delete window';
+COMMENT ON FUNCTION retention.define_category(text, interval, text, text, interval, text, boolean, text, jsonb, text, interval) IS
+    'Creates or updates a retention category: period, clock (created, last_activity, event, parent), action (delete, anonymize), soft-delete window (one for every path, or per path: soft_delete_windows => {"expired": …, "customer_request": …}), disposition review (review => role, auto_approve_after)';
+COMMENT ON FUNCTION retention.approve_disposition(bigint, text) IS 'Approves a pending disposition batch (a member of its reviewing role): the next cycle disposes of its rows, each log entry carrying the batch id as approval_id';
+COMMENT ON FUNCTION retention.reject_disposition(bigint, text, interval) IS 'Rejects a pending disposition batch (a member of its reviewing role): its rows are kept for keep_for, then wait for a new review';
 COMMENT ON FUNCTION retention.drop_category(text) IS 'Drops a category; refused while a table, tenant policy, hold or row uses it';
 COMMENT ON FUNCTION retention.manage(regclass, text, text, text, text, text, text, text, jsonb) IS
     'Puts a table under retention with a default category; validates every column';
 COMMENT ON FUNCTION retention.unmanage(regclass) IS 'Takes a table out of retention';
 COMMENT ON FUNCTION retention.tag(regclass, text, anyarray) IS 'Tags rows, by primary key, with a category; returns the rows tagged';
 COMMENT ON FUNCTION retention.tag_where(regclass, text, text) IS 'Tags every row matching a condition (caller''s privileges); returns the rows tagged';
-COMMENT ON FUNCTION retention.set_tenant_policy(text, text, interval, interval) IS 'Overrides a category''s period (and window) for one tenant';
+COMMENT ON FUNCTION retention.set_tenant_policy(text, text, interval, interval, jsonb) IS 'Overrides a category''s period (and its soft-delete windows, for every path or per path) for one tenant';
 COMMENT ON FUNCTION retention.clear_tenant_policy(text, text) IS 'Removes a tenant override';
 COMMENT ON FUNCTION retention.record_event(text, text, timestamptz) IS 'Records a tenant event (e.g. termination), starting its event clocks';
 COMMENT ON FUNCTION retention.cancel_event(text, text) IS 'Cancels a tenant event, stopping its event clocks';

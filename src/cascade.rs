@@ -435,6 +435,7 @@ pub fn hard_delete(
                 reason: "parent_deleted",
                 run_id: batch.run_id,
                 reason_of_soft_delete: false,
+                approval_id: batch.approval_id,
             },
             Some(&kid.category.name),
             Some(kid.category.retain_for),

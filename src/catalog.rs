@@ -3,6 +3,7 @@
 
 use crate::error::{required, RetentionError, SqlResult};
 use crate::managed::Managed;
+use crate::windows::{self, Windows};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -53,28 +54,64 @@ pub enum Action {
     Anonymize,
 }
 
+impl Action {
+    /// The name `define_category` takes and `category_definitions.action` stores
+    /// (CHECK `category_action_known`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Delete => "delete",
+            Action::Anonymize => "anonymize",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, RetentionError> {
+        match s {
+            "delete" => Ok(Action::Delete),
+            "anonymize" => Ok(Action::Anonymize),
+            other => Err(RetentionError::InvalidValue(format!(
+                "unknown action \"{other}\": expected delete or anonymize"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Category {
     pub name: String,
     pub retain_for: Interval,
     pub clock: Clock,
     pub action: Action,
-    pub soft_delete_window: Option<Interval>,
+    /// Soft-delete windows, per path (see windows.rs).
+    pub windows: Windows,
     pub event: Option<String>,
     pub erasure_exempt: bool,
     /// Locked by `retention.lock_category()`: rows leave only by expiry.
     pub locked: bool,
+    /// The role whose members approve the disposal of due rows (see disposition.rs).
+    pub review: Option<String>,
+    /// Pending disposition batches older than this are approved without a reviewer.
+    pub auto_approve_after: Option<Interval>,
 }
 
-/// The columns [`from_row`] reads; `locked` exists from schema 0.5.0 on.
-fn category_columns() -> Result<&'static str, RetentionError> {
-    Ok(
-        if crate::schema_version::at_least(crate::schema_version::CATEGORY_LOCKS)? {
-            "name, retain_for, clock, action, soft_delete_window, event, erasure_exempt, locked"
-        } else {
-            "name, retain_for, clock, action, soft_delete_window, event, erasure_exempt, false"
-        },
-    )
+/// The columns [`from_row`] reads; `locked` exists from schema 0.5.0 on, per-path windows
+/// and review from 0.6.0 on.
+fn category_columns() -> Result<String, RetentionError> {
+    use crate::schema_version::{at_least, CATEGORY_LOCKS, GOVERNANCE};
+    let locked = if at_least(CATEGORY_LOCKS)? {
+        "locked"
+    } else {
+        "false"
+    };
+    let governance = if at_least(GOVERNANCE)? {
+        "(soft_delete_windows ->> 'expired')::interval,
+         (soft_delete_windows ->> 'customer_request')::interval, review, auto_approve_after"
+    } else {
+        "NULL::interval, NULL::interval, NULL::text, NULL::interval"
+    };
+    Ok(format!(
+        "name, retain_for, clock, action, soft_delete_window, event, erasure_exempt, {locked},
+         {governance}"
+    ))
 }
 
 fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Category, RetentionError> {
@@ -82,15 +119,17 @@ fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Category, RetentionErro
         name: row.get::<String>(1)?.unwrap_or_default(),
         retain_for: row.get::<Interval>(2)?.unwrap_or_else(zero),
         clock: Clock::parse(&row.get::<String>(3)?.unwrap_or_default())?,
-        action: if row.get::<String>(4)?.as_deref() == Some("anonymize") {
-            Action::Anonymize
-        } else {
-            Action::Delete
+        action: Action::parse(&row.get::<String>(4)?.unwrap_or_default())?,
+        windows: Windows {
+            any: row.get::<Interval>(5)?,
+            expired: row.get::<Interval>(9)?,
+            customer_request: row.get::<Interval>(10)?,
         },
-        soft_delete_window: row.get::<Interval>(5)?,
         event: row.get::<String>(6)?,
         erasure_exempt: row.get::<bool>(7)?.unwrap_or(false),
         locked: row.get::<bool>(8)?.unwrap_or(false),
+        review: row.get::<String>(11)?,
+        auto_approve_after: row.get::<Interval>(12)?,
     })
 }
 
@@ -141,10 +180,41 @@ pub fn check_interval(what: &str, value: &Interval) -> Result<(), RetentionError
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-#[pg_extern(volatile, parallel_unsafe)]
+/// `retention.define_category` as defined up to 0.5.0 (no per-path windows, no review): the
+/// SQL definition a database keeps until `ALTER EXTENSION pg_retention UPDATE` calls this
+/// symbol. No SQL is generated.
+#[allow(clippy::too_many_arguments)] // the SQL signature, one argument per option
+#[pg_extern(sql = false, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn define_category(
+    name: Option<&str>,
+    retain_for: Option<Interval>,
+    clock: Option<&str>,
+    action: Option<&str>,
+    soft_delete_window: Option<Interval>,
+    event: Option<&str>,
+    erasure_exempt: Option<bool>,
+    description: Option<&str>,
+) -> SqlResult<()> {
+    define_category_with_governance(
+        name,
+        retain_for,
+        clock,
+        action,
+        soft_delete_window,
+        event,
+        erasure_exempt,
+        description,
+        None,
+        None,
+        None,
+    )
+}
+
+#[allow(clippy::too_many_arguments)] // the SQL signature, one argument per option
+#[pg_extern(name = "define_category", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn define_category_with_governance(
     name: Option<&str>,
     retain_for: Option<Interval>,
     clock: default!(Option<&str>, "'created'"),
@@ -153,6 +223,9 @@ fn define_category(
     event: default!(Option<&str>, "NULL"),
     erasure_exempt: default!(Option<bool>, "false"),
     description: default!(Option<&str>, "NULL"),
+    soft_delete_windows: default!(Option<pgrx::JsonB>, "NULL"),
+    review: default!(Option<&str>, "NULL"),
+    auto_approve_after: default!(Option<Interval>, "NULL"),
 ) -> SqlResult<()> {
     crate::runs::require_primary("retention.define_category()")?;
     let name = required(name, "name")?;
@@ -161,96 +234,79 @@ fn define_category(
     }
     let retain_for = required(retain_for, "retain_for")?;
     check_interval("retain_for", &retain_for)?;
-    let clock_text = required(clock, "clock")?;
-    let clock = Clock::parse(clock_text)?;
-    let action = required(action, "action")?;
-    if action != "delete" && action != "anonymize" {
-        return Err(RetentionError::InvalidValue(format!(
-            "unknown action \"{action}\": expected delete or anonymize"
-        ))
-        .into());
-    }
-    if let Some(window) = &soft_delete_window {
-        check_interval("soft_delete_window", window)?;
-        if action == "anonymize" {
-            return Err(RetentionError::InvalidValue(
-                "a soft_delete_window applies to action delete only".into(),
-            )
-            .into());
-        }
-        if clock == Clock::Parent {
-            return Err(RetentionError::InvalidValue(
-                "a soft_delete_window does not apply to clock parent: rows go with their parent"
-                    .into(),
-            )
-            .into());
-        }
-    }
-    match (clock, event) {
-        (Clock::Event, None) => {
-            return Err(RetentionError::InvalidValue(
-                "clock event needs an event name (event => 'termination')".into(),
-            )
-            .into())
-        }
-        (Clock::Event, Some(e)) if e.trim().is_empty() => {
-            return Err(RetentionError::InvalidValue("event name must not be empty".into()).into())
-        }
-        (c, Some(_)) if c != Clock::Event => {
-            return Err(RetentionError::InvalidValue(
-                "an event name is only meaningful with clock event".into(),
-            )
-            .into())
-        }
-        _ => {}
-    }
+    let clock = Clock::parse(required(clock, "clock")?)?;
+    let action = Action::parse(required(action, "action")?)?;
+    check_event(clock, event)?;
     let erasure_exempt = required(erasure_exempt, "erasure_exempt")?;
     crate::identity::as_extension(|| {
         Spi::connect_mut(|client| -> Result<(), RetentionError> {
-            let builtin = name == BUILTIN;
-            if builtin
-                && (clock != Clock::Created || action != "delete" || soft_delete_window.is_some())
-            {
-                return Err(RetentionError::InvalidValue(format!(
-                    "built-in category \"{name}\" deletes by creation time, without a window"
-                )));
-            }
-            if builtin {
-                check_log_period(client, retain_for)?;
-            }
-            // A new clock must be computable on every table that already uses the category.
             let candidate = Category {
                 name: name.to_string(),
                 retain_for,
                 clock,
-                action: if action == "anonymize" {
-                    Action::Anonymize
-                } else {
-                    Action::Delete
-                },
-                soft_delete_window,
+                action,
+                windows: windows::parse(client, soft_delete_window, soft_delete_windows)?,
                 event: event.map(str::to_string),
                 erasure_exempt,
                 locked: false,
+                review: review.map(str::to_string),
+                auto_approve_after,
             };
+            candidate.check(client)?;
+            // A new clock must be computable on every table that already uses the category.
             for table in Managed::load_all(client)? {
                 if table.uses_category(client, name)? {
                     table.check_category(client, &candidate)?;
                 }
             }
-            let args: [DatumWithOid; 9] = [
-                name.into(),
-                retain_for.into(),
-                clock_text.into(),
-                action.into(),
-                soft_delete_window.into(),
-                event.into(),
-                erasure_exempt.into(),
-                description.into(),
-                crate::identity::caller_name().into(),
-            ];
-            client.update(
-                "INSERT INTO retention.category_definitions AS c
+            candidate.store(client, description)?;
+            crate::guard::invalidate(client)?;
+            Ok(())
+        })
+    })?;
+    Ok(())
+}
+
+/// An event name with clock event, and only then.
+fn check_event(clock: Clock, event: Option<&str>) -> Result<(), RetentionError> {
+    match (clock, event) {
+        (Clock::Event, None) => Err(RetentionError::InvalidValue(
+            "clock event needs an event name (event => 'termination')".into(),
+        )),
+        (Clock::Event, Some(e)) if e.trim().is_empty() => Err(RetentionError::InvalidValue(
+            "event name must not be empty".into(),
+        )),
+        (c, Some(_)) if c != Clock::Event => Err(RetentionError::InvalidValue(
+            "an event name is only meaningful with clock event".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Category {
+    /// [`Category::store`] on a schema without per-path windows and review (before 0.6.0).
+    fn store_before_governance(
+        &self,
+        client: &mut SpiClient,
+        description: Option<&str>,
+    ) -> Result<(), RetentionError> {
+        let w = &self.windows;
+        if w.expired.is_some() || w.customer_request.is_some() || self.review.is_some() {
+            crate::schema_version::require_current()?;
+        }
+        let args: [DatumWithOid; 9] = [
+            self.name.as_str().into(),
+            self.retain_for.into(),
+            self.clock.as_str().into(),
+            self.action.as_str().into(),
+            w.any.into(),
+            self.event.as_deref().into(),
+            self.erasure_exempt.into(),
+            description.into(),
+            crate::identity::caller_name().into(),
+        ];
+        client.update(
+            "INSERT INTO retention.category_definitions AS c
                  (name, retain_for, clock, action, soft_delete_window, event, erasure_exempt,
                   description, updated_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -260,14 +316,96 @@ fn define_category(
                  event = excluded.event, erasure_exempt = excluded.erasure_exempt,
                  description = coalesce(excluded.description, c.description),
                  updated_at = now(), updated_by = excluded.updated_by",
-                None,
-                &args,
-            )?;
-            crate::guard::invalidate(client)?;
-            Ok(())
-        })
-    })?;
-    Ok(())
+            None,
+            &args,
+        )?;
+        Ok(())
+    }
+
+    /// Checks a definition's options against each other, the built-in category's rules and
+    /// the reviewing role.
+    fn check(&self, client: &SpiClient) -> Result<(), RetentionError> {
+        let invalid = |m: &str| Err(RetentionError::InvalidValue(m.into()));
+        if self.windows.any_path() && self.action == Action::Anonymize {
+            return invalid("a soft-delete window applies to action delete only");
+        }
+        if self.windows.any_path() && self.clock == Clock::Parent {
+            return invalid(
+                "a soft-delete window does not apply to clock parent: rows go with their parent",
+            );
+        }
+        if self.name == BUILTIN {
+            if self.clock != Clock::Created
+                || self.action != Action::Delete
+                || self.windows.any_path()
+                || self.review.is_some()
+            {
+                return invalid("built-in category \"deletion_log\" deletes by creation time, without a window or a review");
+            }
+            check_log_period(client, self.retain_for)?;
+        }
+        if let Some(after) = &self.auto_approve_after {
+            check_interval("auto_approve_after", after)?;
+            if self.review.is_none() {
+                return invalid("auto_approve_after needs a reviewing role (review => 'role')");
+            }
+        }
+        if let Some(role) = &self.review {
+            if self.clock == Clock::Parent {
+                return invalid(
+                    "a review does not apply to clock parent: rows go with their parent",
+                );
+            }
+            crate::disposition::check_reviewer(client, role)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces the definition (the description stays when none is given). A
+    /// schema older than 0.6.0 stores what it has columns for, and refuses the rest.
+    fn store(
+        &self,
+        client: &mut SpiClient,
+        description: Option<&str>,
+    ) -> Result<(), RetentionError> {
+        if !crate::schema_version::at_least(crate::schema_version::GOVERNANCE)? {
+            return self.store_before_governance(client, description);
+        }
+        let args: [DatumWithOid; 13] = [
+            self.name.as_str().into(),
+            self.retain_for.into(),
+            self.clock.as_str().into(),
+            self.action.as_str().into(),
+            self.windows.any.into(),
+            self.event.as_deref().into(),
+            self.erasure_exempt.into(),
+            description.into(),
+            crate::identity::caller_name().into(),
+            self.windows.expired.into(),
+            self.windows.customer_request.into(),
+            self.review.as_deref().into(),
+            self.auto_approve_after.into(),
+        ];
+        client.update(
+            "INSERT INTO retention.category_definitions AS c
+                 (name, retain_for, clock, action, soft_delete_window, event, erasure_exempt,
+                  description, updated_by, window_expired, window_customer_request, review,
+                  auto_approve_after)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (name) DO UPDATE SET
+                 retain_for = excluded.retain_for, clock = excluded.clock,
+                 action = excluded.action, soft_delete_window = excluded.soft_delete_window,
+                 event = excluded.event, erasure_exempt = excluded.erasure_exempt,
+                 description = coalesce(excluded.description, c.description),
+                 window_expired = excluded.window_expired,
+                 window_customer_request = excluded.window_customer_request,
+                 review = excluded.review, auto_approve_after = excluded.auto_approve_after,
+                 updated_at = now(), updated_by = excluded.updated_by",
+            None,
+            &args,
+        )?;
+        Ok(())
+    }
 }
 
 /// Checks a new period for the built-in `deletion_log` category: never below

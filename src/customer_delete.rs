@@ -14,6 +14,7 @@ use crate::purge::{self, Act};
 use crate::regclass::RegClass;
 use crate::runs::check_can_purge;
 use crate::tagging::{check_keys, key_match_sql, keys_arg, requested_keys_sql};
+use crate::windows::Path;
 use pgrx::datum::{AnyArray, DatumWithOid};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -119,8 +120,9 @@ fn delete_keys(
             }
             return Err(RetentionError::CategoryLocked(category_name));
         }
-        let (retain_for, window) =
+        let (retain_for, windows) =
             policy::in_force(category_row, tenant_value.as_deref(), &overrides);
+        let window = windows.of(Path::CustomerRequest);
         let act = if window.is_some() && table.soft_delete_column.is_some() {
             Act::SoftDelete
         } else {
@@ -160,6 +162,7 @@ fn delete_keys(
                 reason,
                 run_id,
                 reason_of_soft_delete: false,
+                approval_id: None,
             },
             Some(&category_name),
             Some(retain_for),
@@ -176,6 +179,16 @@ fn delete_keys(
         queued,
     })
 }
+
+/// A row `restore` found: key (jsonb text), category, tenant, when it was soft-deleted (None:
+/// it is not) and why.
+type Restorable = (
+    String,
+    String,
+    Option<String>,
+    Option<TimestampWithTimeZone>,
+    Path,
+);
 
 /// The first bound parameter (the key array) again, for a second statement.
 fn keys_arg_copy<'a>(params: &Params<'a>) -> DatumWithOid<'a> {
@@ -412,16 +425,12 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
             let unheld = holds::unheld_sql(client, &table, &mut params)?;
             let category = table.category_sql(&mut params);
             let tenant = tenant_sql(&table);
-            let rows: Vec<(
-                String,
-                String,
-                Option<String>,
-                Option<TimestampWithTimeZone>,
-            )> = owner::update(
+            let path = crate::windows::path_sql(&table, &mut params);
+            let rows: Vec<Restorable> = owner::update(
                 client,
                 &table,
                 &format!(
-                    "SELECT {}::text, {category}, {tenant}, t.{soft}::timestamptz
+                    "SELECT {}::text, {category}, {tenant}, t.{soft}::timestamptz, {path}
                    FROM {} AS t WHERE {matching} AND {unheld} FOR UPDATE OF t",
                     table.key_json_sql(),
                     table.display_name
@@ -434,13 +443,14 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
                     r.get::<String>(2)?.unwrap_or_default(),
                     r.get::<String>(3)?,
                     r.get::<TimestampWithTimeZone>(4)?,
+                    Path::from_sql(r.get::<String>(5)?.as_deref()),
                 ))
             })
             .collect::<Result<_, RetentionError>>()?;
             let mut entries = Vec::new();
             // The window's start, `now() - window`, computed once per window in force.
             let mut window_starts: std::collections::BTreeMap<String, i64> = Default::default();
-            for (key, category_name, tenant_value, soft_deleted_at) in rows {
+            for (key, category_name, tenant_value, soft_deleted_at, path) in rows {
                 let Some(soft_deleted_at) = soft_deleted_at else {
                     continue;
                 };
@@ -448,9 +458,9 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
                     .iter()
                     .find(|c| c.name == category_name)
                     .ok_or_else(|| RetentionError::UnknownCategory(category_name.clone()))?;
-                let (retain_for, window) =
+                let (retain_for, windows) =
                     policy::in_force(category_row, tenant_value.as_deref(), &overrides);
-                let window = window.unwrap_or_else(catalog::zero);
+                let window = windows.of(path).unwrap_or_else(catalog::zero);
                 let start = match window_starts.get(&interval_canonical(&window)) {
                     Some(start) => *start,
                     None => {
@@ -499,6 +509,7 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
                     reason: "customer_request",
                     run_id: None,
                     reason_of_soft_delete: false,
+                    approval_id: None,
                 },
                 &entries,
             )?;

@@ -4,7 +4,8 @@
 //! Each entry stores `hash = sha256(prev_hash || canonical(entry))`, where `canonical` is the
 //! concatenation of the fields below, each written as `<byte length>:<utf8 bytes>` or `-` for
 //! NULL: id, logged_at (microseconds since the Unix epoch), action, table_name, row_key (jsonb
-//! text), tenant, category, reason, retain_for (`<months>,<days>,<microseconds>`), run_id, actor.
+//! text), tenant, category, reason, retain_for (`<months>,<days>,<microseconds>`), run_id, actor,
+//! and, only when it is set, approval_id.
 //! `retention.log_canonical()` in sql/finalize.sql is the same function in SQL; the README
 //! documents it for auditors.
 
@@ -139,6 +140,8 @@ pub struct Batch<'a> {
     /// Hard deletes that finish soft deletes: each entry's reason is the one its row's soft
     /// delete was logged with (a customer's request stays one), `reason` when there is none.
     pub reason_of_soft_delete: bool,
+    /// The approved disposition batch the rows were disposed of under (see disposition.rs).
+    pub approval_id: Option<i64>,
 }
 
 /// One row acted on: its primary key (jsonb text), tenant, category and the period in force.
@@ -201,6 +204,7 @@ pub fn append(
     };
     let logged_at_text = logged_at.to_string();
     let run_text = batch.run_id.map(|r| r.to_string());
+    let approval_text = batch.approval_id.map(|a| a.to_string());
 
     let mut ids = Vec::with_capacity(entries.len());
     let mut keys = Vec::with_capacity(entries.len());
@@ -229,6 +233,10 @@ pub fn append(
         );
         field(&mut canonical, run_text.as_deref());
         field(&mut canonical, Some(&actor));
+        // Added in 0.6.0: present only when set, so that older entries hash as they did.
+        if let Some(approval) = &approval_text {
+            field(&mut canonical, Some(approval));
+        }
         let mut hasher = Sha256::new();
         hasher.update(&last_hash);
         hasher.update(&canonical);
@@ -243,7 +251,7 @@ pub fn append(
         hashes.push(hash);
         last_id = id;
     }
-    let args: [DatumWithOid; 12] = [
+    let args: [DatumWithOid; 13] = [
         ids.into(),
         keys.into(),
         tenants.into(),
@@ -256,12 +264,13 @@ pub fn append(
         reasons.into(),
         batch.run_id.into(),
         actor.as_str().into(),
+        batch.approval_id.into(),
     ];
     client.update(
         "INSERT INTO retention.deletion_log
              (id, logged_at, action, table_name, row_key, tenant, category, reason, retain_for,
-              run_id, actor, prev_hash, hash)
-         SELECT u.id, now(), $8, $9, u.k::jsonb, u.tn, u.c, u.rs, u.r, $11, $12, u.p, u.h
+              run_id, actor, prev_hash, hash, approval_id)
+         SELECT u.id, now(), $8, $9, u.k::jsonb, u.tn, u.c, u.rs, u.r, $11, $12, u.p, u.h, $13
            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::interval[],
                        $6::bytea[], $7::bytea[], $10::text[]) AS u(id, k, tn, c, r, p, h, rs)",
         None,
@@ -382,7 +391,7 @@ mod tests {
                                   decode(repeat('00', 32), 'hex'));
                  e := ROW(coalesce((SELECT max(id) FROM retention.deletion_log), 0) + 1,
                           now() - interval '10 years', 'hard_delete', 'public.old', jsonb_build_object('id', i),
-                          NULL, 'conversations', 'expired', interval '1 year', NULL, current_user, prev, NULL);
+                          NULL, 'conversations', 'expired', interval '1 year', NULL, current_user, prev, NULL, NULL);
                  e.hash := sha256(prev || retention.log_canonical(e));
                  INSERT INTO retention.deletion_log SELECT e.*;
                END LOOP;

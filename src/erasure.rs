@@ -218,6 +218,7 @@ fn erase_in_table(
                 reason: "erasure_request",
                 run_id,
                 reason_of_soft_delete: false,
+                approval_id: None,
             },
             Some(&category_name),
             retain_for,

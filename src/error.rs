@@ -87,6 +87,12 @@ pub enum RetentionError {
     NotRedacted(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("role \"{0}\" does not exist")]
+    UnknownRole(String),
+    #[error("disposition batch {0} does not exist")]
+    UnknownDisposition(i64),
+    #[error("disposition batch {0} is {1}, not pending")]
+    DispositionDecided(i64, String),
     #[error("SPI: {0}")]
     Spi(#[from] pgrx::spi::SpiError),
 }
@@ -105,7 +111,9 @@ impl RetentionError {
             | Self::UnknownHold(_)
             | Self::UnknownErasureRequest(_)
             | Self::UnknownExportRequest(_)
-            | Self::NotRedacted(_) => ERRCODE_UNDEFINED_OBJECT,
+            | Self::NotRedacted(_)
+            | Self::UnknownRole(_)
+            | Self::UnknownDisposition(_) => ERRCODE_UNDEFINED_OBJECT,
             Self::Unsupported(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::InvalidPattern(..) => ERRCODE_INVALID_REGULAR_EXPRESSION,
             Self::ExternalIdInUse(_) => ERRCODE_UNIQUE_VIOLATION,
@@ -119,6 +127,7 @@ impl RetentionError {
             | Self::RestoreWindowPassed(_)
             | Self::ErasureNotPending(..)
             | Self::RequestCompleted(_)
+            | Self::DispositionDecided(..)
             | Self::ExportNotInState(..)
             | Self::RowRemoved(_)
             | Self::SchemaOutdated { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

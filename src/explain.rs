@@ -11,6 +11,7 @@ use crate::params::Params;
 use crate::policy;
 use crate::regclass::RegClass;
 use crate::tagging::{check_keys, key_match_sql, keys_arg, requested_keys_sql};
+use crate::windows::Path;
 use pgrx::datum::AnyArray;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -185,7 +186,8 @@ fn explain_present(
         .iter()
         .find(|c| c.name == row.category)
         .ok_or_else(|| RetentionError::UnknownCategory(row.category.clone()))?;
-    let (retain_for, window) = policy::in_force(category, row.tenant.as_deref(), &policy.overrides);
+    let (retain_for, windows) =
+        policy::in_force(category, row.tenant.as_deref(), &policy.overrides);
     let overridden = row.tenant.as_deref().is_some_and(|t| {
         policy
             .overrides
@@ -194,6 +196,10 @@ fn explain_present(
     });
     let clock_value = clock_value(client, category, row)?;
     let due_at = add(client, clock_value, Some(retain_for))?;
+    let window = match row.soft_deleted_at {
+        Some(_) => windows.of(soft_delete_path(client, table, &row.key)?),
+        None => None,
+    };
     let window_ends = add(client, row.soft_deleted_at, window)?;
     let holding = holding(client, table, &row.key)?;
     let (next_action, next_action_at) =
@@ -296,6 +302,30 @@ fn add(
         .get_one::<TimestampWithTimeZone>()?)
 }
 
+/// Why a soft-deleted row went (see windows.rs): which of its windows applies.
+fn soft_delete_path(
+    client: &SpiClient,
+    table: &Managed,
+    key: &serde_json::Value,
+) -> Result<Path, RetentionError> {
+    // Before 0.6.0 a category has one window for every path.
+    if !crate::schema_version::at_least(crate::schema_version::GOVERNANCE)? {
+        return Ok(Path::CustomerRequest);
+    }
+    let path = client
+        .select(
+            "SELECT retention.soft_delete_path($1, $2)",
+            Some(1),
+            &[
+                table.display_name.as_str().into(),
+                JsonB(key.clone()).into(),
+            ],
+        )?
+        .first()
+        .get_one::<String>()?;
+    Ok(Path::from_sql(path.as_deref()))
+}
+
 /// The holds keeping the row (active ones, and released ones in their grace).
 fn holding(
     client: &mut SpiClient,
@@ -356,12 +386,18 @@ fn next_step(
     };
     let act = if category.action == Action::Anonymize {
         "anonymize"
-    } else if category.soft_delete_window.is_some() && table.soft_delete_column.is_some() {
+    } else if category.windows.of(Path::Expired).is_some() && table.soft_delete_column.is_some() {
         "soft_delete"
     } else {
         "hard_delete"
     };
-    (act.into(), Some(due_at))
+    match &category.review {
+        Some(role) => (
+            format!("{act}, once a member of \"{role}\" approves its disposition batch"),
+            Some(due_at),
+        ),
+        None => (act.into(), Some(due_at)),
+    }
 }
 
 /// Queued customer deletions of the key not yet done.

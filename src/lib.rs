@@ -14,6 +14,7 @@ mod catalog;
 mod category_lock;
 mod customer_delete;
 mod deletion_log;
+mod disposition;
 mod erasure;
 mod error;
 mod explain;
@@ -40,6 +41,7 @@ mod tagging;
 mod tenants;
 #[cfg(any(test, feature = "pg_test"))]
 mod testing;
+mod windows;
 mod worker;
 
 ::pgrx::pg_module_magic!();

@@ -190,7 +190,7 @@ impl Managed {
             }
             _ => {}
         }
-        if category.soft_delete_window.is_some() && self.soft_delete_column.is_none() {
+        if category.windows.any_path() && self.soft_delete_column.is_none() {
             return Err(missing("soft-delete", "soft_delete_column"));
         }
         if category.action == Action::Anonymize {
@@ -514,7 +514,7 @@ pub fn check_rights_of(
 /// the policy soft-deletes or anonymizes.
 pub fn managing_needs(category: &Category) -> Vec<&'static str> {
     let mut needed = vec!["SELECT", "DELETE"];
-    if category.soft_delete_window.is_some() || category.action == Action::Anonymize {
+    if category.windows.any_path() || category.action == Action::Anonymize {
         needed.push("UPDATE");
     }
     needed

@@ -8,6 +8,7 @@ use crate::catalog::{Category, Clock};
 use crate::error::RetentionError;
 use crate::managed::Managed;
 use crate::params::Params;
+use crate::windows::Windows;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 use std::collections::BTreeMap;
@@ -20,6 +21,17 @@ pub enum TenantScope {
     AllExcept(Vec<String>),
 }
 
+impl TenantScope {
+    /// Whether a row of `tenant` (None: no tenant) is in the scope.
+    pub fn includes(&self, tenant: Option<&str>) -> bool {
+        match self {
+            TenantScope::All => true,
+            TenantScope::Only(only) => tenant == Some(only.as_str()),
+            TenantScope::AllExcept(except) => tenant.is_none_or(|t| !except.iter().any(|e| e == t)),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Segment {
     pub category: Category,
@@ -29,7 +41,10 @@ pub struct Segment {
     /// The clock column; None for an event clock whose event is due.
     pub clock_column: Option<String>,
     pub retain_for: Interval,
-    pub soft_delete_window: Option<Interval>,
+    /// The soft-delete windows in force (tenant override over category).
+    pub windows: Windows,
+    /// For an event clock: when the tenant's event occurred.
+    pub event_at: Option<TimestampWithTimeZone>,
 }
 
 /// A tenant override of one category.
@@ -37,15 +52,23 @@ pub struct Segment {
 pub struct Override {
     pub tenant: String,
     pub retain_for: Interval,
-    pub soft_delete_window: Option<Interval>,
+    /// The override's own windows (unset paths fall back to the category's).
+    pub windows: Windows,
 }
 
 /// Tenant overrides, by category.
 pub fn overrides(client: &SpiClient) -> Result<BTreeMap<String, Vec<Override>>, RetentionError> {
     let mut map: BTreeMap<String, Vec<Override>> = BTreeMap::new();
+    let windows = if crate::schema_version::at_least(crate::schema_version::GOVERNANCE)? {
+        "window_expired, window_customer_request"
+    } else {
+        "NULL::interval, NULL::interval"
+    };
     let rows = client.select(
-        "SELECT category, tenant, retain_for, soft_delete_window FROM retention.tenant_policies
-          ORDER BY category, tenant",
+        &format!(
+            "SELECT category, tenant, retain_for, soft_delete_window, {windows}
+               FROM retention.tenant_policies ORDER BY category, tenant"
+        ),
         None,
         &[],
     )?;
@@ -55,29 +78,30 @@ pub fn overrides(client: &SpiClient) -> Result<BTreeMap<String, Vec<Override>>, 
             .push(Override {
                 tenant: row.get::<String>(2)?.unwrap_or_default(),
                 retain_for: row.get::<Interval>(3)?.unwrap_or_else(crate::catalog::zero),
-                soft_delete_window: row.get::<Interval>(4)?,
+                windows: Windows {
+                    any: row.get::<Interval>(4)?,
+                    expired: row.get::<Interval>(5)?,
+                    customer_request: row.get::<Interval>(6)?,
+                },
             });
     }
     Ok(map)
 }
 
-/// The period (and window) in force for a tenant's row of a category.
+/// The period (and windows) in force for a tenant's row of a category.
 pub fn in_force(
     category: &Category,
     tenant: Option<&str>,
     overrides: &BTreeMap<String, Vec<Override>>,
-) -> (Interval, Option<Interval>) {
+) -> (Interval, Windows) {
     let found = tenant.and_then(|t| {
         overrides
             .get(&category.name)
             .and_then(|list| list.iter().find(|o| o.tenant == t))
     });
     match found {
-        Some(o) => (
-            o.retain_for,
-            o.soft_delete_window.or(category.soft_delete_window),
-        ),
-        None => (category.retain_for, category.soft_delete_window),
+        Some(o) => (o.retain_for, o.windows.over(&category.windows)),
+        None => (category.retain_for, category.windows),
     }
 }
 
@@ -117,7 +141,8 @@ pub fn segments(
                     },
                     clock_column: Some(column.to_string()),
                     retain_for: category.retain_for,
-                    soft_delete_window: category.soft_delete_window,
+                    windows: category.windows,
+                    event_at: None,
                 });
                 for o in tenant_overrides {
                     out.push(Segment {
@@ -126,7 +151,8 @@ pub fn segments(
                         tenant: TenantScope::Only(o.tenant.clone()),
                         clock_column: Some(column.to_string()),
                         retain_for: o.retain_for,
-                        soft_delete_window: o.soft_delete_window.or(category.soft_delete_window),
+                        windows: o.windows.over(&category.windows),
+                        event_at: None,
                     });
                 }
             }
@@ -143,7 +169,7 @@ pub fn segments(
                 for event in events {
                     let tenant = event.get::<String>(1)?.unwrap_or_default();
                     let occurred = event.get::<TimestampWithTimeZone>(2)?;
-                    let (retain_for, window) = in_force(category, Some(&tenant), overrides);
+                    let (retain_for, windows) = in_force(category, Some(&tenant), overrides);
                     let due = client
                         .select(
                             "SELECT $1 + $2 <= now() + $3",
@@ -160,7 +186,8 @@ pub fn segments(
                             tenant: TenantScope::Only(tenant),
                             clock_column: None,
                             retain_for,
-                            soft_delete_window: window,
+                            windows,
+                            event_at: occurred,
                         });
                     }
                 }
@@ -194,15 +221,16 @@ pub fn window_segments(
                 _ => &[],
             };
         let excluded: Vec<String> = tenant_overrides.iter().map(|o| o.tenant.clone()).collect();
-        let mut push = |tenant: TenantScope, retain_for: Interval, window: Option<Interval>| {
-            if window.is_some() {
+        let mut push = |tenant: TenantScope, retain_for: Interval, windows: Windows| {
+            if windows.any_path() {
                 out.push(Segment {
                     category: category.clone(),
                     is_default,
                     tenant,
                     clock_column: None,
                     retain_for,
-                    soft_delete_window: window,
+                    windows,
+                    event_at: None,
                 });
             }
         };
@@ -213,13 +241,13 @@ pub fn window_segments(
                 TenantScope::AllExcept(excluded)
             },
             category.retain_for,
-            category.soft_delete_window,
+            category.windows,
         );
         for o in tenant_overrides {
             push(
                 TenantScope::Only(o.tenant.clone()),
                 o.retain_for,
-                o.soft_delete_window.or(category.soft_delete_window),
+                o.windows.over(&category.windows),
             );
         }
     }
@@ -264,6 +292,19 @@ impl Segment {
             params.bind(horizon),
             params.bind(self.retain_for)
         ))
+    }
+
+    /// SQL for the day (UTC) row `t` is or was due: its clock (or its tenant's event) plus the
+    /// period in force. Disposition batches group due rows by it.
+    pub fn due_day_sql(&self, params: &mut Params) -> String {
+        let start = match (&self.clock_column, self.event_at) {
+            (Some(column), _) => format!("t.{}::timestamptz", quote_identifier(column)),
+            (None, at) => format!("{}::timestamptz", params.bind(at)),
+        };
+        format!(
+            "(({start} + {}::interval) AT TIME ZONE 'UTC')::date",
+            params.bind(self.retain_for)
+        )
     }
 
     /// The row ordering that walks the clock index oldest first.

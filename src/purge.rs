@@ -15,6 +15,7 @@ use crate::managed::Managed;
 use crate::owner;
 use crate::params::Params;
 use crate::policy::Segment;
+use crate::windows::Path;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 use std::cell::Cell;
@@ -52,6 +53,9 @@ pub enum Phase {
 pub struct Step {
     pub segment: Segment,
     pub phase: Phase,
+    /// For a reviewed category: the approved disposition batch whose rows this step expires
+    /// (its tenant and due day); such a category's rows expire by no other step.
+    pub approval: Option<crate::disposition::Approved>,
     /// The newest clock value this step has acted on in this cycle: its next batch starts the
     /// index range there (see [`batch`]).
     pub resume: Cell<Option<TimestampWithTimeZone>>,
@@ -62,10 +66,7 @@ impl Step {
     pub fn due_after(&self) -> Interval {
         match self.phase {
             Phase::Expire => self.segment.retain_for,
-            Phase::Finish => self
-                .segment
-                .soft_delete_window
-                .unwrap_or_else(crate::catalog::zero),
+            Phase::Finish => self.segment.windows.shortest(),
         }
     }
 
@@ -76,7 +77,7 @@ impl Step {
         match self.phase {
             Phase::Finish => Act::HardDelete,
             Phase::Expire
-                if self.segment.soft_delete_window.is_some()
+                if self.segment.windows.of(Path::Expired).is_some()
                     && table.soft_delete_column.is_some() =>
             {
                 Act::SoftDelete
@@ -92,6 +93,7 @@ pub fn plan(
     table: &Managed,
     expiring: Vec<Segment>,
     windows: Vec<Segment>,
+    approved: &[crate::disposition::Approved],
 ) -> Result<Vec<Step>, RetentionError> {
     let mut steps = Vec::new();
     for segment in expiring {
@@ -101,7 +103,7 @@ pub fn plan(
         let workable = if anonymizes {
             !table.anonymize.is_empty()
         } else {
-            segment.soft_delete_window.is_none() || table.soft_delete_column.is_some()
+            segment.windows.of(Path::Expired).is_none() || table.soft_delete_column.is_some()
         };
         if !workable && !segment.is_default {
             continue;
@@ -115,7 +117,9 @@ pub fn plan(
                 "Call retention.manage() with anonymize => '{\"column\": null, …}'.".into(),
             ));
         }
-        if !anonymizes && segment.soft_delete_window.is_some() && table.soft_delete_column.is_none()
+        if !anonymizes
+            && segment.windows.of(Path::Expired).is_some()
+            && table.soft_delete_column.is_none()
         {
             return Err(RetentionError::MissingColumnRole(
                 format!(
@@ -125,9 +129,15 @@ pub fn plan(
                 "Manage the table with soft_delete_column, or clear the window.".into(),
             ));
         }
+        // A reviewed category's rows expire only in batches a reviewer approved.
+        if segment.category.review.is_some() {
+            steps.extend(crate::disposition::approved_steps(&segment, approved));
+            continue;
+        }
         steps.push(Step {
             segment,
             phase: Phase::Expire,
+            approval: None,
             resume: Cell::new(None),
         });
     }
@@ -138,6 +148,7 @@ pub fn plan(
             .map(|segment| Step {
                 segment,
                 phase: Phase::Finish,
+                approval: None,
                 resume: Cell::new(None),
             }),
     );
@@ -145,7 +156,7 @@ pub fn plan(
 }
 
 /// The WHERE conditions and ORDER BY of a step's rows, at `now() + horizon`, holds aside.
-fn step_sql(
+pub fn step_sql(
     table: &Managed,
     step: &Step,
     horizon: Interval,
@@ -156,6 +167,7 @@ fn step_sql(
     let order = match step.phase {
         Phase::Expire => {
             conditions.extend(step.segment.due_sql(horizon, params));
+            conditions.extend(crate::disposition::approval_sql(table, step, params));
             match (step.act(table), &soft) {
                 (Act::SoftDelete, Some(soft)) => conditions.push(format!("t.{soft} IS NULL")),
                 (Act::Anonymize, _) => conditions.push(not_anonymized_sql(table, params)),
@@ -164,17 +176,11 @@ fn step_sql(
             step.segment.order_sql()
         }
         Phase::Finish => {
-            let soft = soft.unwrap_or_default();
-            let window = step
-                .segment
-                .soft_delete_window
-                .unwrap_or_else(crate::catalog::zero);
-            conditions.push(format!(
-                "t.{soft} <= now() + {}::interval - {}::interval",
-                params.bind(horizon),
-                params.bind(window)
-            ));
-            Some(format!("t.{soft}"))
+            let soft = format!("t.{}", soft.unwrap_or_default());
+            let at = format!("(now() + {}::interval)", params.bind(horizon));
+            let path = crate::windows::path_sql(table, params);
+            conditions.extend(step.segment.windows.finished_sql(&soft, &at, &path, params));
+            Some(soft)
         }
     };
     (conditions, order)
@@ -482,6 +488,7 @@ pub fn batch(
             reason: "expired",
             run_id,
             reason_of_soft_delete: step.phase == Phase::Finish,
+            approval_id: step.approval.as_ref().map(|a| a.id),
         },
         Some(&step.segment.category.name),
         Some(step.segment.retain_for),

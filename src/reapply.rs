@@ -106,6 +106,7 @@ fn reapply_table(
                 reason: "reapplied",
                 run_id: None,
                 reason_of_soft_delete: false,
+                approval_id: None,
             },
             group.category.as_deref(),
             group.retain_for,

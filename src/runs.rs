@@ -79,7 +79,8 @@ pub fn table_steps(
     let overrides = policy::overrides(client)?;
     let expiring = policy::segments(client, table, &categories, &overrides, horizon)?;
     let windows = policy::window_segments(table, &categories, &overrides);
-    purge::plan(table, expiring, windows)
+    let approved = crate::disposition::approved(client, table)?;
+    purge::plan(table, expiring, windows, &approved)
 }
 
 /// Inserts a `running` row into retention.runs and returns its id.
@@ -297,7 +298,8 @@ fn purge_all(tables: &[Managed], batch_size: i64) -> Result<Vec<TableOutcome>, R
             purge_table(table, run_id, batch_size)
         }));
     }
-    let steps: [CycleStep; 3] = [
+    let steps: [CycleStep; 4] = [
+        ("retention.disposition_queue", &crate::disposition::refresh),
         ("retention.deletion_queue", &|| process_queue(run_id)),
         ("retention.erasure_requests", &|| process_erasures(run_id)),
         ("retention.deletion_log", &trim_log),

@@ -31,6 +31,8 @@ pub fn installed() -> Result<Option<String>, RetentionError> {
 pub const HOLD_FREEZE: &str = "0.4.0";
 /// The schema version that added `retention.category_locks` and `categories.locked`.
 pub const CATEGORY_LOCKS: &str = "0.5.0";
+/// The schema version that added per-path soft-delete windows and disposition review.
+pub const GOVERNANCE: &str = "0.6.0";
 
 /// Whether this database's schema is `version` or newer (compared number by number): what a
 /// reader that needs one release's columns asks while the library is already newer.

@@ -18,55 +18,99 @@ fn check_tenant(tenant: Option<&str>) -> Result<&str, RetentionError> {
     Ok(tenant)
 }
 
-#[pg_extern(volatile, parallel_unsafe)]
+/// `retention.set_tenant_policy` as defined up to 0.5.0 (one window): the SQL definition a
+/// database keeps until `ALTER EXTENSION pg_retention UPDATE` calls this symbol. No SQL is
+/// generated.
+#[pg_extern(sql = false, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn set_tenant_policy(
     tenant: Option<&str>,
     category: Option<&str>,
     retain_for: Option<Interval>,
+    soft_delete_window: Option<Interval>,
+) -> SqlResult<()> {
+    set_tenant_policy_with_windows(tenant, category, retain_for, soft_delete_window, None)
+}
+
+#[pg_extern(name = "set_tenant_policy", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_tenant_policy_with_windows(
+    tenant: Option<&str>,
+    category: Option<&str>,
+    retain_for: Option<Interval>,
     soft_delete_window: default!(Option<Interval>, "NULL"),
+    soft_delete_windows: default!(Option<pgrx::JsonB>, "NULL"),
 ) -> SqlResult<()> {
     crate::runs::require_primary("retention.set_tenant_policy()")?;
     let tenant = check_tenant(tenant)?;
     let category = required(category, "category")?;
     let retain_for = required(retain_for, "retain_for")?;
     check_interval("retain_for", &retain_for)?;
-    if let Some(window) = &soft_delete_window {
-        check_interval("soft_delete_window", window)?;
-    }
     crate::identity::as_extension(|| {
         Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            let windows = crate::windows::parse(client, soft_delete_window, soft_delete_windows)?;
             let mut in_force = catalog::load(client, category)?;
             // A window needs a soft-delete column on every table this override reaches.
-            if soft_delete_window.is_some() {
-                in_force.soft_delete_window = soft_delete_window;
+            if windows.any_path() {
+                in_force.windows = windows.over(&in_force.windows);
                 for table in Managed::load_all(client)? {
                     if table.tenant_column.is_some() && table.uses_category(client, category)? {
                         table.check_category(client, &in_force)?;
                     }
                 }
             }
-            let args: [DatumWithOid; 5] = [
-                tenant.into(),
-                category.into(),
-                retain_for.into(),
-                soft_delete_window.into(),
-                crate::identity::caller_name().into(),
-            ];
-            client.update(
-                "INSERT INTO retention.tenant_policies
-                 (tenant, category, retain_for, soft_delete_window, updated_by)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (tenant, category) DO UPDATE SET
-                 retain_for = excluded.retain_for,
-                 soft_delete_window = excluded.soft_delete_window,
-                 updated_at = now(), updated_by = excluded.updated_by",
-                None,
-                &args,
-            )?;
+            store_override(client, tenant, category, retain_for, &windows)?;
             Ok(())
         })
     })?;
+    Ok(())
+}
+
+/// Inserts or replaces one tenant override. A schema older than 0.6.0 has no per-path
+/// windows: it stores the one window, and refuses the others.
+fn store_override(
+    client: &mut pgrx::spi::SpiClient,
+    tenant: &str,
+    category: &str,
+    retain_for: Interval,
+    windows: &crate::windows::Windows,
+) -> Result<(), RetentionError> {
+    let per_path = crate::schema_version::at_least(crate::schema_version::GOVERNANCE)?;
+    if !per_path && (windows.expired.is_some() || windows.customer_request.is_some()) {
+        crate::schema_version::require_current()?;
+    }
+    let (columns, values, updates) = if per_path {
+        (
+            ", window_expired, window_customer_request",
+            ", $6, $7",
+            "window_expired = excluded.window_expired,
+             window_customer_request = excluded.window_customer_request,",
+        )
+    } else {
+        ("", "", "")
+    };
+    let args: [DatumWithOid; 7] = [
+        tenant.into(),
+        category.into(),
+        retain_for.into(),
+        windows.any.into(),
+        crate::identity::caller_name().into(),
+        windows.expired.into(),
+        windows.customer_request.into(),
+    ];
+    client.update(
+        &format!(
+            "INSERT INTO retention.tenant_policies
+                 (tenant, category, retain_for, soft_delete_window, updated_by{columns})
+             VALUES ($1, $2, $3, $4, $5{values})
+             ON CONFLICT (tenant, category) DO UPDATE SET
+                 retain_for = excluded.retain_for,
+                 soft_delete_window = excluded.soft_delete_window, {updates}
+                 updated_at = now(), updated_by = excluded.updated_by"
+        ),
+        None,
+        &args[..if per_path { 7 } else { 5 }],
+    )?;
     Ok(())
 }
 

@@ -42,6 +42,10 @@ const NO_BAD_INPUT: &[(&str, &str)] = &[
         "locked_until",
         "the lock guard's helper; any row has a due time, or none (NULL)",
     ),
+    (
+        "soft_delete_path",
+        "STRICT; answers a path for any table name and key (customer_request when unlogged)",
+    ),
 ];
 
 /// The functions the table must cover: every function of schema `retention` that takes an
@@ -244,6 +248,9 @@ const CASES: &[Case] = &[
     case("tag_where", WRONG_TYPE, "SELECT retention.tag_where('msgs', 'spare', 'true) --')", "42601"),
     // set_tenant_policy(tenant, category, retain_for, soft_delete_window)
     case("set_tenant_policy", NULL, "SELECT retention.set_tenant_policy(NULL, 'conversations', '1 day')", "22004"),
+    case("set_tenant_policy", UNKNOWN, "SELECT retention.set_tenant_policy('t0', 'conversations', '1 day', soft_delete_windows => '{\"purged\": \"1 day\"}')", "22023"),
+    case("set_tenant_policy", NEGATIVE, "SELECT retention.set_tenant_policy('t0', 'conversations', '1 day', soft_delete_windows => '{\"customer_request\": \"-1 day\"}')", "22023"),
+    case("set_tenant_policy", WRONG_TYPE, "SELECT retention.set_tenant_policy('t0', 'conversations', '1 day', soft_delete_windows => '\"30 days\"')", "22023"),
     case("set_tenant_policy", NULL, "SELECT retention.set_tenant_policy('t0', NULL, '1 day')", "22004"),
     case("set_tenant_policy", NULL, "SELECT retention.set_tenant_policy('t0', 'conversations', NULL)", "22004"),
     case("set_tenant_policy", EMPTY, "SELECT retention.set_tenant_policy('', 'conversations', '1 day')", "22023"),
@@ -391,6 +398,32 @@ const CASES: &[Case] = &[
     case("extend_request", NEGATIVE, "SELECT retention.extend_request(1, '0', 'x')", "22023"),
     case("extend_request", ABSURD, "SELECT retention.extend_request(1, '2 months 1 day', 'x')", "22023"),
     case("extend_request", WRONG_TYPE, "SELECT retention.extend_request(1, 'soon', 'x')", "22007"),
+    // define_category(…, soft_delete_windows, review, auto_approve_after)
+    case("define_category", UNKNOWN, "SELECT retention.define_category('x', '1 day', soft_delete_windows => '{\"archived\": \"1 day\"}')", "22023"),
+    case("define_category", NEGATIVE, "SELECT retention.define_category('x', '1 day', soft_delete_windows => '{\"expired\": \"-1 day\"}')", "22023"),
+    case("define_category", ABSURD, "SELECT retention.define_category('x', '1 day', soft_delete_windows => '{\"expired\": \"5000 years\"}')", "22023"),
+    case("define_category", WRONG_TYPE, "SELECT retention.define_category('x', '1 day', soft_delete_windows => '[\"30 days\"]')", "22023"),
+    case("define_category", WRONG_TYPE, "SELECT retention.define_category('x', '1 day', soft_delete_windows => '{\"expired\": 30}')", "22023"),
+    case("define_category", WRONG_TYPE, "SELECT retention.define_category('x', '1 day', soft_delete_windows => '{\"expired\": \"soon\"}')", "22007"),
+    case("define_category", ABSURD, "SELECT retention.define_category('x', '1 day', action => 'anonymize', soft_delete_windows => '{\"expired\": \"1 day\"}')", "22023"),
+    case("define_category", UNKNOWN, "SELECT retention.define_category('x', '1 day', review => 'no_such_role')", "42704"),
+    case("define_category", ABSURD, "SELECT retention.define_category('x', '1 day', auto_approve_after => '1 day')", "22023"),
+    case("define_category", NEGATIVE, "SELECT retention.define_category('x', '1 day', review => 'postgres', auto_approve_after => '-1 day')", "22023"),
+    case("define_category", ABSURD, "SELECT retention.define_category('deletion_log', '7 years', review => 'postgres')", "22023"),
+    // approve_disposition(batch_id, note)
+    case("approve_disposition", NULL, "SELECT retention.approve_disposition(NULL)", "22004"),
+    case("approve_disposition", UNKNOWN, "SELECT retention.approve_disposition(999)", "42704"),
+    case("approve_disposition", WRONG_TYPE, "SELECT retention.approve_disposition('one')", "22P02"),
+    // reject_disposition(batch_id, note, keep_for)
+    case("reject_disposition", NULL, "SELECT retention.reject_disposition(NULL, 'n', '1 year')", "22004"),
+    case("reject_disposition", NULL, "SELECT retention.reject_disposition(1, NULL, '1 year')", "22004"),
+    case("reject_disposition", NULL, "SELECT retention.reject_disposition(1, 'n', NULL)", "22004"),
+    case("reject_disposition", UNKNOWN, "SELECT retention.reject_disposition(999, 'n', '1 year')", "42704"),
+    case("reject_disposition", EMPTY, "SELECT retention.reject_disposition(1, ' ', '1 year')", "22023"),
+    case("reject_disposition", NEGATIVE, "SELECT retention.reject_disposition(1, 'n', '-1 day')", "22023"),
+    case("reject_disposition", NEGATIVE, "SELECT retention.reject_disposition(1, 'n', '0')", "22023"),
+    case("reject_disposition", ABSURD, "SELECT retention.reject_disposition(1, 'n', '5000 years')", "22023"),
+    case("reject_disposition", WRONG_TYPE, "SELECT retention.reject_disposition(1, 'n', 'soon')", "22007"),
     // lock_category(name)
     case("lock_category", NULL, "SELECT retention.lock_category(NULL)", "22004"),
     case("lock_category", UNKNOWN, "SELECT retention.lock_category('nosuch')", "42704"),

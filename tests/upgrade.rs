@@ -1,5 +1,5 @@
 //! `ALTER EXTENSION pg_retention UPDATE` from the oldest release, 0.1.0, through every later one
-//! (0.1.0 → 0.2.0 → 0.3.0 → 0.4.0 → 0.5.0).
+//! (0.1.0 → 0.2.0 → 0.3.0 → 0.4.0 → 0.5.0 → 0.6.0).
 //!
 //! The released 0.1.0 install script (tests/fixtures/, installed next to the current scripts by
 //! scripts/test.sh) creates a database as 0.1.0 left it. This library then meets it the way it
@@ -137,14 +137,19 @@ const KEPT: [&str; 8] = [
        FROM retention.categories ORDER BY name",
     "SELECT tbl::regclass::text, category, created_column, tenant_column, subject_column, category_column,
             soft_delete_column FROM retention.managed_tables ORDER BY 1",
-    "SELECT * FROM retention.tenant_policies ORDER BY 1, 2",
+    // The columns 0.1.0 had (0.6.0 adds the per-path windows).
+    "SELECT tenant, category, retain_for, soft_delete_window, updated_at, updated_by
+       FROM retention.tenant_policies ORDER BY 1, 2",
     "SELECT * FROM retention.tenant_events ORDER BY 1, 2",
     // The columns 0.1.0 had (0.4.0 adds frozen, grace_until and rows_freed).
     "SELECT id, reason, tenant, subject, tbl, category, notify, placed_at, placed_by, released_at,
             released_by, release_note, reviewed_at, reviewed_by, review_note
        FROM retention.holds ORDER BY id",
     "SELECT * FROM retention.erasure_records ORDER BY id",
-    "SELECT * FROM retention.deletion_log ORDER BY id",
+    // The columns 0.1.0 had (0.6.0 adds approval_id).
+    "SELECT id, logged_at, action, table_name, row_key, tenant, category, reason, retain_for,
+            run_id, actor, prev_hash, hash
+       FROM retention.deletion_log ORDER BY id",
     "SELECT id, tenant, category FROM conversations ORDER BY id",
 ];
 

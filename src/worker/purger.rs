@@ -214,7 +214,8 @@ fn cycle(first: bool) {
         if taken_over {
             log!("pg_retention: gave way to retention.run() in this database; the next cycle continues");
         }
-        let steps: [runs::CycleStep; 3] = [
+        let steps: [runs::CycleStep; 4] = [
+            ("retention.disposition_queue", &crate::disposition::refresh),
             ("retention.deletion_queue", &|| runs::process_queue(run_id)),
             ("retention.erasure_requests", &|| {
                 runs::process_erasures(run_id)
