@@ -441,6 +441,19 @@ SELECT b.id AS batch_id,
                 WHERE r.rolname = b.reviewer AND pg_catalog.pg_has_role(r.oid, 'MEMBER'));
 COMMENT ON VIEW retention.disposition_queue IS 'Open disposition batches the current user may decide (a member of the batch''s reviewing role): pending, approved and not yet disposed of, or rejected and kept';
 
+-- Whole-partition retirement (src/partitions.rs): per managed partitioned table, what happens
+-- to a partition whose rows are all due. No row: drop.
+CREATE TABLE retention.partition_retirement (
+    tbl           regclass CONSTRAINT partition_retirement_pkey PRIMARY KEY,
+    mode          text NOT NULL
+                  CONSTRAINT retirement_mode_known CHECK (mode IN ('drop', 'detach', 'move', 'off')),
+    target_schema text,
+    set_at        timestamptz NOT NULL DEFAULT now(),
+    set_by        name NOT NULL,
+    CONSTRAINT retirement_move_has_schema CHECK ((mode = 'move') = (target_schema IS NOT NULL))
+);
+COMMENT ON TABLE retention.partition_retirement IS 'What happens to a partition of a managed partitioned table whose rows are all due (retention.set_partition_retirement()): drop (the default, when no row), detach, move (detach into target_schema) or off (rows go one by one)';
+
 -- Configuration and records that pg_dump must carry.
 SELECT pg_catalog.pg_extension_config_dump('retention.category_definitions', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.managed_tables', '');
@@ -470,3 +483,4 @@ SELECT pg_catalog.pg_extension_config_dump('retention.erasure_extensions_id_seq'
 SELECT pg_catalog.pg_extension_config_dump('retention.category_locks', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.disposition_batches', '');
 SELECT pg_catalog.pg_extension_config_dump('retention.disposition_batches_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.partition_retirement', '');

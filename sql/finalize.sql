@@ -1000,6 +1000,7 @@ BEGIN
         retention.reapply_deletions(timestamptz),
         retention.redact(regclass, text[], text[], text, text),
         retention.unredact(regclass),
+        retention.set_partition_retirement(regclass, text, text),
         retention.log_trimming(),
         retention.hold_stamping()
         TO %s', grantee);
@@ -1013,7 +1014,7 @@ BEGIN
         retention.overdue_export_requests, retention.progress, retention.redaction_rules,
         retention.erasure_extensions, retention.category_locks,
         retention.redaction_tallies, retention.redactions, retention.redaction_counts,
-        retention.disposition_batches TO %s', grantee);
+        retention.disposition_batches, retention.partition_retirement TO %s', grantee);
 END
 $$;
 
@@ -1103,6 +1104,7 @@ COMMENT ON VIEW retention.holds_due_for_review IS 'Active holds not reviewed by 
 
 COMMENT ON FUNCTION retention.define_category(text, interval, text, text, interval, text, boolean, text, jsonb, text, interval) IS
     'Creates or updates a retention category: period, clock (created, last_activity, event, parent), action (delete, anonymize), soft-delete window (one for every path, or per path: soft_delete_windows => {"expired": …, "customer_request": …}), disposition review (review => role, auto_approve_after)';
+COMMENT ON FUNCTION retention.set_partition_retirement(regclass, text, text) IS 'Sets what happens to a partition of a managed partitioned table whose rows are all due: drop (default), detach, move (to target_schema) or off';
 COMMENT ON FUNCTION retention.approve_disposition(bigint, text) IS 'Approves a pending disposition batch (a member of its reviewing role): the next cycle disposes of its rows, each log entry carrying the batch id as approval_id';
 COMMENT ON FUNCTION retention.reject_disposition(bigint, text, interval) IS 'Rejects a pending disposition batch (a member of its reviewing role): its rows are kept for keep_for, then wait for a new review';
 COMMENT ON FUNCTION retention.drop_category(text) IS 'Drops a category; refused while a table, tenant policy, hold or row uses it';

@@ -1,4 +1,5 @@
--- pg_retention 0.5.0 -> 0.6.0: per-path soft-delete windows and disposition review (issue 17).
+-- pg_retention 0.5.0 -> 0.6.0: per-path soft-delete windows and disposition review (issue 17),
+-- whole-partition retirement (issue 14).
 -- Every object is as a fresh 0.6.0 install creates it (tests/upgrade.rs compares them).
 
 -- Soft-delete windows per path, and disposition review, on categories and tenant overrides.
@@ -138,6 +139,19 @@ COMMENT ON VIEW retention.disposition_queue IS 'Open disposition batches the cur
 SELECT pg_catalog.pg_extension_config_dump('retention.disposition_batches', '');
 
 SELECT pg_catalog.pg_extension_config_dump('retention.disposition_batches_id_seq', '');
+
+-- Whole-partition retirement (issue 14).
+CREATE TABLE retention.partition_retirement (
+    tbl           regclass CONSTRAINT partition_retirement_pkey PRIMARY KEY,
+    mode          text NOT NULL
+                  CONSTRAINT retirement_mode_known CHECK (mode IN ('drop', 'detach', 'move', 'off')),
+    target_schema text,
+    set_at        timestamptz NOT NULL DEFAULT now(),
+    set_by        name NOT NULL,
+    CONSTRAINT retirement_move_has_schema CHECK ((mode = 'move') = (target_schema IS NOT NULL))
+);
+COMMENT ON TABLE retention.partition_retirement IS 'What happens to a partition of a managed partitioned table whose rows are all due (retention.set_partition_retirement()): drop (the default, when no row), detach, move (detach into target_schema) or off (rows go one by one)';
+SELECT pg_catalog.pg_extension_config_dump('retention.partition_retirement', '');
 
 
 -- Locked categories: each path's window only lengthens.
@@ -315,7 +329,17 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'reject_disposition_wrapper';
 
-REVOKE ALL ON FUNCTION retention.define_category(text, interval, text, text, interval, text, boolean, text, jsonb, text, interval),
+CREATE FUNCTION retention."set_partition_retirement"(
+	"tbl" regclass, /* Option < RegClass > */
+	"mode" TEXT, /* Option < & str > */
+	"target_schema" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS VOID /* SqlResult < () > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_partition_retirement_wrapper';
+REVOKE ALL ON FUNCTION retention.set_partition_retirement(regclass, text, text),
+    retention.define_category(text, interval, text, text, interval, text, boolean, text, jsonb, text, interval),
     retention.set_tenant_policy(text, text, interval, interval, jsonb),
     retention.approve_disposition(bigint, text),
     retention.reject_disposition(bigint, text, interval) FROM PUBLIC;
@@ -328,6 +352,7 @@ GRANT SELECT ON retention.disposition_queue TO PUBLIC;
 COMMENT ON FUNCTION retention.define_category(text, interval, text, text, interval, text, boolean, text, jsonb, text, interval) IS
     'Creates or updates a retention category: period, clock (created, last_activity, event, parent), action (delete, anonymize), soft-delete window (one for every path, or per path: soft_delete_windows => {"expired": …, "customer_request": …}), disposition review (review => role, auto_approve_after)';
 
+COMMENT ON FUNCTION retention.set_partition_retirement(regclass, text, text) IS 'Sets what happens to a partition of a managed partitioned table whose rows are all due: drop (default), detach, move (to target_schema) or off';
 COMMENT ON FUNCTION retention.approve_disposition(bigint, text) IS 'Approves a pending disposition batch (a member of its reviewing role): the next cycle disposes of its rows, each log entry carrying the batch id as approval_id';
 
 COMMENT ON FUNCTION retention.reject_disposition(bigint, text, interval) IS 'Rejects a pending disposition batch (a member of its reviewing role): its rows are kept for keep_for, then wait for a new review';
@@ -373,6 +398,7 @@ BEGIN
         retention.reapply_deletions(timestamptz),
         retention.redact(regclass, text[], text[], text, text),
         retention.unredact(regclass),
+        retention.set_partition_retirement(regclass, text, text),
         retention.log_trimming(),
         retention.hold_stamping()
         TO %s', grantee);
@@ -386,7 +412,7 @@ BEGIN
         retention.overdue_export_requests, retention.progress, retention.redaction_rules,
         retention.erasure_extensions, retention.category_locks,
         retention.redaction_tallies, retention.redactions, retention.redaction_counts,
-        retention.disposition_batches TO %s', grantee);
+        retention.disposition_batches, retention.partition_retirement TO %s', grantee);
 END
 $$;
 

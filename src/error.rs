@@ -89,6 +89,8 @@ pub enum RetentionError {
     Unsupported(String),
     #[error("role \"{0}\" does not exist")]
     UnknownRole(String),
+    #[error("schema \"{0}\" does not exist")]
+    UnknownSchema(String),
     #[error("disposition batch {0} does not exist")]
     UnknownDisposition(i64),
     #[error("disposition batch {0} is {1}, not pending")]
@@ -116,6 +118,7 @@ impl RetentionError {
             | Self::UnknownDisposition(_) => ERRCODE_UNDEFINED_OBJECT,
             Self::Unsupported(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::InvalidPattern(..) => ERRCODE_INVALID_REGULAR_EXPRESSION,
+            Self::UnknownSchema(_) => ERRCODE_INVALID_SCHEMA_NAME,
             Self::ExternalIdInUse(_) => ERRCODE_UNIQUE_VIOLATION,
             Self::CategoryInUse(..) => ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
             Self::AlreadyManaged(_) => ERRCODE_DUPLICATE_OBJECT,

@@ -27,6 +27,7 @@ mod managed;
 mod metrics;
 mod owner;
 mod params;
+mod partitions;
 mod policy;
 mod progress;
 mod purge;

@@ -938,6 +938,13 @@ fn unmanage(tbl: Option<RegClass>) -> SqlResult<()> {
             }
             crate::guard::remove(client, &table.display_name)?;
             crate::category_lock::remove(client, &table.display_name)?;
+            if crate::schema_version::at_least(crate::schema_version::GOVERNANCE)? {
+                client.update(
+                    "DELETE FROM retention.partition_retirement WHERE tbl = $1",
+                    None,
+                    &[oid.into()],
+                )?;
+            }
             crate::guard::invalidate(client)?;
             Ok(())
         })

@@ -25,6 +25,8 @@ pub struct TableOutcome {
     pub error: Option<String>,
     /// The background worker gave way to a transaction holding a lock it needed.
     pub yielded: bool,
+    /// Partitions retired whole (their rows are counted in `hard_deleted`).
+    pub retired: Vec<crate::partitions::Retired>,
 }
 
 impl TableOutcome {
@@ -43,6 +45,12 @@ impl TableOutcome {
         }
     }
 
+    /// Counts partitions retired whole.
+    pub fn add_retired(&mut self, retired: Vec<crate::partitions::Retired>) {
+        self.hard_deleted += retired.iter().map(|r| r.rows).sum::<i64>();
+        self.retired.extend(retired);
+    }
+
     pub fn total(&self) -> i64 {
         self.soft_deleted + self.hard_deleted + self.anonymized
     }
@@ -57,6 +65,13 @@ impl TableOutcome {
         });
         if self.yielded {
             json["yielded"] = true.into();
+        }
+        if !self.retired.is_empty() {
+            json["retired_partitions"] = self
+                .retired
+                .iter()
+                .map(|r| serde_json::json!({"partition": r.partition, "rows": r.rows}))
+                .collect();
         }
         json
     }
@@ -146,6 +161,10 @@ fn purge_table(
     Spi::connect_mut(|client| {
         let mut outcome = TableOutcome::new(&table.display_name);
         let steps = table_steps(client, table, crate::catalog::zero())?;
+        for leaf in crate::partitions::candidates(client, table, &steps)? {
+            let retired = crate::partitions::retire(client, table, &steps, &leaf, Some(run_id))?;
+            outcome.add_retired(retired.into_iter().collect());
+        }
         let mut progress = crate::progress::Entry::start(false);
         progress.table(&table.display_name, steps.len());
         for (number, step) in steps.iter().enumerate() {

@@ -424,6 +424,17 @@ const CASES: &[Case] = &[
     case("reject_disposition", NEGATIVE, "SELECT retention.reject_disposition(1, 'n', '0')", "22023"),
     case("reject_disposition", ABSURD, "SELECT retention.reject_disposition(1, 'n', '5000 years')", "22023"),
     case("reject_disposition", WRONG_TYPE, "SELECT retention.reject_disposition(1, 'n', 'soon')", "22007"),
+    // set_partition_retirement(tbl, mode, target_schema)
+    case("set_partition_retirement", NULL, "SELECT retention.set_partition_retirement(NULL, 'drop')", "22004"),
+    case("set_partition_retirement", NULL, "SELECT retention.set_partition_retirement('msgs', NULL)", "22004"),
+    case("set_partition_retirement", UNKNOWN, "SELECT retention.set_partition_retirement('msgs', 'shred')", "22023"),
+    case("set_partition_retirement", UNKNOWN, "SELECT retention.set_partition_retirement('plain', 'drop')", "42704"),
+    case("set_partition_retirement", UNKNOWN, "SELECT retention.set_partition_retirement('nosuch', 'drop')", "42P01"),
+    case("set_partition_retirement", ABSURD, "SELECT retention.set_partition_retirement('msgs', 'move')", "22023"),
+    case("set_partition_retirement", ABSURD, "SELECT retention.set_partition_retirement('msgs', 'drop', 'public')", "22023"),
+    case("set_partition_retirement", WRONG_OBJECT, "SELECT retention.set_partition_retirement('msgs', 'drop')", "42809"),
+    case("set_partition_retirement", WRONG_OBJECT, "SELECT retention.set_partition_retirement('v', 'drop')", "42809"),
+    case("set_partition_retirement", EMPTY, "SELECT retention.set_partition_retirement('', 'drop')", "42602"),
     // lock_category(name)
     case("lock_category", NULL, "SELECT retention.lock_category(NULL)", "22004"),
     case("lock_category", UNKNOWN, "SELECT retention.lock_category('nosuch')", "42704"),

@@ -129,6 +129,13 @@ fn purge_table(
             return outcome;
         }
     };
+    if let Err(e) = retire_partitions(table, &steps, run_id, &mut outcome) {
+        outcome.error = Some(e);
+        return outcome;
+    }
+    if outcome.yielded {
+        return outcome;
+    }
     progress.table(&table.display_name, steps.len());
     let batch_size = gucs::BATCH_SIZE.get() as i64;
     for (number, step) in steps.iter().enumerate() {
@@ -171,6 +178,39 @@ fn purge_table(
         }
     }
     outcome
+}
+
+/// Retires the table's wholly due partitions, each in a transaction of its own (see
+/// partitions.rs). A partition whose retirement fails (its parent's lock not granted in time)
+/// is left to the row-by-row purge; giving way to a lock holder stops the table.
+fn retire_partitions(
+    table: &Managed,
+    steps: &[crate::purge::Step],
+    run_id: i64,
+    outcome: &mut TableOutcome,
+) -> Result<(), String> {
+    let leaves =
+        in_transaction(|| Spi::connect(|c| crate::partitions::candidates(c, table, steps)))?;
+    for leaf in leaves {
+        let retired = in_transaction(|| {
+            Spi::connect_mut(|c| crate::partitions::retire(c, table, steps, &leaf, Some(run_id)))
+        });
+        match retired {
+            Ok(retired) => outcome.add_retired(retired.into_iter().collect()),
+            Err(_) if lock_was_busy() => {
+                outcome.yielded = true;
+                return Ok(());
+            }
+            Err(e) => log!(
+                "pg_retention: partition {leaf} of {} not retired: {e}",
+                table.display_name
+            ),
+        }
+        if stopping() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// One purge cycle over every managed table of this database.

@@ -1,0 +1,381 @@
+//! Whole-partition retirement: before a cycle purges a partitioned table row by row, it
+//! retires each leaf partition in which every row is due for a hard delete under its own
+//! policy (category or tag, tenant override, clock) and no hold keeps any of them. Such a
+//! partition gets one log entry per row, hash-chained like every other, then is dropped
+//! (default), detached, or detached and moved to another schema
+//! (`retention.set_partition_retirement`), all in one transaction: a crash leaves the
+//! partition attached and whole, or gone with all its entries.
+//!
+//! A partition stays attached, and its due rows go row by row, when any row in it is not due,
+//! is held, is soft-deleted or anonymized rather than deleted, or waits for a disposition
+//! review; when it is empty (a partition made ahead of time) or the DEFAULT partition; or when
+//! a foreign key references the table (its referencing rows would need their own entries).
+
+use crate::deletion_log::{self, Entry};
+use crate::error::{required, RetentionError, SqlResult};
+use crate::holds::{self, take_lock, LockKey};
+use crate::managed::Managed;
+use crate::owner;
+use crate::params::Params;
+use crate::purge::{self, Act, Phase, Step};
+use crate::regclass::RegClass;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+
+/// How long a retirement waits for the parent table's lock to drop or detach a partition.
+const RETIREMENT_LOCK_TIMEOUT: &str = "2s";
+
+/// What happens to a retired partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retirement {
+    Drop,
+    Detach,
+    /// Detached and moved to this schema.
+    Move(String),
+    /// Never retired whole: rows go one by one.
+    Off,
+}
+
+impl Retirement {
+    /// The mode `set_partition_retirement` takes and `partition_retirement.mode` stores
+    /// (CHECK `retirement_mode_known`).
+    fn as_str(&self) -> &'static str {
+        match self {
+            Retirement::Drop => "drop",
+            Retirement::Detach => "detach",
+            Retirement::Move(_) => "move",
+            Retirement::Off => "off",
+        }
+    }
+
+    fn parse(mode: &str, schema: Option<&str>) -> Result<Self, RetentionError> {
+        match (mode, schema) {
+            ("drop", None) => Ok(Retirement::Drop),
+            ("detach", None) => Ok(Retirement::Detach),
+            ("off", None) => Ok(Retirement::Off),
+            ("move", Some(s)) => Ok(Retirement::Move(s.to_string())),
+            ("move", None) => Err(RetentionError::InvalidValue(
+                "mode move needs a target schema (target_schema => 'archive')".into(),
+            )),
+            ("drop" | "detach" | "off", Some(_)) => Err(RetentionError::InvalidValue(
+                "a target schema goes with mode move only".into(),
+            )),
+            (other, _) => Err(RetentionError::InvalidValue(format!(
+                "unknown mode \"{other}\": expected drop, detach, move or off"
+            ))),
+        }
+    }
+
+    /// The table's setting (drop when none was set).
+    fn of(client: &SpiClient, table: &Managed) -> Result<Self, RetentionError> {
+        let row = client
+            .select(
+                "SELECT mode, target_schema FROM retention.partition_retirement WHERE tbl = $1",
+                Some(1),
+                &[table.oid.into()],
+            )?
+            .next()
+            .map(|r| Ok::<_, RetentionError>((r.get::<String>(1)?, r.get::<String>(2)?)))
+            .transpose()?;
+        match row {
+            Some((Some(mode), schema)) => Self::parse(&mode, schema.as_deref()),
+            _ => Ok(Retirement::Drop),
+        }
+    }
+}
+
+/// A partition retired whole: its name and the rows it held.
+#[derive(Debug, Clone)]
+pub struct Retired {
+    pub partition: String,
+    pub rows: i64,
+}
+
+/// The leaf partitions of `table` that may be retired whole: ordinary tables, not DEFAULT.
+fn leaves(client: &SpiClient, table: &Managed) -> Result<Vec<String>, RetentionError> {
+    client
+        .select(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+               FROM pg_catalog.pg_partition_tree($1::oid::regclass) p
+               JOIN pg_catalog.pg_class c ON c.oid = p.relid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE p.isleaf AND c.relkind = 'r'
+                AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+              ORDER BY n.nspname, c.relname",
+            None,
+            &[table.oid.into()],
+        )?
+        .map(|r| Ok(r.get::<String>(1)?.unwrap_or_default()))
+        .collect()
+}
+
+/// Whether a foreign key references the table: its partitions then go row by row.
+fn referenced(client: &SpiClient, table: &Managed) -> Result<bool, RetentionError> {
+    Ok(client
+        .select(
+            "SELECT 1 FROM pg_catalog.pg_constraint
+              WHERE contype = 'f' AND confrelid = $1::oid LIMIT 1",
+            Some(1),
+            &[table.oid.into()],
+        )?
+        .next()
+        .is_some())
+}
+
+/// The steps whose rows a retirement may remove: expiry by hard delete, not under review
+/// (approved disposition batches go row by row: their entries carry the approval).
+fn deleting<'a>(table: &Managed, steps: &'a [Step]) -> Vec<&'a Step> {
+    steps
+        .iter()
+        .filter(|s| {
+            s.phase == Phase::Expire && s.act(table) == Act::HardDelete && s.approval.is_none()
+        })
+        .collect()
+}
+
+/// The leaf partitions of `table` a cycle tries to retire whole (see [`retire`]): none when
+/// the table is not partitioned, no step hard-deletes, retirement is off, or a foreign key
+/// references the table.
+pub fn candidates(
+    client: &SpiClient,
+    table: &Managed,
+    steps: &[Step],
+) -> Result<Vec<String>, RetentionError> {
+    if !table.partitioned || deleting(table, steps).is_empty() {
+        return Ok(Vec::new());
+    }
+    if Retirement::of(client, table)? == Retirement::Off || referenced(client, table)? {
+        return Ok(Vec::new());
+    }
+    leaves(client, table)
+}
+
+/// Retires partition `leaf` of `table` when every row in it is due for a hard delete by one
+/// of `steps` and no hold keeps any of them; None when it stays. Each call is one unit: the
+/// worker commits it on its own, so the parent's lock is held only for the drop.
+pub fn retire(
+    client: &mut SpiClient,
+    table: &Managed,
+    steps: &[Step],
+    leaf: &str,
+    run_id: Option<i64>,
+) -> Result<Option<Retired>, RetentionError> {
+    let mode = Retirement::of(client, table)?;
+    take_lock(LockKey::Holds, false)?;
+    let held = holds::active_for(client, table)?;
+    let rows = retire_leaf(
+        client,
+        table,
+        &deleting(table, steps),
+        &held,
+        leaf,
+        &mode,
+        run_id,
+    )?;
+    Ok(rows.map(|rows| Retired {
+        partition: leaf.to_string(),
+        rows,
+    }))
+}
+
+/// SQL over row alias `t`: the index of the first of `steps` that deletes the row now, NULL
+/// when none does or a hold keeps it.
+fn which_step_sql(
+    table: &Managed,
+    steps: &[&Step],
+    held: &[holds::Hold],
+    params: &mut Params,
+) -> String {
+    let mut cases = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        let (mut conditions, _) = purge::step_sql(table, step, crate::catalog::zero(), params);
+        let category = step.segment.category.name.as_str();
+        if let Some(covered) = holds::any_covers_sql(held, table, Some(category), "", params) {
+            conditions.push(format!("NOT {covered}"));
+        }
+        conditions.push("true".into());
+        cases.push(format!("WHEN {} THEN {index}", conditions.join(" AND ")));
+    }
+    format!("CASE {} END", cases.join(" "))
+}
+
+/// Retires one partition when every row in it is due and unheld (see [`retire`]): locks it
+/// against writers, reads every row's key and step, logs them, then drops or detaches it.
+fn retire_leaf(
+    client: &mut SpiClient,
+    table: &Managed,
+    steps: &[&Step],
+    held: &[holds::Hold],
+    leaf: &str,
+    mode: &Retirement,
+    run_id: Option<i64>,
+) -> Result<Option<i64>, RetentionError> {
+    owner::update(
+        client,
+        table,
+        &format!("LOCK TABLE {leaf} IN EXCLUSIVE MODE"),
+        &[],
+    )?;
+    let mut params = Params::default();
+    let which = which_step_sql(table, steps, held, &mut params);
+    let tenant = table
+        .tenant_column
+        .as_deref()
+        .map(|c| format!("t.{}::text", quote_identifier(c)))
+        .unwrap_or_else(|| "NULL::text".into());
+    let sql = format!(
+        "SELECT {}::text, {tenant}, {which} FROM {leaf} AS t",
+        table.key_json_sql()
+    );
+    let mut entries = Vec::new();
+    for row in owner::select(client, table, &sql, params.args())? {
+        let Some(index) = row.get::<i32>(3)? else {
+            return Ok(None);
+        };
+        let step = steps[index as usize];
+        entries.push(Entry {
+            row_key: row.get::<String>(1)?.unwrap_or_default(),
+            tenant: row.get::<String>(2)?,
+            category: Some(step.segment.category.name.clone()),
+            retain_for: Some(step.segment.retain_for),
+            reason: None,
+        });
+    }
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    deletion_log::append(
+        client,
+        &deletion_log::Batch {
+            action: Act::HardDelete.log_action(),
+            table_name: &table.display_name,
+            reason: "expired",
+            run_id,
+            reason_of_soft_delete: false,
+            approval_id: None,
+        },
+        &entries,
+    )?;
+    dispose(client, table, leaf, mode)?;
+    Ok(Some(entries.len() as i64))
+}
+
+/// Drops, detaches, or detaches and moves a retired partition, as the table's owner.
+fn dispose(
+    client: &mut SpiClient,
+    table: &Managed,
+    leaf: &str,
+    mode: &Retirement,
+) -> Result<(), RetentionError> {
+    let parent = client
+        .select(
+            "SELECT inhparent::regclass::text FROM pg_catalog.pg_inherits
+              WHERE inhrelid = $1::text::regclass",
+            Some(1),
+            &[leaf.into()],
+        )?
+        .first()
+        .get_one::<String>()?
+        .unwrap_or_default();
+    let statements = match mode {
+        Retirement::Drop => vec![format!("DROP TABLE {leaf}")],
+        Retirement::Detach => vec![format!("ALTER TABLE {parent} DETACH PARTITION {leaf}")],
+        Retirement::Move(schema) => vec![
+            format!("ALTER TABLE {parent} DETACH PARTITION {leaf}"),
+            format!("ALTER TABLE {leaf} SET SCHEMA {}", quote_identifier(schema)),
+        ],
+        Retirement::Off => Vec::new(),
+    };
+    // The drop waits for the parent's ACCESS EXCLUSIVE lock, and queries queue behind it: it
+    // gives up after RETIREMENT_LOCK_TIMEOUT (the retirement rolls back; rows go row by row).
+    let previous = client
+        .update(
+            "SELECT pg_catalog.current_setting('lock_timeout'),
+                    pg_catalog.set_config('lock_timeout', $1, true)",
+            None,
+            &[RETIREMENT_LOCK_TIMEOUT.into()],
+        )?
+        .first()
+        .get_one::<String>()?;
+    for statement in statements {
+        owner::update(client, table, &statement, &[])?;
+    }
+    client.update(
+        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+        None,
+        &[previous.into()],
+    )?;
+    Ok(())
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_partition_retirement(
+    tbl: Option<RegClass>,
+    mode: Option<&str>,
+    target_schema: default!(Option<&str>, "NULL"),
+) -> SqlResult<()> {
+    crate::runs::require_primary("retention.set_partition_retirement()")?;
+    let oid = required(tbl, "tbl")?.oid();
+    let mode = Retirement::parse(required(mode, "mode")?, target_schema)?;
+    crate::identity::as_extension(|| {
+        Spi::connect_mut(|client| -> Result<(), RetentionError> {
+            let table = Managed::load(client, oid)?;
+            if !table.partitioned {
+                return Err(RetentionError::WrongObjectType(format!(
+                    "{} is not a partitioned table",
+                    table.display_name
+                )));
+            }
+            crate::managed::check_rights(
+                client,
+                oid,
+                &table.display_name,
+                &["SELECT", "DELETE"],
+                "retiring partitions of",
+            )?;
+            if let Retirement::Move(schema) = &mode {
+                check_schema(client, &table, schema)?;
+            }
+            client.update(
+                "INSERT INTO retention.partition_retirement (tbl, mode, target_schema, set_by)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (tbl) DO UPDATE SET mode = excluded.mode,
+                     target_schema = excluded.target_schema, set_at = now(),
+                     set_by = excluded.set_by",
+                None,
+                &[
+                    oid.into(),
+                    mode.as_str().into(),
+                    target_schema.into(),
+                    crate::identity::caller_name().into(),
+                ],
+            )?;
+            Ok(())
+        })
+    })?;
+    Ok(())
+}
+
+/// A move's target schema must exist and take the owner's tables (3F000, 42501).
+fn check_schema(client: &SpiClient, table: &Managed, schema: &str) -> Result<(), RetentionError> {
+    let row = client
+        .select(
+            "SELECT pg_catalog.has_schema_privilege($2::oid, n.oid, 'CREATE')
+               FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
+            Some(1),
+            &[schema.into(), table.owner.into()],
+        )?
+        .next()
+        .map(|r| r.get::<bool>(1))
+        .transpose()?
+        .flatten();
+    match row {
+        None => Err(RetentionError::UnknownSchema(schema.to_string())),
+        Some(false) => Err(RetentionError::InsufficientPrivilege(format!(
+            "the owner of {} cannot create tables in schema \"{schema}\"",
+            table.display_name
+        ))),
+        Some(true) => Ok(()),
+    }
+}
