@@ -27,6 +27,7 @@ mod managed;
 mod metrics;
 mod owner;
 mod params;
+mod partition_guard;
 mod partitions;
 mod policy;
 mod progress;
@@ -54,6 +55,7 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     guard::init();
+    partition_guard::init();
     progress::init();
     redaction::init();
     worker::init();

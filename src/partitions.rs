@@ -184,11 +184,12 @@ fn which_step_sql(
     table: &Managed,
     steps: &[&Step],
     held: &[holds::Hold],
+    horizon: Interval,
     params: &mut Params,
 ) -> String {
     let mut cases = Vec::new();
     for (index, step) in steps.iter().enumerate() {
-        let (mut conditions, _) = purge::step_sql(table, step, crate::catalog::zero(), params);
+        let (mut conditions, _) = purge::step_sql(table, step, horizon, params);
         let category = step.segment.category.name.as_str();
         if let Some(covered) = holds::any_covers_sql(held, table, Some(category), "", params) {
             conditions.push(format!("NOT {covered}"));
@@ -197,6 +198,37 @@ fn which_step_sql(
         cases.push(format!("WHEN {} THEN {index}", conditions.join(" AND ")));
     }
     format!("CASE {} END", cases.join(" "))
+}
+
+/// The partitions a cycle at `now() + horizon` would retire whole, with their rows, changing
+/// nothing (for `retention.preview()`): holds as they will be then, no lock taken.
+pub fn preview(
+    client: &SpiClient,
+    table: &Managed,
+    steps: &[Step],
+    horizon: Interval,
+    held: &[holds::Hold],
+) -> Result<Vec<Retired>, RetentionError> {
+    let deleting = deleting(table, steps);
+    let mut found = Vec::new();
+    for leaf in candidates(client, table, steps)? {
+        let mut params = Params::default();
+        let which = which_step_sql(table, &deleting, held, horizon, &mut params);
+        let sql =
+            format!("SELECT count(*), count(*) FILTER (WHERE ({which}) IS NULL) FROM {leaf} AS t");
+        let row = owner::select(client, table, &sql, params.args())?.first();
+        let (rows, staying) = (
+            row.get::<i64>(1)?.unwrap_or(0),
+            row.get::<i64>(2)?.unwrap_or(1),
+        );
+        if rows > 0 && staying == 0 {
+            found.push(Retired {
+                partition: leaf,
+                rows,
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// Retires one partition when every row in it is due and unheld (see [`retire`]): locks it
@@ -217,7 +249,7 @@ fn retire_leaf(
         &[],
     )?;
     let mut params = Params::default();
-    let which = which_step_sql(table, steps, held, &mut params);
+    let which = which_step_sql(table, steps, held, crate::catalog::zero(), &mut params);
     let tenant = table
         .tenant_column
         .as_deref()

@@ -411,7 +411,20 @@ fn preview(
         Spi::connect_mut(|client| -> Result<Vec<_>, RetentionError> {
             let mut rows = Vec::new();
             for table in Managed::load_all(client)? {
-                for step in table_steps(client, &table, horizon)? {
+                let steps = table_steps(client, &table, horizon)?;
+                // Partitions retired whole: their rows are among the hard_delete lines.
+                let held = crate::holds::active_for_reading(client, &table)?;
+                for retired in crate::partitions::preview(client, &table, &steps, horizon, &held)? {
+                    rows.push((
+                        retired.partition,
+                        table.category.clone(),
+                        None,
+                        "retire_partition".to_string(),
+                        retired.rows,
+                        None,
+                    ));
+                }
+                for step in steps {
                     for line in purge::preview(client, &table, &step, horizon)? {
                         rows.push((
                             table.display_name.clone(),

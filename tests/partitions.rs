@@ -94,6 +94,26 @@ fn exactly_the_wholly_due_partitions_are_retired() {
     let before = partitions(&mut db);
     assert_eq!(before.len(), 25);
 
+    // preview() names the partitions a cycle would retire whole (their rows are also in the
+    // table's hard_delete lines).
+    let previewed: Vec<String> = db
+        .query(
+            "SELECT table_name FROM retention.preview() WHERE action = 'retire_partition' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        previewed,
+        [
+            "public.events_13",
+            "public.events_19",
+            "public.events_21",
+            "public.events_23"
+        ]
+    );
     db.batch_execute("SELECT * FROM retention.run()").unwrap();
 
     // Retired whole: months 13, 19, 21 and 23 (odd: no globex rows; not 15: a held row;
@@ -280,4 +300,44 @@ fn a_crash_during_a_retirement_leaves_the_partition_whole() {
         },
     );
     assert_logged_exactly(&mut db);
+}
+
+#[test]
+fn a_partition_holding_a_held_row_is_neither_dropped_truncated_nor_detached() {
+    let cluster = Cluster::start("partitions-guard", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(SCHEMA).unwrap();
+    db.batch_execute("CREATE ROLE app LOGIN; ALTER TABLE events OWNER TO app;")
+        .unwrap();
+    for p in 0..24 {
+        db.batch_execute(&format!("ALTER TABLE events_{p} OWNER TO app"))
+            .unwrap();
+    }
+    let mut owner = postgres::Config::new()
+        .host("127.0.0.1")
+        .port(cluster.port)
+        .user("app")
+        .dbname("app")
+        .connect(postgres::NoTls)
+        .unwrap();
+    // events_15 holds the row on hold: no role removes it by DDL, a superuser included.
+    for client in [&mut owner, &mut db] {
+        for sql in [
+            "DROP TABLE events_15",
+            "TRUNCATE events_15",
+            "ALTER TABLE events DETACH PARTITION events_15",
+        ] {
+            assert_eq!(sqlstate_of(client, sql).as_deref(), Some("55006"), "{sql}");
+        }
+    }
+    assert_eq!(count(&mut db, "SELECT count(*) FROM events_15"), 30);
+    // A partition with no held row is the owner's to drop, as before.
+    assert_eq!(sqlstate_of(&mut owner, "DROP TABLE events_14"), None);
+    assert_eq!(sqlstate_of(&mut owner, "TRUNCATE events_16"), None);
+    // Once the hold is released, events_15 can go too.
+    db.batch_execute(
+        "SET pg_retention.hold_release_grace = 0; SELECT retention.release_hold(1, 'settled');",
+    )
+    .unwrap();
+    assert_eq!(sqlstate_of(&mut owner, "DROP TABLE events_15"), None);
 }
