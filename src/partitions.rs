@@ -66,8 +66,12 @@ impl Retirement {
         }
     }
 
-    /// The table's setting (drop when none was set).
+    /// The table's setting (drop when none was set; off on a schema older than 0.6.0, which
+    /// has no retirement, while the library already serves it for previews).
     fn of(client: &SpiClient, table: &Managed) -> Result<Self, RetentionError> {
+        if !crate::schema_version::at_least(crate::schema_version::GOVERNANCE)? {
+            return Ok(Retirement::Off);
+        }
         let row = client
             .select(
                 "SELECT mode, target_schema FROM retention.partition_retirement WHERE tbl = $1",
