@@ -147,7 +147,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN QUERY
-SELECT jsonb_build_object(
+SELECT (jsonb_build_object(
            'id', l.id,
            'logged_at', to_char(l.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
            'logged_at_us', (extract(epoch FROM l.logged_at) * 1000000)::bigint,
@@ -166,7 +166,9 @@ SELECT jsonb_build_object(
            'run_id', l.run_id,
            'actor', l.actor::text,
            'prev_hash', encode(l.prev_hash, 'hex'),
-           'hash', encode(l.hash, 'hex'))::text
+           'hash', encode(l.hash, 'hex'))
+       || CASE WHEN l.approval_id IS NULL THEN '{}'::jsonb
+               ELSE jsonb_build_object('approval_id', l.approval_id) END)::text
   FROM retention.deletion_log l
  WHERE l.logged_at >= since AND l.logged_at < until
  ORDER BY l.id;
@@ -402,6 +404,9 @@ BEGIN
     DELETE FROM retention.managed_tables m
      USING pg_event_trigger_dropped_objects() d
      WHERE d.object_type = 'table' AND d.objid = m.tbl::oid;
+    DELETE FROM retention.partition_retirement r
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.object_type = 'table' AND d.objid = r.tbl::oid;
 END
 $$;
 

@@ -62,6 +62,50 @@ SELECT pg_catalog.convert_to(
             ELSE retention.log_field(entry.approval_id::text) END,
     'UTF8')
 $$;
+-- export_log carries approval_id when set.
+CREATE OR REPLACE FUNCTION retention.export_log(since timestamptz DEFAULT '-infinity',
+                                    until timestamptz DEFAULT 'infinity')
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF since IS NULL OR until IS NULL THEN
+        RAISE EXCEPTION 'arguments "since" and "until" must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF until <= since THEN
+        RAISE EXCEPTION 'the period must end after it starts'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+SELECT (jsonb_build_object(
+           'id', l.id,
+           'logged_at', to_char(l.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'logged_at_us', (extract(epoch FROM l.logged_at) * 1000000)::bigint,
+           'action', l.action,
+           'table_name', l.table_name,
+           'row_key', l.row_key::text,
+           'tenant', l.tenant,
+           'category', l.category,
+           'reason', l.reason,
+           'retain_for', CASE WHEN l.retain_for IS NOT NULL THEN
+               ((extract(year FROM l.retain_for) * 12 + extract(month FROM l.retain_for))::bigint)::text
+               || ',' || (extract(day FROM l.retain_for)::bigint)::text
+               || ',' || ((extract(hour FROM l.retain_for) * 3600000000
+                           + extract(minute FROM l.retain_for) * 60000000
+                           + extract(microseconds FROM l.retain_for))::bigint)::text END,
+           'run_id', l.run_id,
+           'actor', l.actor::text,
+           'prev_hash', encode(l.prev_hash, 'hex'),
+           'hash', encode(l.hash, 'hex'))
+       || CASE WHEN l.approval_id IS NULL THEN '{}'::jsonb
+               ELSE jsonb_build_object('approval_id', l.approval_id) END)::text
+  FROM retention.deletion_log l
+ WHERE l.logged_at >= since AND l.logged_at < until
+ ORDER BY l.id;
+END
+$$;
 
 
 CREATE OR REPLACE VIEW retention.categories AS
@@ -152,6 +196,34 @@ CREATE TABLE retention.partition_retirement (
 );
 COMMENT ON TABLE retention.partition_retirement IS 'What happens to a partition of a managed partitioned table whose rows are all due (retention.set_partition_retirement()): drop (the default, when no row), detach, move (detach into target_schema) or off (rows go one by one)';
 SELECT pg_catalog.pg_extension_config_dump('retention.partition_retirement', '');
+-- A dropped table's retirement setting goes with it.
+CREATE OR REPLACE FUNCTION retention.forget_dropped_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    held record;
+BEGIN
+    SELECT d.object_identity, c.id, c.reason INTO held
+      FROM pg_event_trigger_dropped_objects() d
+      JOIN retention.managed_tables m ON m.tbl::oid = d.objid
+      CROSS JOIN LATERAL retention.covering_hold(m.tbl) c
+     WHERE d.object_type = 'table' AND c.id IS NOT NULL
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % is under legal hold % (%): it cannot be dropped',
+                        held.object_identity, held.id, held.reason
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'Legal releases the hold with retention.release_hold().';
+    END IF;
+    DELETE FROM retention.managed_tables m
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.object_type = 'table' AND d.objid = m.tbl::oid;
+    DELETE FROM retention.partition_retirement r
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.object_type = 'table' AND d.objid = r.tbl::oid;
+END
+$$;
 
 
 -- Locked categories: each path's window only lengthens.

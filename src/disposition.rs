@@ -28,6 +28,8 @@ pub struct Approved {
     pub category: String,
     pub tenant: Option<String>,
     pub due_day: Date,
+    /// When it was approved: rows due later are not part of what the reviewer saw.
+    pub decided_at: TimestampWithTimeZone,
 }
 
 /// Refuses a reviewing role that does not exist (42704).
@@ -53,7 +55,7 @@ pub fn approved(client: &SpiClient, table: &Managed) -> Result<Vec<Approved>, Re
     }
     client
         .select(
-            "SELECT id, category, tenant, due_day FROM retention.disposition_batches
+            "SELECT id, category, tenant, due_day, decided_at FROM retention.disposition_batches
               WHERE tbl = $1 AND status = 'approved' AND closed_at IS NULL
               ORDER BY due_day, id",
             None,
@@ -67,6 +69,9 @@ pub fn approved(client: &SpiClient, table: &Managed) -> Result<Vec<Approved>, Re
                 due_day: row
                     .get::<Date>(4)?
                     .ok_or(RetentionError::NullArgument("due_day"))?,
+                decided_at: row
+                    .get::<TimestampWithTimeZone>(5)?
+                    .ok_or(RetentionError::NullArgument("decided_at"))?,
             })
         })
         .collect()
@@ -93,11 +98,18 @@ pub fn approval_sql(table: &Managed, step: &Step, params: &mut Params) -> Vec<St
     let Some(approval) = &step.approval else {
         return Vec::new();
     };
-    let mut conditions = vec![format!(
-        "{} = {}::date",
-        step.segment.due_day_sql(params),
-        params.bind(approval.due_day)
-    )];
+    let mut conditions = vec![
+        format!(
+            "{} = {}::date",
+            step.segment.due_day_sql(params),
+            params.bind(approval.due_day)
+        ),
+        format!(
+            "{} <= {}::timestamptz",
+            step.segment.due_at_sql(params),
+            params.bind(approval.decided_at)
+        ),
+    ];
     if let Some(column) = &table.tenant_column {
         let c = quote_identifier(column);
         conditions.push(match &approval.tenant {
@@ -172,6 +184,7 @@ fn refresh_table(
     client: &mut SpiClient,
     table: &Managed,
     categories: &[Category],
+    run_id: i64,
 ) -> Result<(), RetentionError> {
     let overrides = policy::overrides(client)?;
     let segments = policy::segments(client, table, categories, &overrides, catalog::zero())?;
@@ -185,11 +198,16 @@ fn refresh_table(
     let days: Vec<Date> = found.iter().map(|g| g.due_day).collect();
     let rows: Vec<i64> = found.iter().map(|g| g.rows).collect();
     let reviewers: Vec<String> = found.iter().map(|g| g.reviewer.clone()).collect();
+    // A rejection's keeping has ended; an approval was carried out by this cycle's purge
+    // (rows of its group still here, held or due since, wait in a new batch).
     client.update(
         "UPDATE retention.disposition_batches SET closed_at = now()
-          WHERE tbl = $1 AND status = 'rejected' AND closed_at IS NULL AND keep_until <= now()",
+          WHERE tbl = $1 AND closed_at IS NULL
+            AND ((status = 'rejected' AND keep_until <= now())
+                 OR (status = 'approved'
+                     AND decided_at < (SELECT started_at FROM retention.runs WHERE id = $2)))",
         None,
-        &[table.oid.into()],
+        &[table.oid.into(), run_id.into()],
     )?;
     client.update(
         "INSERT INTO retention.disposition_batches AS b
@@ -198,7 +216,8 @@ fn refresh_table(
            FROM unnest($2::text[], $3::text[], $4::date[], $5::bigint[], $6::text[])
                 AS u(c, tn, d, n, r)
          ON CONFLICT (tbl, category, tenant, due_day) WHERE closed_at IS NULL
-         DO UPDATE SET rows_due = excluded.rows_due,
+         DO UPDATE SET rows_due = CASE WHEN b.status = 'pending' THEN excluded.rows_due
+                                       ELSE b.rows_due END,
                        reviewer = CASE WHEN b.status = 'pending' THEN excluded.reviewer
                                        ELSE b.reviewer END",
         None,
@@ -242,7 +261,7 @@ fn refresh_table(
 
 /// The cycle's disposition step: refreshes the batches of every managed table that has a
 /// reviewed category or open batches. Reported like a table (it acts on no row).
-pub fn refresh() -> Result<TableOutcome, RetentionError> {
+pub fn refresh(run_id: i64) -> Result<TableOutcome, RetentionError> {
     Spi::connect_mut(|client| {
         // Batches of tables no longer managed (unmanaged, dropped) close.
         client.update(
@@ -262,7 +281,7 @@ pub fn refresh() -> Result<TableOutcome, RetentionError> {
             )?;
         } else {
             for table in Managed::load_all(client)? {
-                refresh_table(client, &table, &categories)?;
+                refresh_table(client, &table, &categories, run_id)?;
             }
         }
         Ok(TableOutcome::new("retention.disposition_queue"))

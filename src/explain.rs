@@ -202,8 +202,15 @@ fn explain_present(
     };
     let window_ends = add(client, row.soft_deleted_at, window)?;
     let holding = holding(client, table, &row.key)?;
-    let (next_action, next_action_at) =
-        next_step(table, category, row, &holding, due_at, window_ends);
+    let (next_action, next_action_at) = next_step(
+        table,
+        category,
+        &windows,
+        row,
+        &holding,
+        due_at,
+        window_ends,
+    );
     Ok((
         JsonB(row.key.clone()),
         true,
@@ -364,6 +371,7 @@ fn holding(
 fn next_step(
     table: &Managed,
     category: &Category,
+    windows: &crate::windows::Windows,
     row: &Present,
     holding: &[serde_json::Value],
     due_at: Option<TimestampWithTimeZone>,
@@ -386,7 +394,7 @@ fn next_step(
     };
     let act = if category.action == Action::Anonymize {
         "anonymize"
-    } else if category.windows.of(Path::Expired).is_some() && table.soft_delete_column.is_some() {
+    } else if windows.of(Path::Expired).is_some() && table.soft_delete_column.is_some() {
         "soft_delete"
     } else {
         "hard_delete"

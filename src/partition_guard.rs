@@ -2,7 +2,8 @@
 //! PARTITION` of a partition of a managed table remove its rows from the table without a row
 //! trigger firing. A utility hook refuses them (55006) while an active hold covers a row of
 //! that partition, whoever runs them; the extension's own partition retirement passes, as it
-//! never retires a partition holding a held row.
+//! never retires a partition holding a held row. Not covered: `DROP SCHEMA … CASCADE` and
+//! `DROP OWNED … CASCADE`, which drop the partition without naming it.
 
 use crate::error::RetentionError;
 use crate::managed::Managed;
@@ -119,15 +120,28 @@ fn refuse_if_held(targets: &[pg_sys::Oid]) -> Result<(), RetentionError> {
     if !installed()? {
         return Ok(());
     }
+    // SAFETY: reads the current user id.
+    let caller = unsafe { pg_sys::GetUserId() };
     crate::identity::as_extension(|| {
         Spi::connect_mut(|client| {
             for &target in targets {
+                // A role that may not drop or truncate it learns nothing here: PostgreSQL
+                // refuses it (42501) after the hook.
+                if !may_remove(client, caller, target)? {
+                    continue;
+                }
                 let Some(root) = managed_ancestor(client, target)? else {
                     continue;
                 };
                 let table = Managed::load(client, root)?;
+                // Active holds: a released one's grace binds the extension, not the owner.
+                crate::holds::take_lock(crate::holds::LockKey::Holds, false)?;
+                let held = crate::holds::active_only(client, &table)?;
                 let mut params = Params::default();
-                let Some(covered) = crate::holds::covered_sql(client, &table, &mut params)? else {
+                let category = table.category_sql(&mut params);
+                let Some(covered) =
+                    crate::holds::any_covers_sql(&held, &table, None, &category, &mut params)
+                else {
                     continue;
                 };
                 let name = partition_name(client, target)?;
@@ -146,6 +160,27 @@ fn refuse_if_held(targets: &[pg_sys::Oid]) -> Result<(), RetentionError> {
             Ok(())
         })
     })
+}
+
+/// Whether `caller` may drop or truncate relation `oid` (owner, or the TRUNCATE privilege).
+fn may_remove(
+    client: &pgrx::spi::SpiClient,
+    caller: pg_sys::Oid,
+    oid: pg_sys::Oid,
+) -> Result<bool, RetentionError> {
+    Ok(client
+        .select(
+            "SELECT pg_catalog.pg_has_role($1, c.relowner, 'USAGE')
+                    OR pg_catalog.has_table_privilege($1, c.oid, 'TRUNCATE')
+               FROM pg_catalog.pg_class c WHERE c.oid = $2",
+            Some(1),
+            &[caller.into(), oid.into()],
+        )?
+        .next()
+        .map(|r| r.get::<bool>(1))
+        .transpose()?
+        .flatten()
+        .unwrap_or(false))
 }
 
 /// Whether pg_retention is installed in this database (the hook runs in every database).

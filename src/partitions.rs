@@ -165,6 +165,9 @@ pub fn retire(
     run_id: Option<i64>,
 ) -> Result<Option<Retired>, RetentionError> {
     let mode = Retirement::of(client, table)?;
+    if mode == Retirement::Off {
+        return Ok(None);
+    }
     take_lock(LockKey::Holds, false)?;
     let held = holds::active_for(client, table)?;
     let rows = retire_leaf(
@@ -246,12 +249,67 @@ fn retire_leaf(
     mode: &Retirement,
     run_id: Option<i64>,
 ) -> Result<Option<i64>, RetentionError> {
+    // Without a lock first: the partition taking today's writes shows a row that is not due
+    // at once, and is left alone.
+    let Some(parent) = parent_of(client, table, leaf)? else {
+        return Ok(None);
+    };
+    if !all_due(client, table, steps, held, leaf)? {
+        return Ok(None);
+    }
+    // The lock, the drop and the parent's lock wait at most RETIREMENT_LOCK_TIMEOUT: the
+    // retirement then fails whole, and the rows go row by row.
+    let previous = client
+        .update(
+            "SELECT pg_catalog.current_setting('lock_timeout'),
+                    pg_catalog.set_config('lock_timeout', $1, true)",
+            None,
+            &[RETIREMENT_LOCK_TIMEOUT.into()],
+        )?
+        .first()
+        .get_one::<String>()?;
     owner::update(
         client,
         table,
         &format!("LOCK TABLE {leaf} IN EXCLUSIVE MODE"),
         &[],
     )?;
+    let retired = match entries_of(client, table, steps, held, leaf)? {
+        Some(entries) if !entries.is_empty() => {
+            deletion_log::append(
+                client,
+                &deletion_log::Batch {
+                    action: Act::HardDelete.log_action(),
+                    table_name: &table.display_name,
+                    reason: "expired",
+                    run_id,
+                    reason_of_soft_delete: false,
+                    approval_id: None,
+                },
+                &entries,
+            )?;
+            dispose(client, table, leaf, &parent, mode)?;
+            Some(entries.len() as i64)
+        }
+        _ => None,
+    };
+    client.update(
+        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+        None,
+        &[previous.into()],
+    )?;
+    Ok(retired)
+}
+
+/// Every row of the locked partition `leaf` as a log entry (key, tenant, the category and
+/// period that make it due); None as soon as one row is not due by `steps` or is held.
+fn entries_of(
+    client: &SpiClient,
+    table: &Managed,
+    steps: &[&Step],
+    held: &[holds::Hold],
+    leaf: &str,
+) -> Result<Option<Vec<Entry>>, RetentionError> {
     let mut params = Params::default();
     let which = which_step_sql(table, steps, held, crate::catalog::zero(), &mut params);
     let tenant = table
@@ -277,23 +335,7 @@ fn retire_leaf(
             reason: None,
         });
     }
-    if entries.is_empty() {
-        return Ok(None);
-    }
-    deletion_log::append(
-        client,
-        &deletion_log::Batch {
-            action: Act::HardDelete.log_action(),
-            table_name: &table.display_name,
-            reason: "expired",
-            run_id,
-            reason_of_soft_delete: false,
-            approval_id: None,
-        },
-        &entries,
-    )?;
-    dispose(client, table, leaf, mode)?;
-    Ok(Some(entries.len() as i64))
+    Ok(Some(entries))
 }
 
 /// Drops, detaches, or detaches and moves a retired partition, as the table's owner.
@@ -301,18 +343,9 @@ fn dispose(
     client: &mut SpiClient,
     table: &Managed,
     leaf: &str,
+    parent: &str,
     mode: &Retirement,
 ) -> Result<(), RetentionError> {
-    let parent = client
-        .select(
-            "SELECT inhparent::regclass::text FROM pg_catalog.pg_inherits
-              WHERE inhrelid = $1::text::regclass",
-            Some(1),
-            &[leaf.into()],
-        )?
-        .first()
-        .get_one::<String>()?
-        .unwrap_or_default();
     let statements = match mode {
         Retirement::Drop => vec![format!("DROP TABLE {leaf}")],
         Retirement::Detach => vec![format!("ALTER TABLE {parent} DETACH PARTITION {leaf}")],
@@ -320,28 +353,59 @@ fn dispose(
             format!("ALTER TABLE {parent} DETACH PARTITION {leaf}"),
             format!("ALTER TABLE {leaf} SET SCHEMA {}", quote_identifier(schema)),
         ],
-        Retirement::Off => Vec::new(),
+        Retirement::Off => {
+            return Err(RetentionError::Unsupported(format!(
+                "partition retirement of {} is off",
+                table.display_name
+            )))
+        }
     };
-    // The drop waits for the parent's ACCESS EXCLUSIVE lock, and queries queue behind it: it
-    // gives up after RETIREMENT_LOCK_TIMEOUT (the retirement rolls back; rows go row by row).
-    let previous = client
-        .update(
-            "SELECT pg_catalog.current_setting('lock_timeout'),
-                    pg_catalog.set_config('lock_timeout', $1, true)",
-            None,
-            &[RETIREMENT_LOCK_TIMEOUT.into()],
-        )?
-        .first()
-        .get_one::<String>()?;
     for statement in statements {
         owner::update(client, table, &statement, &[])?;
     }
-    client.update(
-        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
-        None,
-        &[previous.into()],
-    )?;
     Ok(())
+}
+
+/// The parent of `leaf` while it is still a partition in `table`'s tree (None when it has
+/// been detached or dropped since the cycle listed it).
+fn parent_of(
+    client: &SpiClient,
+    table: &Managed,
+    leaf: &str,
+) -> Result<Option<String>, RetentionError> {
+    Ok(client
+        .select(
+            "SELECT i.inhparent::regclass::text FROM pg_catalog.pg_inherits i
+              WHERE i.inhrelid = pg_catalog.to_regclass($1)
+                AND i.inhparent IN (SELECT relid FROM pg_catalog.pg_partition_tree($2::oid::regclass))",
+            Some(1),
+            &[leaf.into(), table.oid.into()],
+        )?
+        .next()
+        .map(|r| r.get::<String>(1))
+        .transpose()?
+        .flatten())
+}
+
+/// Whether `leaf` has rows and every one is due by one of `steps` and unheld: a query that
+/// stops at the first row that is not.
+fn all_due(
+    client: &SpiClient,
+    table: &Managed,
+    steps: &[&Step],
+    held: &[holds::Hold],
+    leaf: &str,
+) -> Result<bool, RetentionError> {
+    let mut params = Params::default();
+    let which = which_step_sql(table, steps, held, crate::catalog::zero(), &mut params);
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {leaf} AS t)
+            AND NOT EXISTS (SELECT 1 FROM {leaf} AS t WHERE ({which}) IS NULL)"
+    );
+    Ok(owner::select(client, table, &sql, params.args())?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

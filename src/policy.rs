@@ -297,14 +297,16 @@ impl Segment {
     /// SQL for the day (UTC) row `t` is or was due: its clock (or its tenant's event) plus the
     /// period in force. Disposition batches group due rows by it.
     pub fn due_day_sql(&self, params: &mut Params) -> String {
+        format!("({} AT TIME ZONE 'UTC')::date", self.due_at_sql(params))
+    }
+
+    /// SQL for when row `t` is or was due: its clock (or its tenant's event) plus the period.
+    pub fn due_at_sql(&self, params: &mut Params) -> String {
         let start = match (&self.clock_column, self.event_at) {
             (Some(column), _) => format!("t.{}::timestamptz", quote_identifier(column)),
             (None, at) => format!("{}::timestamptz", params.bind(at)),
         };
-        format!(
-            "(({start} + {}::interval) AT TIME ZONE 'UTC')::date",
-            params.bind(self.retain_for)
-        )
+        format!("({start} + {}::interval)", params.bind(self.retain_for))
     }
 
     /// The row ordering that walks the clock index oldest first.

@@ -158,13 +158,10 @@ fn purge_table(
     run_id: i64,
     batch_size: i64,
 ) -> Result<TableOutcome, RetentionError> {
+    let mut outcome = TableOutcome::new(&table.display_name);
+    let steps = Spi::connect_mut(|client| table_steps(client, table, crate::catalog::zero()))?;
+    retire_partitions(table, &steps, run_id, &mut outcome)?;
     Spi::connect_mut(|client| {
-        let mut outcome = TableOutcome::new(&table.display_name);
-        let steps = table_steps(client, table, crate::catalog::zero())?;
-        for leaf in crate::partitions::candidates(client, table, &steps)? {
-            let retired = crate::partitions::retire(client, table, &steps, &leaf, Some(run_id))?;
-            outcome.add_retired(retired.into_iter().collect());
-        }
         let mut progress = crate::progress::Entry::start(false);
         progress.table(&table.display_name, steps.len());
         for (number, step) in steps.iter().enumerate() {
@@ -181,6 +178,29 @@ fn purge_table(
         }
         Ok(outcome)
     })
+}
+
+/// Retires the table's wholly due partitions (partitions.rs), each in a subtransaction: one
+/// whose retirement fails (its lock not granted in time, the partition gone meanwhile) is
+/// rolled back whole and left to the row-by-row purge.
+fn retire_partitions(
+    table: &Managed,
+    steps: &[Step],
+    run_id: i64,
+    outcome: &mut TableOutcome,
+) -> Result<(), RetentionError> {
+    let leaves = Spi::connect(|client| crate::partitions::candidates(client, table, steps))?;
+    for leaf in leaves {
+        let retired = isolate(|| {
+            Spi::connect_mut(|c| crate::partitions::retire(c, table, steps, &leaf, Some(run_id)))
+        });
+        match retired {
+            Ok(Ok(retired)) => outcome.add_retired(retired.into_iter().collect()),
+            Ok(Err(e)) => log!("pg_retention: partition {leaf} not retired: {e}"),
+            Err(message) => log!("pg_retention: partition {leaf} not retired: {message}"),
+        }
+    }
+    Ok(())
 }
 
 /// Runs one part of `run()`'s cycle in a subtransaction: its outcome, or its error under
@@ -318,7 +338,9 @@ fn purge_all(tables: &[Managed], batch_size: i64) -> Result<Vec<TableOutcome>, R
         }));
     }
     let steps: [CycleStep; 4] = [
-        ("retention.disposition_queue", &crate::disposition::refresh),
+        ("retention.disposition_queue", &|| {
+            crate::disposition::refresh(run_id)
+        }),
         ("retention.deletion_queue", &|| process_queue(run_id)),
         ("retention.erasure_requests", &|| process_erasures(run_id)),
         ("retention.deletion_log", &trim_log),

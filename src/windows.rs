@@ -178,7 +178,8 @@ pub fn parse(
 /// SQL over row alias `t` of `table`: the path of its soft delete, from the row's latest
 /// `soft_delete` or `restore` entry in the log ('expired' when that entry says so, else
 /// 'customer_request'). It runs as the table's owner, who cannot read the log: the answer
-/// comes through `retention.soft_delete_path()`, which answers for tables the caller owns.
+/// comes through `retention.soft_delete_path()`, which answers that one question for any
+/// table name and key (as `is_anonymized` does: it reveals no row).
 pub fn path_sql(table: &crate::managed::Managed, params: &mut Params) -> String {
     format!(
         "retention.soft_delete_path({}, {})",

@@ -345,6 +345,11 @@ fn reviewed_rows_wait_for_a_member_of_the_reviewing_role() {
         count(&mut db, &format!("SELECT count(*) FROM retention.disposition_batches WHERE id = {globex} AND status = 'rejected' AND closed_at IS NULL AND keep_until > now() + interval '364 days'")),
         1
     );
+    // The export carries the approval, as the hash does.
+    assert_eq!(
+        count(&mut db, &format!("SELECT count(*) FROM retention.export_log() e WHERE (e::jsonb ->> 'approval_id')::bigint = {acme}")),
+        2
+    );
     assert_eq!(
         count(&mut db, "SELECT coalesce(retention.verify_log(), 0)"),
         0

@@ -255,7 +255,9 @@ fn cycle(first: bool) {
             log!("pg_retention: gave way to retention.run() in this database; the next cycle continues");
         }
         let steps: [runs::CycleStep; 4] = [
-            ("retention.disposition_queue", &crate::disposition::refresh),
+            ("retention.disposition_queue", &|| {
+                crate::disposition::refresh(run_id)
+            }),
             ("retention.deletion_queue", &|| runs::process_queue(run_id)),
             ("retention.erasure_requests", &|| {
                 runs::process_erasures(run_id)
