@@ -20,14 +20,6 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 
-fn tenant_sql(table: &Managed) -> String {
-    table
-        .tenant_column
-        .as_deref()
-        .map(|c| format!("t.{}::text", quote_identifier(c)))
-        .unwrap_or_else(|| "NULL::text".into())
-}
-
 /// SQL for the tenant of row `t` as jsonb (JSON null for a NULL tenant), NULL without a
 /// tenant column: what a queued deletion remembers of its row.
 fn tenant_json_sql(table: &Managed) -> String {
@@ -61,7 +53,7 @@ fn delete_keys(
     let matching = key_match_sql(client, table, 1)?;
     let category = table.category_sql(&mut params);
     let covered = holds::covered_sql(client, table, &mut params)?.unwrap_or_else(|| "false".into());
-    let tenant = tenant_sql(table);
+    let tenant = table.tenant_text_sql();
 
     // Queue the held rows.
     let held: Vec<(String, Option<String>)> = owner::select(
@@ -424,7 +416,7 @@ fn restore(tbl: Option<RegClass>, keys: Option<AnyArray>) -> SqlResult<i64> {
             // Held rows are left as they are, soft-deleted included.
             let unheld = holds::unheld_sql(client, &table, &mut params)?;
             let category = table.category_sql(&mut params);
-            let tenant = tenant_sql(&table);
+            let tenant = table.tenant_text_sql();
             let path = crate::windows::path_sql(&table, &mut params);
             let rows: Vec<Restorable> = owner::update(
                 client,

@@ -151,11 +151,7 @@ fn groups(
     }
     conditions.push("true".into());
     let day = step.segment.due_day_sql(&mut params);
-    let tenant = table
-        .tenant_column
-        .as_deref()
-        .map(|c| format!("t.{}::text", quote_identifier(c)))
-        .unwrap_or_else(|| "NULL::text".into());
+    let tenant = table.tenant_text_sql();
     let sql = format!(
         "SELECT {tenant}, {day}, count(*) FROM {} AS t WHERE {} GROUP BY 1, 2",
         table.display_name,

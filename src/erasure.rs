@@ -139,11 +139,7 @@ fn erase_in_table(
     }
     let unheld = holds::unheld_sql(client, table, &mut params)?;
     let category = table.category_sql(&mut params);
-    let tenant_sql = table
-        .tenant_column
-        .as_deref()
-        .map(|c| format!("t.{}::text", quote_identifier(c)))
-        .unwrap_or_else(|| "NULL::text".into());
+    let tenant_sql = table.tenant_text_sql();
     let groups: Vec<(String, Option<String>, i64, i64)> = crate::owner::update(
         client,
         table,

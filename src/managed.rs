@@ -322,6 +322,14 @@ impl Managed {
         format!("jsonb_build_object({})", pairs.join(", "))
     }
 
+    /// SQL for the tenant of row alias `t` as text (`NULL::text` without a tenant column).
+    pub fn tenant_text_sql(&self) -> String {
+        self.tenant_column
+            .as_deref()
+            .map(|c| format!("t.{}::text", quote_identifier(c)))
+            .unwrap_or_else(|| "NULL::text".into())
+    }
+
     /// SQL for the primary key of row alias `t` as the key-array element
     /// `tagging::key_match_sql` takes: the value as text, or an array of them for a composite
     /// key (`array_agg` of it is a key array).

@@ -312,11 +312,7 @@ fn entries_of(
 ) -> Result<Option<Vec<Entry>>, RetentionError> {
     let mut params = Params::default();
     let which = which_step_sql(table, steps, held, crate::catalog::zero(), &mut params);
-    let tenant = table
-        .tenant_column
-        .as_deref()
-        .map(|c| format!("t.{}::text", quote_identifier(c)))
-        .unwrap_or_else(|| "NULL::text".into());
+    let tenant = table.tenant_text_sql();
     let sql = format!(
         "SELECT {}::text, {tenant}, {which} FROM {leaf} AS t",
         table.key_json_sql()

@@ -212,11 +212,7 @@ pub fn act_sql(
     clock: Option<&str>,
 ) -> String {
     let matching = due_rows_sql(table);
-    let tenant = table
-        .tenant_column
-        .as_deref()
-        .map(|c| format!("t.{}::text", quote_identifier(c)))
-        .unwrap_or_else(|| "NULL::text".into());
+    let tenant = table.tenant_text_sql();
     let verb = match act {
         Act::HardDelete => format!("DELETE FROM {} AS t", table.display_name),
         Act::SoftDelete => format!(
@@ -627,11 +623,7 @@ pub fn preview(
             descendant.map(|d| format!("ELSE {d}")).unwrap_or_default()
         ),
     };
-    let tenant = table
-        .tenant_column
-        .as_deref()
-        .map(|c| format!("t.{}::text", quote_identifier(c)))
-        .unwrap_or_else(|| "NULL::text".into());
+    let tenant = table.tenant_text_sql();
     let sql =
         format!(
         "SELECT {tenant}, {held_by}, count(*), {oldest} FROM {} AS t WHERE {} GROUP BY 1, 2 ORDER BY 1, 2",
