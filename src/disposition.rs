@@ -17,6 +17,7 @@ use crate::policy::{self, Segment};
 use crate::purge::{self, Phase, Step};
 use crate::runs::TableOutcome;
 use pgrx::datum::Date;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 use std::cell::Cell;
@@ -120,6 +121,14 @@ pub fn approval_sql(table: &Managed, step: &Step, params: &mut Params) -> Vec<St
     conditions
 }
 
+/// What one refresh reads once for every table: the reviewed categories, the tenant
+/// overrides, and the tables with open batches.
+struct Policy {
+    reviewed: Vec<Category>,
+    overrides: std::collections::BTreeMap<String, Vec<policy::Override>>,
+    open: Vec<pg_sys::Oid>,
+}
+
 /// Due, unheld rows of a reviewed segment, per tenant and due day.
 struct Group {
     category: String,
@@ -145,10 +154,8 @@ fn groups(
         resume: Cell::new(None),
     };
     let mut params = Params::default();
-    let (mut conditions, _) = purge::step_sql(table, &step, catalog::zero(), &mut params);
-    if let Some(covered) = holds::any_covers_sql(held, table, Some(&category), "", &mut params) {
-        conditions.push(format!("NOT {covered}"));
-    }
+    let (mut conditions, _) =
+        purge::unheld_step_sql(table, &step, catalog::zero(), held, &mut params);
     conditions.push("true".into());
     let day = step.segment.due_day_sql(&mut params);
     let tenant = table.tenant_text_sql();
@@ -179,14 +186,22 @@ fn groups(
 fn refresh_table(
     client: &mut SpiClient,
     table: &Managed,
-    categories: &[Category],
+    policy: &Policy,
     run_id: i64,
 ) -> Result<(), RetentionError> {
-    let overrides = policy::overrides(client)?;
-    let segments = policy::segments(client, table, categories, &overrides, catalog::zero())?;
+    let segments = policy::segments(
+        client,
+        table,
+        &policy.reviewed,
+        &policy.overrides,
+        catalog::zero(),
+    )?;
+    if segments.is_empty() && !policy.open.contains(&table.oid) {
+        return Ok(());
+    }
     let held = holds::active_for_reading(client, table)?;
     let mut found = Vec::new();
-    for segment in segments.into_iter().filter(|s| s.category.review.is_some()) {
+    for segment in segments {
         found.extend(groups(client, table, segment, &held)?);
     }
     let cats: Vec<String> = found.iter().map(|g| g.category.clone()).collect();
@@ -267,8 +282,11 @@ pub fn refresh(run_id: i64) -> Result<TableOutcome, RetentionError> {
             None,
             &[],
         )?;
-        let categories = catalog::load_all(client)?;
-        if !categories.iter().any(|c| c.review.is_some()) {
+        let reviewed: Vec<Category> = catalog::load_all(client)?
+            .into_iter()
+            .filter(|c| c.review.is_some())
+            .collect();
+        if reviewed.is_empty() {
             client.update(
                 "UPDATE retention.disposition_batches SET closed_at = now()
                   WHERE closed_at IS NULL AND status <> 'rejected'",
@@ -276,8 +294,21 @@ pub fn refresh(run_id: i64) -> Result<TableOutcome, RetentionError> {
                 &[],
             )?;
         } else {
+            let policy = Policy {
+                reviewed,
+                overrides: policy::overrides(client)?,
+                open: client
+                    .select(
+                        "SELECT DISTINCT tbl::oid FROM retention.disposition_batches
+                          WHERE closed_at IS NULL",
+                        None,
+                        &[],
+                    )?
+                    .map(|r| Ok(r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid)))
+                    .collect::<Result<_, RetentionError>>()?,
+            };
             for table in Managed::load_all(client)? {
-                refresh_table(client, &table, &categories, run_id)?;
+                refresh_table(client, &table, &policy, run_id)?;
             }
         }
         Ok(TableOutcome::new("retention.disposition_queue"))

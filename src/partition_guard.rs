@@ -66,8 +66,8 @@ unsafe extern "C-unwind" fn process_utility(
     }
 }
 
-/// The existing relations a DROP TABLE, TRUNCATE or DETACH PARTITION statement removes rows
-/// from (any relation: which of them are partitions of managed tables is asked later).
+/// The existing partitions a DROP TABLE, TRUNCATE or DETACH PARTITION statement removes rows
+/// from (which of them belong to managed tables is asked later).
 unsafe fn removed_relations(node: *mut pg_sys::Node) -> Vec<pg_sys::Oid> {
     if node.is_null() {
         return Vec::new();
@@ -99,7 +99,9 @@ unsafe fn removed_relations(node: *mut pg_sys::Node) -> Vec<pg_sys::Oid> {
         }
         _ => {}
     }
-    found.retain(|oid| *oid != pg_sys::InvalidOid);
+    // Only partitions concern the guard (a managed table itself has its own); the syscache
+    // answers without a query, so other DDL pays nothing.
+    found.retain(|oid| *oid != pg_sys::InvalidOid && pg_sys::get_rel_relispartition(*oid));
     found
 }
 

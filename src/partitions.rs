@@ -196,11 +196,7 @@ fn which_step_sql(
 ) -> String {
     let mut cases = Vec::new();
     for (index, step) in steps.iter().enumerate() {
-        let (mut conditions, _) = purge::step_sql(table, step, horizon, params);
-        let category = step.segment.category.name.as_str();
-        if let Some(covered) = holds::any_covers_sql(held, table, Some(category), "", params) {
-            conditions.push(format!("NOT {covered}"));
-        }
+        let (mut conditions, _) = purge::unheld_step_sql(table, step, horizon, held, params);
         conditions.push("true".into());
         cases.push(format!("WHEN {} THEN {index}", conditions.join(" AND ")));
     }

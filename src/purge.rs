@@ -186,6 +186,23 @@ pub fn step_sql(
     (conditions, order)
 }
 
+/// [`step_sql`] with the hold predicate: a step's rows that none of `held` covers (parent-bound
+/// descendants aside, which only hard deletes and previews of them check).
+pub fn unheld_step_sql(
+    table: &Managed,
+    step: &Step,
+    horizon: Interval,
+    held: &[holds::Hold],
+    params: &mut Params,
+) -> (Vec<String>, Option<String>) {
+    let (mut conditions, order) = step_sql(table, step, horizon, params);
+    let category = step.segment.category.name.as_str();
+    if let Some(covered) = holds::any_covers_sql(held, table, Some(category), "", params) {
+        conditions.push(format!("NOT {covered}"));
+    }
+    (conditions, order)
+}
+
 /// SQL, over row alias `t`, that is true when the row has not been anonymized yet, or holds
 /// other values than those it was anonymized to (the application wrote new data into it, or
 /// a new row took its key). Marks from 0.1.0 carry no fingerprint and count as anonymized.
@@ -433,20 +450,12 @@ pub fn batch(
     take_lock(LockKey::Holds, false)?;
     let held = holds::active_for(client, table)?;
     let mut params = Params::default();
-    let (mut conditions, order) = step_sql(table, step, crate::catalog::zero(), &mut params);
+    let (mut conditions, order) =
+        unheld_step_sql(table, step, crate::catalog::zero(), &held, &mut params);
     if step.act(table) == Act::HardDelete {
         if let Some(blocked) = cascade::held_descendant_sql(client, table, &mut params)? {
             conditions.push(format!("NOT {blocked}"));
         }
-    }
-    if let Some(covered) = holds::any_covers_sql(
-        &held,
-        table,
-        Some(&step.segment.category.name),
-        "",
-        &mut params,
-    ) {
-        conditions.push(format!("NOT {covered}"));
     }
     if conditions.is_empty() {
         conditions.push("true".into());
@@ -545,16 +554,8 @@ pub fn preview_descendants(
 ) -> Result<Vec<(String, i64)>, RetentionError> {
     let held = holds::active_for_reading(client, table)?;
     let mut params = Params::default();
-    let (mut conditions, _) = step_sql(table, step, crate::catalog::zero(), &mut params);
-    if let Some(covered) = holds::any_covers_sql(
-        &held,
-        table,
-        Some(&step.segment.category.name),
-        "",
-        &mut params,
-    ) {
-        conditions.push(format!("NOT {covered}"));
-    }
+    let (mut conditions, _) =
+        unheld_step_sql(table, step, crate::catalog::zero(), &held, &mut params);
     // A row with a held descendant stays, and so do all its descendants.
     if let Some(held_below) = cascade::descendant_hold_sql(client, table, &mut params)? {
         conditions.push(format!("{held_below} IS NULL"));
