@@ -12,6 +12,9 @@ pub enum RetentionError {
     NullArgument(&'static str),
     #[error("{0}")]
     InvalidValue(String),
+    /// A JSON document the extension builds could not be built.
+    #[error("could not build JSON: {0}")]
+    Json(#[from] serde_json::Error),
     #[error("category \"{0}\" does not exist")]
     UnknownCategory(String),
     #[error("category \"{0}\" is in use")]
@@ -31,8 +34,14 @@ pub enum RetentionError {
         found: String,
         expected: String,
     },
+    /// A table lacks a column (or map) a category's policy needs: the message, and the hint.
     #[error("{0}")]
     MissingColumnRole(String, String),
+    /// A table the purge would act on as its owner could do something the log would not
+    /// record (a rule, a deferrable trigger, a cascading foreign key, lost rights, a broken
+    /// key): the message, and the hint.
+    #[error("{0}")]
+    UnsafeTarget(String, String),
     #[error("no tenant policy for tenant \"{0}\" and category \"{1}\"")]
     UnknownTenantPolicy(String, String),
     #[error("no category uses event \"{0}\"")]
@@ -126,6 +135,7 @@ impl RetentionError {
             Self::UnknownColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
             Self::WrongColumnType { .. } => ERRCODE_DATATYPE_MISMATCH,
             Self::MissingColumnRole(..)
+            | Self::UnsafeTarget(..)
             | Self::HoldReleased(_)
             | Self::RestoreWindowPassed(_)
             | Self::ErasureNotPending(..)
@@ -141,7 +151,7 @@ impl RetentionError {
             Self::LockBusy(_) => ERRCODE_LOCK_NOT_AVAILABLE,
             Self::InsufficientPrivilege(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::UnderHold(_) | Self::CategoryLocked(_) => ERRCODE_OBJECT_IN_USE,
-            Self::Spi(_) => ERRCODE_INTERNAL_ERROR,
+            Self::Spi(_) | Self::Json(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
 
@@ -162,7 +172,9 @@ impl RetentionError {
             Self::NoPrimaryKey(_) => {
                 "Add a primary key: the deletion log identifies rows by their key."
             }
-            Self::MissingColumnRole(_, hint) => return Some(hint.clone()),
+            Self::MissingColumnRole(_, hint) | Self::UnsafeTarget(_, hint) => {
+                return Some(hint.clone())
+            }
             Self::UnknownEvent(_) => {
                 "Define a category with clock => 'event' and that event name first."
             }

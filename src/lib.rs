@@ -1,6 +1,8 @@
 //! pg_retention: a data-retention policy, executable inside PostgreSQL.
 //!
-//! One module per concept; the catalog DDL is in sql/bootstrap.sql, the comments, views and
+//! Layers (see README "Architecture"): `api` (the SQL functions) → `engine` (retention's
+//! concepts) → `pg` (PostgreSQL plumbing); `worker` drives the engine from a background worker.
+//! `error` is shared by all. The catalog DDL is in sql/bootstrap.sql, the comments, views and
 //! guards over the functions in sql/finalize.sql.
 
 // SQL functions return pgrx's `ErrorReport` (large, by value) as pgrx expects; internal
@@ -9,41 +11,12 @@
 
 use pgrx::prelude::*;
 
-mod cascade;
-mod catalog;
-mod category_lock;
-mod customer_delete;
-mod deletion_log;
-mod disposition;
-mod erasure;
+mod api;
+mod engine;
 mod error;
-mod explain;
-mod export;
-mod guard;
-mod gucs;
-mod holds;
-mod identity;
-mod managed;
-mod metrics;
-mod owner;
-mod params;
-mod partition_guard;
-mod partitions;
-mod policy;
-mod progress;
-mod purge;
-mod reapply;
-mod redaction;
-mod regclass;
-mod request_extension;
-mod runs;
-mod schema_version;
-mod subxact;
-mod tagging;
-mod tenants;
+mod pg;
 #[cfg(any(test, feature = "pg_test"))]
 mod testing;
-mod windows;
 mod worker;
 
 ::pgrx::pg_module_magic!();
@@ -53,11 +26,11 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    gucs::init();
-    guard::init();
-    partition_guard::init();
-    progress::init();
-    redaction::init();
+    pg::gucs::init();
+    pg::progress::init();
+    engine::guard::init();
+    engine::partition_guard::init();
+    engine::redaction::init();
     worker::init();
 }
 

@@ -7,7 +7,7 @@
 
 mod purger;
 
-use crate::gucs;
+use crate::pg::gucs;
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, BgWorkerStartTime,
     DynamicBackgroundWorker, SignalWakeFlags,

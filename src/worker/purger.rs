@@ -1,24 +1,24 @@
-//! The purger of one database: one cycle every `pg_retention.naptime` seconds, one transaction
-//! per batch, a failing table recorded and skipped, prompt exit on SIGTERM.
+//! The purger of one database: one cycle every `pg_retention.naptime` seconds (the engine's
+//! cycle driver, each unit of work its own transaction), a failing table recorded and skipped,
+//! prompt exit on SIGTERM.
 
-use crate::cascade::take_cascaded;
+use crate::engine::cycle::{drive, Isolation};
+use crate::engine::managed::Managed;
+use crate::engine::runs;
+use crate::engine::vocabulary::Trigger;
 use crate::error::RetentionError;
-use crate::gucs;
-use crate::holds::{
-    forget_busy, in_recovery, lock_was_busy, purger_wanted, session_unlock, try_session_lock,
-    yield_locks, LockKey,
+use crate::pg::gucs;
+use crate::pg::locks::{
+    in_recovery, purger_wanted, session_unlock, try_session_lock, yield_locks, LockKey,
 };
-use crate::managed::Managed;
-use crate::purge;
-use crate::runs::{self, TableOutcome};
-use crate::schema_version;
-use crate::subxact::message;
+use crate::pg::progress::Entry;
+use crate::pg::schema_version;
+use crate::pg::xact::own_transaction;
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -41,35 +41,11 @@ fn reload_if_asked() {
     }
 }
 
-/// Runs `f` in its own transaction: committed when it returns Ok, aborted (and the error
-/// returned) when it returns Err or raises.
-fn in_transaction<R>(f: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String> {
-    forget_busy();
-    unsafe {
-        pg_sys::SetCurrentStatementStartTimestamp();
-        pg_sys::StartTransactionCommand();
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-    }
-    let result = PgTryBuilder::new(AssertUnwindSafe(move || f().map_err(|e| e.to_string())))
-        .catch_others(|e| Err(message(&e)))
-        .execute();
-    unsafe {
-        match &result {
-            Ok(_) => {
-                pg_sys::PopActiveSnapshot();
-                pg_sys::CommitTransactionCommand();
-            }
-            Err(_) => pg_sys::AbortCurrentTransaction(),
-        }
-    }
-    result
-}
-
 /// Whether this database's pg_retention schema is installed and current. A schema left at a
 /// previous version (the package was upgraded, `ALTER EXTENSION pg_retention UPDATE` not run
 /// yet) pauses purging; the first pause is logged with what to do.
 fn schema_ready(waiting_logged: &mut bool) -> bool {
-    match in_transaction(schema_version::installed) {
+    match own_transaction(schema_version::installed) {
         Ok(Some(version)) if version == schema_version::LIBRARY => {
             *waiting_logged = false;
             true
@@ -91,7 +67,7 @@ fn schema_ready(waiting_logged: &mut bool) -> bool {
 /// Sleeps as long as `pg_retention.max_rows_per_second` asks after `rows` rows in `spent`,
 /// in slices of at most 100 ms so that a waiting `retention.run()` is noticed; false when asked
 /// to stop, or to give way to `run()`.
-fn throttle(rows: i64, spent: Duration, progress: &crate::progress::Entry) -> bool {
+fn throttle(rows: i64, spent: Duration, progress: &Entry) -> bool {
     let limit = gucs::MAX_ROWS_PER_SECOND.get();
     if limit > 0 && rows > 0 {
         let budget = Duration::from_secs_f64(rows as f64 / limit as f64);
@@ -110,204 +86,71 @@ fn throttle(rows: i64, spent: Duration, progress: &crate::progress::Entry) -> bo
     !stopping() && !purger_wanted()
 }
 
-/// Purges one table batch by batch; returns what was done (with the error, if one stopped it,
-/// or `yielded` when it gave way to a transaction holding one of the extension's locks).
-/// Rows cascades deleted from child tables in committed batches go to `cascaded`.
-fn purge_table(
-    table: &Managed,
-    run_id: i64,
-    cascaded: &mut Vec<(String, i64)>,
-    progress: &mut crate::progress::Entry,
-) -> TableOutcome {
-    let mut outcome = TableOutcome::new(&table.display_name);
-    let steps = match in_transaction(|| {
-        Spi::connect(|client| runs::table_steps(client, table, crate::catalog::zero()))
-    }) {
-        Ok(steps) => steps,
-        Err(e) => {
-            outcome.error = Some(e);
-            return outcome;
-        }
-    };
-    if let Err(e) = retire_partitions(table, &steps, run_id, &mut outcome) {
-        outcome.error = Some(e);
-        return outcome;
+/// The worker's isolation: each unit of work a transaction of its own, committed when it
+/// succeeds; the cycle ends on shutdown or when purging is disabled, gives way to a waiting
+/// `retention.run()`, and is paced by `pg_retention.max_rows_per_second`.
+struct OwnTransactions;
+
+impl Isolation for OwnTransactions {
+    fn unit<R>(&mut self, work: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String> {
+        own_transaction(work)
     }
-    if outcome.yielded {
-        return outcome;
+
+    fn is_worker(&self) -> bool {
+        true
     }
-    progress.table(&table.display_name, steps.len());
-    let batch_size = gucs::BATCH_SIZE.get() as i64;
-    for (number, step) in steps.iter().enumerate() {
-        let estimate = in_transaction(|| Spi::connect_mut(|c| purge::estimate(c, table, step)));
-        progress.step(number + 1, estimate.unwrap_or(0));
-        let act = step.act(table);
-        loop {
-            let started = Instant::now();
-            let result = in_transaction(|| {
-                Spi::connect_mut(|client| {
-                    purge::batch(client, table, step, Some(run_id), batch_size)
-                })
-            });
-            let children = take_cascaded();
-            match result {
-                Ok(rows) => {
-                    cascaded.extend(children);
-                    outcome.add(act, rows);
-                    progress.rows(rows);
-                    if purger_wanted() {
-                        outcome.yielded = true;
-                        return outcome;
-                    }
-                    if !throttle(rows, started.elapsed(), progress) || rows < batch_size {
-                        break;
-                    }
-                }
-                Err(_) if lock_was_busy() => {
-                    outcome.yielded = true;
-                    return outcome;
-                }
-                Err(e) => {
-                    outcome.error = Some(e);
-                    return outcome;
-                }
-            }
-        }
-        if stopping() {
-            break;
-        }
+
+    fn stopping(&mut self) -> bool {
+        reload_if_asked();
+        stopping() || !gucs::ENABLED.get()
     }
-    outcome
+
+    fn give_way(&self) -> bool {
+        purger_wanted()
+    }
+
+    fn pace(&mut self, rows: i64, spent: Duration, progress: &Entry) -> bool {
+        throttle(rows, spent, progress)
+    }
 }
 
-/// Retires the table's wholly due partitions, each in a transaction of its own (see
-/// partitions.rs). A partition whose retirement fails (its parent's lock not granted in time)
-/// is left to the row-by-row purge; giving way to a lock holder stops the table.
-fn retire_partitions(
-    table: &Managed,
-    steps: &[crate::purge::Step],
-    run_id: i64,
-    outcome: &mut TableOutcome,
-) -> Result<(), String> {
-    let leaves =
-        in_transaction(|| Spi::connect(|c| crate::partitions::candidates(c, table, steps)))?;
-    for leaf in leaves {
-        let retired = in_transaction(|| {
-            Spi::connect_mut(|c| crate::partitions::retire(c, table, steps, &leaf, Some(run_id)))
-        });
-        match retired {
-            Ok(retired) => outcome.add_retired(retired.into_iter().collect()),
-            Err(_) if lock_was_busy() => {
-                outcome.yielded = true;
-                return Ok(());
-            }
-            Err(e) => log!(
-                "pg_retention: partition {leaf} of {} not retired: {e}",
-                table.display_name
-            ),
-        }
-        if stopping() {
-            break;
-        }
-    }
-    Ok(())
+/// Marks runs a previous worker left "running" as failed: they were cut short (crash, kill,
+/// shutdown).
+fn close_interrupted_runs() {
+    let _ = own_transaction(|| {
+        Spi::connect_mut(|client| runs::close_interrupted(client, Trigger::Worker))
+    });
 }
 
-/// One purge cycle over every managed table of this database.
+/// One purge cycle over every managed table of this database (engine/cycle.rs), under the
+/// purger lock, recorded in retention.runs.
 fn cycle(first: bool) {
-    let locked = in_transaction(|| try_session_lock(LockKey::Purger));
+    let locked = own_transaction(|| try_session_lock(LockKey::Purger));
     if locked != Ok(true) {
         return;
     }
     if first {
-        // Runs a previous worker left "running" were cut short (crash, kill, shutdown).
-        let _ = in_transaction(|| {
-            Spi::run(
-                "UPDATE retention.runs r SET status = 'failed', finished_at = clock_timestamp(),
-                        error = 'the worker stopped before the run finished',
-                        rows_acted = (SELECT count(*) FROM retention.deletion_log l
-                                       WHERE l.run_id = r.id)
-                  WHERE status = 'running' AND trigger = 'worker'",
-            )?;
-            Ok(())
-        });
+        close_interrupted_runs();
     }
-    let started = in_transaction(|| {
-        Spi::connect_mut(|client| Ok((runs::start(client, "worker")?, Managed::load_all(client)?)))
+    let started = own_transaction(|| {
+        Spi::connect_mut(|client| {
+            Ok((
+                runs::start(client, Trigger::Worker)?,
+                Managed::load_all(client)?,
+            ))
+        })
     });
     if let Ok((run_id, tables)) = started {
-        let mut progress = crate::progress::Entry::start(true);
-        let mut outcomes = Vec::with_capacity(tables.len());
-        let mut cascaded = Vec::new();
-        for table in &tables {
-            reload_if_asked();
-            if stopping() || !gucs::ENABLED.get() {
-                break;
-            }
-            outcomes.push(purge_table(table, run_id, &mut cascaded, &mut progress));
-            if purger_wanted() {
-                break;
-            }
-        }
-        // A retention.run() waiting for this cycle takes over: it runs a whole cycle itself.
-        let taken_over = purger_wanted();
-        if taken_over {
-            log!("pg_retention: gave way to retention.run() in this database; the next cycle continues");
-        }
-        let steps: [runs::CycleStep; 4] = [
-            ("retention.disposition_queue", &|| {
-                crate::disposition::refresh(run_id)
-            }),
-            ("retention.deletion_queue", &|| runs::process_queue(run_id)),
-            ("retention.erasure_requests", &|| {
-                runs::process_erasures(run_id)
-            }),
-            ("retention.deletion_log", &runs::trim_log),
-        ];
-        for (name, step) in steps {
-            if stopping() || taken_over {
-                break;
-            }
-            let result = in_transaction(step);
-            let children = take_cascaded();
-            match result {
-                Ok(outcome) => {
-                    cascaded.extend(children);
-                    if outcome.total() > 0 {
-                        outcomes.push(outcome);
-                    }
-                }
-                Err(_) if lock_was_busy() => outcomes.push(TableOutcome {
-                    yielded: true,
-                    ..TableOutcome::new(name)
-                }),
-                Err(e) => outcomes.push(TableOutcome {
-                    error: Some(e),
-                    ..TableOutcome::new(name)
-                }),
-            }
-        }
-        runs::add_cascaded(&mut outcomes, cascaded);
-        let yielded: Vec<&str> = outcomes
-            .iter()
-            .filter(|o| o.yielded)
-            .map(|o| o.table_name.as_str())
-            .collect();
-        if !yielded.is_empty() {
-            log!(
-                "pg_retention: gave way to another transaction holding the hold or deletion-log lock ({}); the next cycle continues",
-                yielded.join(", ")
-            );
-        }
+        let outcomes = drive(&mut OwnTransactions, run_id, &tables);
         let stopped =
             stopping().then(|| "stopped by shutdown before the cycle finished".to_string());
         if let Err(e) =
-            in_transaction(|| Spi::connect_mut(|c| runs::finish(c, run_id, &outcomes, stopped)))
+            own_transaction(|| Spi::connect_mut(|c| runs::finish(c, run_id, &outcomes, stopped)))
         {
             log!("pg_retention: could not record run {run_id}: {e}");
         }
     }
-    let _ = in_transaction(|| session_unlock(LockKey::Purger));
+    let _ = own_transaction(|| session_unlock(LockKey::Purger));
 }
 
 #[pg_guard]

@@ -1,0 +1,252 @@
+//! The acting statement: acts (soft-deletes, hard-deletes, anonymizes) on the rows a `due`
+//! query selects, as the table's owner, returns their keys, and writes one hash-chained log
+//! entry per row in the same transaction. Every path that removes or changes rows ends here:
+//! the purge's batches, cascades, customer deletion, erasure, reapply.
+
+use crate::engine::deletion_log::{self, Entry};
+use crate::engine::managed::Managed;
+use crate::engine::rowset::{Lock, RowSet};
+use crate::engine::vocabulary::LogAction;
+use crate::error::RetentionError;
+use crate::pg::executor;
+use crate::pg::params::Params;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+
+/// What a batch does to its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    SoftDelete,
+    HardDelete,
+    Anonymize,
+}
+
+impl Act {
+    /// The deletion log's `action`.
+    pub fn log_action(self) -> LogAction {
+        match self {
+            Act::SoftDelete => LogAction::SoftDelete,
+            Act::HardDelete => LogAction::HardDelete,
+            Act::Anonymize => LogAction::Anonymize,
+        }
+    }
+}
+
+/// SQL, over row alias `t`, that is true when the row has not been anonymized yet, or holds
+/// other values than those it was anonymized to (the application wrote new data into it, or
+/// a new row took its key). Marks from 0.1.0 carry no fingerprint and count as anonymized.
+/// It runs as the table's owner, who cannot read retention.anonymized_rows: the marks are read
+/// through `retention.is_anonymized`, which answers for tables the caller owns only.
+pub fn not_anonymized_sql(table: &Managed, params: &mut Params) -> String {
+    format!(
+        "NOT retention.is_anonymized({}::oid::regclass, {}, {})",
+        params.bind(table.oid),
+        table.key_json_sql(),
+        table.anonymized_fingerprint_sql()
+    )
+}
+
+/// SQL that acts on the rows selected by `due` (a query returning `ctid`, or the key columns
+/// of a partitioned table) and returns each row's key (jsonb text), tenant, `clock` (a
+/// timestamptz expression over the row, or NULL) and, for anonymizations, the fingerprint of
+/// the anonymized values. It touches the application table only: it runs as its owner.
+pub fn act_sql(
+    table: &Managed,
+    act: Act,
+    due: &str,
+    params: &mut Params,
+    clock: Option<&str>,
+) -> String {
+    let fingerprint = if act == Act::Anonymize {
+        table.anonymized_fingerprint_sql()
+    } else {
+        "NULL::text".to_string()
+    };
+    let returning = format!(
+        "{} AS k, {} AS tn, {} AS clk, {fingerprint} AS fp",
+        table.key_json_sql(),
+        table.tenant_text_sql(),
+        clock.unwrap_or("NULL::timestamptz")
+    );
+    let rows = RowSet::of(table).filter(due_rows_sql(table));
+    let acted = match act {
+        Act::HardDelete => rows.delete(&returning),
+        Act::SoftDelete => rows.update(
+            &format!(
+                "{} = now()",
+                quote_identifier(table.soft_delete_column.as_deref().unwrap_or_default())
+            ),
+            Some(&returning),
+        ),
+        Act::Anonymize => rows.update(&table.anonymize_set_sql(params), Some(&returning)),
+    };
+    format!("WITH due AS ({due}), acted AS ({acted}) SELECT k::text, tn, clk, fp FROM acted")
+}
+
+/// Marks anonymized rows (keys as jsonb text) with the fingerprints of their new values.
+fn mark_anonymized(
+    client: &mut SpiClient,
+    table: &Managed,
+    keys: Vec<String>,
+    fingerprints: Vec<Option<String>>,
+) -> Result<(), RetentionError> {
+    client.update(
+        "INSERT INTO retention.anonymized_rows (tbl, row_key, fingerprint)
+         SELECT $1::oid::regclass, u.k::jsonb, u.fp FROM unnest($2::text[], $3::text[]) AS u(k, fp)
+         ON CONFLICT (tbl, row_key) DO UPDATE
+            SET fingerprint = excluded.fingerprint, anonymized_at = excluded.anonymized_at",
+        None,
+        &[table.oid.into(), keys.into(), fingerprints.into()],
+    )?;
+    Ok(())
+}
+
+/// Sets each entry's reason to that of the soft delete in force on its row, from the row's
+/// latest `soft_delete` or `restore` log entry (none when that is a restore, or when the row
+/// was soft-deleted outside the extension).
+fn soft_deletion_reasons(
+    client: &mut SpiClient,
+    table: &Managed,
+    entries: &mut [Entry],
+) -> Result<(), RetentionError> {
+    let keys: Vec<String> = entries.iter().map(|e| e.row_key.clone()).collect();
+    let reasons = client.select(
+        "SELECT (SELECT CASE WHEN l.action = 'soft_delete' THEN l.reason END
+                   FROM retention.deletion_log l
+                  WHERE l.table_name = $1 AND l.row_key = u.k::jsonb
+                    AND l.action IN ('soft_delete', 'restore')
+                  ORDER BY l.id DESC LIMIT 1)
+           FROM unnest($2::text[]) WITH ORDINALITY AS u(k, n) ORDER BY u.n",
+        None,
+        &[table.display_name.as_str().into(), keys.into()],
+    )?;
+    for (entry, row) in entries.iter_mut().zip(reasons) {
+        entry.reason = row.get::<String>(1)?;
+    }
+    Ok(())
+}
+
+/// The `due` query of a path that must act on every row it matches (a request, a cascade, a
+/// reapply: not a batch, which may leave rows to the next cycle), after locking those rows in
+/// a statement of its own, waiting for concurrent writers. The acting statement that follows
+/// takes a newer snapshot, which sees the versions those writers committed. Locked only inside
+/// the acting statement, a row updated meanwhile is returned at its new ctid, which that
+/// statement's older snapshot cannot see: the row would be left in place, silently.
+pub fn lock_all(
+    client: &mut SpiClient,
+    table: &Managed,
+    rows: RowSet,
+    params: &Params,
+) -> Result<String, RetentionError> {
+    let due = rows.lock(Lock::Wait).select(&row_id_sql(table));
+    executor::update(client, table, &due, params.args())?;
+    Ok(due)
+}
+
+/// SQL over row alias `t` matching the rows a `due` CTE selected with [`row_id_sql`].
+pub fn due_rows_sql(table: &Managed) -> String {
+    if table.partitioned {
+        format!("({}) IN (SELECT * FROM due)", row_id_sql(table))
+    } else {
+        "t.ctid = ANY(ARRAY(SELECT ctid FROM due))".to_string()
+    }
+}
+
+/// The select list that identifies rows for [`act_sql`].
+pub fn row_id_sql(table: &Managed) -> String {
+    if table.partitioned {
+        let keys: Vec<String> = table
+            .key_columns
+            .iter()
+            .map(|c| format!("t.{}", quote_identifier(c)))
+            .collect();
+        keys.join(", ")
+    } else {
+        "t.ctid".into()
+    }
+}
+
+/// An acting statement over the rows a `due` query selects (see [`act_sql`]), and how its
+/// rows are logged.
+#[derive(Clone)]
+pub struct Acting<'a> {
+    pub act: Act,
+    pub due: &'a str,
+    pub log: deletion_log::Batch<'a>,
+    /// The category and period in force, written to each entry.
+    pub category: Option<&'a str>,
+    pub retain_for: Option<Interval>,
+    /// A timestamptz expression over the row whose newest value acted on is returned (where a
+    /// step's next batch resumes).
+    pub clock: Option<&'a str>,
+}
+
+impl<'a> Acting<'a> {
+    /// Acting as `act` on the rows `due` selects, logged under `log`.
+    pub fn new(act: Act, due: &'a str, log: deletion_log::Batch<'a>) -> Acting<'a> {
+        Acting {
+            act,
+            due,
+            log,
+            category: None,
+            retain_for: None,
+            clock: None,
+        }
+    }
+
+    /// With the category and period in force, for the log entries.
+    pub fn under(mut self, category: Option<&'a str>, retain_for: Option<Interval>) -> Self {
+        self.category = category;
+        self.retain_for = retain_for;
+        self
+    }
+}
+
+/// What an acting statement did: its rows, and the newest `clock` among them.
+pub struct Acted {
+    pub rows: i64,
+    pub newest: Option<TimestampWithTimeZone>,
+}
+
+/// Acts on the rows `acting.due` selects, none of which has parent-bound children (see
+/// `cascade::act_and_log`), and logs one entry per row.
+pub fn act_without_children(
+    client: &mut SpiClient,
+    table: &Managed,
+    acting: &Acting,
+    params: &mut Params,
+) -> Result<Acted, RetentionError> {
+    let (act, category, retain_for) = (acting.act, acting.category, acting.retain_for);
+    let sql = act_sql(table, act, acting.due, params, acting.clock);
+    let mut newest: Option<TimestampWithTimeZone> = None;
+    let mut fingerprints = Vec::new();
+    let mut entries: Vec<Entry> = executor::update(client, table, &sql, params.args())?
+        .map(|row| {
+            if let Some(at) = row.get::<TimestampWithTimeZone>(3)? {
+                if newest.is_none_or(|n| i64::from(n) < i64::from(at)) {
+                    newest = Some(at);
+                }
+            }
+            fingerprints.push(row.get::<String>(4)?);
+            Ok(Entry {
+                row_key: row.get::<String>(1)?.unwrap_or_default(),
+                tenant: row.get::<String>(2)?,
+                category: category.map(str::to_string),
+                retain_for,
+                reason: None,
+            })
+        })
+        .collect::<Result<_, RetentionError>>()?;
+    if act == Act::Anonymize && !entries.is_empty() {
+        let keys = entries.iter().map(|e| e.row_key.clone()).collect();
+        mark_anonymized(client, table, keys, fingerprints)?;
+    }
+    if acting.log.reason_of_soft_delete && !entries.is_empty() {
+        soft_deletion_reasons(client, table, &mut entries)?;
+    }
+    deletion_log::append(client, &acting.log, &entries)?;
+    Ok(Acted {
+        rows: entries.len() as i64,
+        newest,
+    })
+}

@@ -1,0 +1,351 @@
+//! The one purge cycle, driven alike by `retention.run()` and by the background worker: each
+//! managed table (its wholly due partitions retired, then its steps batch by batch), then the
+//! cycle steps after the tables (disposition queue, deletion queue, erasure requests, the log's
+//! own retention). The two differ only in how a unit of work is isolated (a subtransaction of
+//! the caller's transaction, or a transaction of its own) and in the worker's pacing.
+
+use crate::engine::cascade::take_cascaded;
+use crate::engine::managed::Managed;
+use crate::engine::purge::{self, Step};
+use crate::engine::runs::add_cascaded;
+use crate::engine::runs::{self, TableOutcome};
+use crate::engine::vocabulary::Trigger;
+use crate::error::RetentionError;
+use crate::pg::gucs;
+use crate::pg::locks::lock_was_busy;
+use crate::pg::locks::{take_lock, LockKey};
+use crate::pg::progress::Entry;
+use pgrx::prelude::*;
+use std::time::{Duration, Instant};
+
+/// How a cycle's units of work are isolated and paced.
+pub trait Isolation {
+    /// Runs one unit of work: all of it kept when it returns Ok, none of it when it fails
+    /// (the error's message returned).
+    fn unit<R>(&mut self, work: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String>;
+    /// Whether this is the background worker's cycle (as `retention.progress` shows it).
+    fn is_worker(&self) -> bool;
+    /// Whether the cycle must end before its next unit (shutdown, purging disabled).
+    fn stopping(&mut self) -> bool;
+    /// Whether to give way to a `retention.run()` waiting for this cycle.
+    fn give_way(&self) -> bool;
+    /// After a batch of `rows` that took `spent`: waits as the throttle asks; false to stop.
+    fn pace(&mut self, rows: i64, spent: Duration, progress: &Entry) -> bool;
+}
+
+/// `retention.run()`'s isolation: each unit a subtransaction of the caller's transaction; it
+/// never stops early, never gives way and is not throttled.
+pub struct InSession;
+
+impl Isolation for InSession {
+    fn unit<R>(&mut self, work: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String> {
+        match crate::pg::xact::isolate(work) {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(message) => Err(message),
+        }
+    }
+
+    fn is_worker(&self) -> bool {
+        false
+    }
+
+    fn stopping(&mut self) -> bool {
+        false
+    }
+
+    fn give_way(&self) -> bool {
+        false
+    }
+
+    fn pace(&mut self, _rows: i64, _spent: Duration, _progress: &Entry) -> bool {
+        true
+    }
+}
+
+/// What one cycle did, as it goes.
+struct Cycle {
+    run_id: i64,
+    outcomes: Vec<TableOutcome>,
+    /// Rows cascades took from parent-bound child tables in committed units.
+    cascaded: Vec<(String, i64)>,
+    progress: Entry,
+}
+
+/// Runs the cycle `run_id` over `tables` and returns its outcomes (per table, then per cycle
+/// step with something to report), ready for `runs::finish`.
+pub fn drive(iso: &mut impl Isolation, run_id: i64, tables: &[Managed]) -> Vec<TableOutcome> {
+    let mut cycle = Cycle {
+        run_id,
+        outcomes: Vec::with_capacity(tables.len()),
+        cascaded: Vec::new(),
+        progress: Entry::start(iso.is_worker()),
+    };
+    for table in tables {
+        if iso.stopping() {
+            break;
+        }
+        let outcome = cycle.purge_table(iso, table);
+        cycle.outcomes.push(outcome);
+        if iso.give_way() {
+            break;
+        }
+    }
+    // A retention.run() waiting for the worker takes over: it runs a whole cycle itself.
+    let taken_over = iso.give_way();
+    if taken_over {
+        log!(
+            "pg_retention: gave way to retention.run() in this database; the next cycle continues"
+        );
+    }
+    for step in after_tables(run_id) {
+        if taken_over || iso.stopping() {
+            break;
+        }
+        cycle.after_tables_step(iso, step);
+    }
+    add_cascaded(&mut cycle.outcomes, cycle.cascaded);
+    log_yielded(&cycle.outcomes);
+    cycle.outcomes
+}
+
+/// The log's own retention, reported like a table.
+pub fn trim_log() -> Result<TableOutcome, RetentionError> {
+    let trimmed = Spi::connect_mut(crate::engine::deletion_log::trim)?;
+    Ok(TableOutcome {
+        hard_deleted: trimmed,
+        ..TableOutcome::new("retention.deletion_log")
+    })
+}
+
+/// Customer deletions queued behind holds since released, reported like a table.
+pub fn process_queue(run_id: i64) -> Result<TableOutcome, RetentionError> {
+    let (soft_deleted, hard_deleted) =
+        Spi::connect_mut(|c| crate::engine::customer_delete::process_queue(c, Some(run_id)))?;
+    Ok(TableOutcome {
+        soft_deleted,
+        hard_deleted,
+        ..TableOutcome::new("retention.deletion_queue")
+    })
+}
+
+/// Verified erasure requests, executed as part of a cycle and reported like a table.
+pub fn process_erasures(run_id: i64) -> Result<TableOutcome, RetentionError> {
+    let (hard_deleted, anonymized) =
+        Spi::connect_mut(|c| crate::engine::erasure::process(c, Some(run_id)))?;
+    Ok(TableOutcome {
+        hard_deleted,
+        anonymized,
+        ..TableOutcome::new("retention.erasure_requests")
+    })
+}
+
+/// A step of the cycle after the tables: its name in `retention.runs`, and the work.
+type CycleStep = (
+    &'static str,
+    Box<dyn Fn() -> Result<TableOutcome, RetentionError>>,
+);
+
+/// The steps after the tables, in order.
+fn after_tables(run_id: i64) -> [CycleStep; 4] {
+    [
+        (
+            "retention.disposition_queue",
+            Box::new(move || crate::engine::disposition::refresh(run_id)),
+        ),
+        (
+            "retention.deletion_queue",
+            Box::new(move || process_queue(run_id)),
+        ),
+        (
+            "retention.erasure_requests",
+            Box::new(move || process_erasures(run_id)),
+        ),
+        ("retention.deletion_log", Box::new(trim_log)),
+    ]
+}
+
+/// Tells the server log which parts of the cycle gave way to a lock holder.
+fn log_yielded(outcomes: &[TableOutcome]) {
+    let yielded: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.yielded)
+        .map(|o| o.table_name.as_str())
+        .collect();
+    if !yielded.is_empty() {
+        log!(
+            "pg_retention: gave way to another transaction holding the hold or deletion-log lock ({}); the next cycle continues",
+            yielded.join(", ")
+        );
+    }
+}
+
+impl Cycle {
+    /// Runs one unit through `iso`; child-table counts are kept only when it is kept.
+    fn unit<R>(
+        &mut self,
+        iso: &mut impl Isolation,
+        work: impl FnOnce() -> Result<R, RetentionError>,
+    ) -> Result<R, String> {
+        take_cascaded();
+        let result = iso.unit(work);
+        let children = take_cascaded();
+        if result.is_ok() {
+            self.cascaded.extend(children);
+        }
+        result
+    }
+
+    /// Purges one table batch by batch: what was done, with the error that stopped it, or
+    /// `yielded` when it gave way to a transaction holding one of the extension's locks.
+    fn purge_table(&mut self, iso: &mut impl Isolation, table: &Managed) -> TableOutcome {
+        let mut outcome = TableOutcome::new(&table.display_name);
+        let planned = self.unit(iso, || {
+            Spi::connect(|c| purge::table_steps(c, table, crate::engine::period::zero()))
+        });
+        let steps = match planned {
+            Ok(steps) => steps,
+            Err(e) => return outcome.failed(e),
+        };
+        if let Err(e) = self.retire_partitions(iso, table, &steps, &mut outcome) {
+            return outcome.failed(e);
+        }
+        self.progress.table(&table.display_name, steps.len());
+        for (number, step) in steps.iter().enumerate() {
+            if outcome.yielded || iso.stopping() {
+                break;
+            }
+            let estimate = self.unit(iso, || {
+                Spi::connect_mut(|c| purge::estimate(c, table, step))
+            });
+            self.progress.step(number + 1, estimate.unwrap_or(0));
+            if let Err(e) = self.purge_step(iso, table, step, &mut outcome) {
+                return outcome.failed(e);
+            }
+        }
+        outcome
+    }
+
+    /// Runs one step's batches until a short batch, a stop, or a lock holder to give way to.
+    fn purge_step(
+        &mut self,
+        iso: &mut impl Isolation,
+        table: &Managed,
+        step: &Step,
+        outcome: &mut TableOutcome,
+    ) -> Result<(), String> {
+        let batch_size = gucs::BATCH_SIZE.get() as i64;
+        let run_id = self.run_id;
+        loop {
+            let started = Instant::now();
+            let result = self.unit(iso, || {
+                Spi::connect_mut(|c| purge::batch(c, table, step, Some(run_id), batch_size))
+            });
+            match result {
+                Ok(rows) => {
+                    outcome.add(step.act(table), rows);
+                    self.progress.rows(rows);
+                    if iso.give_way() {
+                        outcome.yielded = true;
+                        return Ok(());
+                    }
+                    if !iso.pace(rows, started.elapsed(), &self.progress) || rows < batch_size {
+                        return Ok(());
+                    }
+                }
+                Err(_) if lock_was_busy() => {
+                    outcome.yielded = true;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Retires the table's wholly due partitions (partitions.rs), each its own unit: one whose
+    /// retirement fails (its lock not granted in time, the partition gone meanwhile) is rolled
+    /// back whole and left to the row-by-row purge; giving way to a lock holder stops the table.
+    fn retire_partitions(
+        &mut self,
+        iso: &mut impl Isolation,
+        table: &Managed,
+        steps: &[Step],
+        outcome: &mut TableOutcome,
+    ) -> Result<(), String> {
+        use crate::engine::partitions;
+        let leaves = self.unit(iso, || {
+            Spi::connect(|c| partitions::candidates(c, table, steps))
+        })?;
+        let run_id = Some(self.run_id);
+        for leaf in leaves {
+            let retired = self.unit(iso, || {
+                Spi::connect_mut(|c| partitions::retire(c, table, steps, &leaf, run_id))
+            });
+            match retired {
+                Ok(retired) => outcome.add_retired(retired.into_iter().collect()),
+                Err(_) if lock_was_busy() => {
+                    outcome.yielded = true;
+                    return Ok(());
+                }
+                Err(e) => log!(
+                    "pg_retention: partition {leaf} of {} not retired: {e}",
+                    table.display_name
+                ),
+            }
+            if iso.stopping() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one step after the tables; what it did is reported when there is something to say.
+    fn after_tables_step(&mut self, iso: &mut impl Isolation, (name, work): CycleStep) {
+        let outcome = match self.unit(iso, work) {
+            Ok(outcome) => outcome,
+            Err(_) if lock_was_busy() => TableOutcome {
+                yielded: true,
+                ..TableOutcome::new(name)
+            },
+            Err(e) => TableOutcome::new(name).failed(e),
+        };
+        if outcome.total() > 0 || outcome.error.is_some() || outcome.yielded {
+            self.outcomes.push(outcome);
+        }
+    }
+}
+
+/// `retention.run()`'s cycle over `tables` in the caller's transaction, each unit of work a
+/// subtransaction (cycle.rs), recorded in retention.runs.
+pub fn purge_all(tables: &[Managed]) -> Result<Vec<TableOutcome>, RetentionError> {
+    let run_id = Spi::connect_mut(|client| -> Result<i64, RetentionError> {
+        take_lock(LockKey::Purger, true)?;
+        runs::start(client, Trigger::Manual)
+    })?;
+    let outcomes = drive(&mut InSession, run_id, tables);
+    Spi::connect_mut(|client| runs::finish(client, run_id, &outcomes, None))?;
+    Ok(outcomes)
+}
+
+/// Counts what a purge of one table would do now; rows its hard deletes would take from
+/// parent-bound child tables go to `cascaded`, as a real cycle reports them.
+pub fn dry_run_table(
+    table: &Managed,
+    cascaded: &mut Vec<(String, i64)>,
+) -> Result<TableOutcome, RetentionError> {
+    Spi::connect_mut(|client| {
+        let mut outcome = TableOutcome::new(&table.display_name);
+        for step in purge::table_steps(client, table, crate::engine::period::zero())? {
+            let rows = purge::preview(client, table, &step, crate::engine::period::zero())?
+                .iter()
+                .filter(|l| l.held_by.is_none())
+                .map(|l| l.rows)
+                .sum();
+            outcome.add(step.act(table), rows);
+            if step.act(table) == crate::engine::acting::Act::HardDelete {
+                cascaded.extend(purge::preview_descendants(client, table, &step)?);
+            }
+        }
+        Ok(outcome)
+    })
+}

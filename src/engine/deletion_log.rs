@@ -1,0 +1,565 @@
+//! The deletion log's writer: one entry per row acted on, hash-chained, written in the same
+//! transaction as the change it records.
+//!
+//! Each entry stores `hash = sha256(prev_hash || canonical(entry))`, where `canonical` is the
+//! concatenation of the fields below, each written as `<byte length>:<utf8 bytes>` or `-` for
+//! NULL: id, logged_at (microseconds since the Unix epoch), action, table_name, row_key (jsonb
+//! text), tenant, category, reason, retain_for (`<months>,<days>,<microseconds>`), run_id, actor,
+//! and, only when it is set, approval_id.
+//! `retention.log_canonical()` in sql/finalize.sql is the same function in SQL; the README
+//! documents it for auditors.
+
+use crate::engine::vocabulary::LogAction;
+use crate::error::RetentionError;
+use crate::pg::locks::{take_lock, LockKey};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use sha2::{Digest, Sha256};
+use std::cell::Cell;
+
+thread_local! {
+    /// Set only while `trim` removes entries past the log's own retention.
+    pub static TRIMMING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Log entries one trim removes at most.
+const TRIM_BATCH: i64 = 10_000;
+
+/// Applies the log's own retention (category `deletion_log`): removes the oldest entries, a
+/// prefix of the chain, older than the period, and records the removal once in
+/// `retention.log_anchor` with the id and hash of the last entry removed, where verification
+/// of the rest of the chain starts. Entries under an active hold stay, and so does everything
+/// after the first of them (the removed part is always a prefix). At most `TRIM_BATCH` entries
+/// go per call. Returns the number of entries removed.
+pub fn trim(client: &mut SpiClient) -> Result<i64, RetentionError> {
+    // The hold lock first, as every purge batch takes it (then holds are read fresh).
+    take_lock(LockKey::Holds, false)?;
+    take_lock(LockKey::LogChain, true)?;
+    let Some(prefix) = trimmable(client)? else {
+        return Ok(0);
+    };
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            TRIMMING.with(|t| t.set(false));
+        }
+    }
+    TRIMMING.with(|t| t.set(true));
+    let _reset = Reset;
+    let removed = client
+        .update(
+            "WITH gone AS (DELETE FROM retention.deletion_log WHERE id <= $1
+                            RETURNING id, hash, logged_at)
+             INSERT INTO retention.log_anchor
+                 (last_id, last_hash, trimmed_entries, trimmed_before, trimmed_by)
+             SELECT max(id), (array_agg(hash ORDER BY id DESC))[1], count(*),
+                    CASE WHEN $3 THEN max(logged_at) ELSE $2 END, $4
+               FROM gone HAVING count(*) > 0
+             RETURNING trimmed_entries",
+            None,
+            &[
+                prefix.last.into(),
+                prefix.before.into(),
+                prefix.cut_short.into(),
+                crate::pg::identity::caller_name().into(),
+            ],
+        )?
+        .next()
+        .map(|row| row.get::<i64>(1))
+        .transpose()?
+        .flatten()
+        .unwrap_or(0);
+    Ok(removed)
+}
+
+/// The prefix of the chain one trim removes.
+struct Prefix {
+    /// Its last entry's id.
+    last: i64,
+    /// The end of the log's period: entries logged before it are past their retention.
+    before: TimestampWithTimeZone,
+    /// Whether it stops short of `before` (at a held entry, or at `TRIM_BATCH` entries): the
+    /// anchor then records the last removed entry's time instead.
+    cut_short: bool,
+}
+
+/// The entries past the log's period, up to the first held one and at most `TRIM_BATCH` of
+/// them; None when there are none.
+fn trimmable(client: &mut SpiClient) -> Result<Option<Prefix>, RetentionError> {
+    let cutoff = client.update(
+        "SELECT coalesce(
+                    (SELECT min(id) - 1 FROM retention.deletion_log
+                      WHERE logged_at >= now() - (SELECT retain_for FROM retention.categories
+                                                   WHERE name = 'deletion_log')),
+                    (SELECT max(id) FROM retention.deletion_log)),
+                now() - (SELECT retain_for FROM retention.categories WHERE name = 'deletion_log'),
+                (SELECT min(id) FROM retention.deletion_log)",
+        Some(1),
+        &[],
+    )?;
+    let row = cutoff.first();
+    let (Some(last), Some(before)) = (row.get::<i64>(1)?, row.get::<TimestampWithTimeZone>(2)?)
+    else {
+        return Ok(None);
+    };
+    let first = row.get::<i64>(3)?;
+    // Nothing older than the period (the usual case): no DELETE. Planned without statistics,
+    // as right after a purge filled the log, `id <= $1` is a scan of the whole log.
+    if first.is_none_or(|first| last < first) {
+        return Ok(None);
+    }
+    let first_held = first_held(client, last)?;
+    let last = first_held.map_or(last, |held| held - 1);
+    let Some(first) = first.filter(|first| last >= *first) else {
+        return Ok(None);
+    };
+    // A bounded prefix per call, so the chain lock is held briefly; the rest goes next cycle.
+    let bounded = last - first >= TRIM_BATCH;
+    Ok(Some(Prefix {
+        last: if bounded {
+            first + TRIM_BATCH - 1
+        } else {
+            last
+        },
+        before,
+        cut_short: first_held.is_some() || bounded,
+    }))
+}
+
+/// The first entry up to `last` that a hold keeps. Log entries are rows of category
+/// deletion_log with a tenant column and no subject column: a hold covers them when its table
+/// and category scopes are unset or name the log, its subject scope is unset, and its tenant
+/// scope is unset or the entry's tenant.
+fn first_held(client: &mut SpiClient, last: i64) -> Result<Option<i64>, RetentionError> {
+    Ok(client
+        .update(
+            "SELECT min(l.id) FROM retention.deletion_log l
+              WHERE l.id <= $1
+                AND EXISTS (SELECT 1 FROM retention.holds h
+                             WHERE (h.released_at IS NULL OR h.grace_until > now())
+                               AND h.subject IS NULL
+                               AND (h.tbl IS NULL OR h.tbl = 'retention.deletion_log'::regclass)
+                               AND (h.category IS NULL OR h.category = 'deletion_log')
+                               AND (h.tenant IS NULL OR h.tenant = l.tenant))",
+            Some(1),
+            &[last.into()],
+        )?
+        .first()
+        .get_one::<i64>()?)
+}
+
+/// What every entry of one batch shares.
+#[derive(Clone)]
+pub struct Batch<'a> {
+    pub action: LogAction,
+    pub table_name: &'a str,
+    pub reason: &'a str,
+    pub run_id: Option<i64>,
+    /// Hard deletes that finish soft deletes: each entry's reason is the one its row's soft
+    /// delete was logged with (a customer's request stays one), `reason` when there is none.
+    pub reason_of_soft_delete: bool,
+    /// The approved disposition batch the rows were disposed of under (see disposition.rs).
+    pub approval_id: Option<i64>,
+}
+
+/// One row acted on: its primary key (jsonb text), tenant, category and the period in force.
+pub struct Entry {
+    pub row_key: String,
+    pub tenant: Option<String>,
+    pub category: Option<String>,
+    pub retain_for: Option<Interval>,
+    /// This entry's reason, when it is not the batch's.
+    pub reason: Option<String>,
+}
+
+fn field(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        None => out.push(b'-'),
+        Some(v) => {
+            out.extend_from_slice(v.len().to_string().as_bytes());
+            out.push(b':');
+            out.extend_from_slice(v.as_bytes());
+        }
+    }
+}
+
+/// `<months>,<days>,<microseconds>`: independent of IntervalStyle.
+pub fn interval_canonical(i: &Interval) -> String {
+    format!("{},{},{}", i.months(), i.days(), i.micros())
+}
+
+/// Appends one entry per row to `retention.deletion_log`, continuing the hash chain.
+pub fn append(
+    client: &mut SpiClient,
+    batch: &Batch,
+    entries: &[Entry],
+) -> Result<(), RetentionError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // Serialize writers: entries are numbered and chained in commit order.
+    take_lock(LockKey::LogChain, true)?;
+    let mut chain = Chain::head(client)?;
+    let mut columns = Columns::with_capacity(entries.len());
+    for entry in entries {
+        let reason = entry.reason.as_deref().unwrap_or(batch.reason);
+        let (id, prev, hash) = chain.link(batch, entry, reason);
+        columns.push(id, entry, reason, prev, hash);
+    }
+    let args: [DatumWithOid; 13] = [
+        columns.ids.into(),
+        columns.keys.into(),
+        columns.tenants.into(),
+        columns.categories.into(),
+        columns.periods.into(),
+        columns.prevs.into(),
+        columns.hashes.into(),
+        batch.action.as_str().into(),
+        batch.table_name.into(),
+        columns.reasons.into(),
+        batch.run_id.into(),
+        chain.actor.as_str().into(),
+        batch.approval_id.into(),
+    ];
+    client.update(
+        "INSERT INTO retention.deletion_log
+             (id, logged_at, action, table_name, row_key, tenant, category, reason, retain_for,
+              run_id, actor, prev_hash, hash, approval_id)
+         SELECT u.id, now(), $8, $9, u.k::jsonb, u.tn, u.c, u.rs, u.r, $11, $12, u.p, u.h, $13
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::interval[],
+                       $6::bytea[], $7::bytea[], $10::text[]) AS u(id, k, tn, c, r, p, h, rs)",
+        None,
+        &args,
+    )?;
+    Ok(())
+}
+
+/// The end of the hash chain, as entries are added to it in this transaction.
+struct Chain {
+    /// `now()` in microseconds since the epoch, as hashed.
+    logged_at: String,
+    actor: String,
+    last_id: i64,
+    last_hash: Vec<u8>,
+    /// The canonical form of the entry being hashed (reused).
+    canonical: Vec<u8>,
+}
+
+impl Chain {
+    /// The last entry (or, after a trim of the whole log, the anchor), under the chain lock.
+    fn head(client: &SpiClient) -> Result<Chain, RetentionError> {
+        let head = client.select(
+            "SELECT (extract(epoch FROM now()) * 1000000)::bigint, $1::name::text, l.id, l.hash,
+                    a.last_id, a.last_hash
+               FROM (SELECT 1) one
+               LEFT JOIN LATERAL (SELECT id, hash FROM retention.deletion_log
+                                   ORDER BY id DESC LIMIT 1) l ON true
+               LEFT JOIN LATERAL (SELECT last_id, last_hash FROM retention.log_anchor
+                                   ORDER BY last_id DESC LIMIT 1) a ON true",
+            Some(1),
+            &[crate::pg::identity::caller_name().into()],
+        )?;
+        let head = head.first();
+        let (last_id, last_hash) = match head.get::<i64>(3)? {
+            Some(id) => (id, head.get::<Vec<u8>>(4)?.unwrap_or_default()),
+            None => (
+                head.get::<i64>(5)?.unwrap_or(0),
+                head.get::<Vec<u8>>(6)?.unwrap_or_else(|| vec![0u8; 32]),
+            ),
+        };
+        Ok(Chain {
+            logged_at: head.get::<i64>(1)?.unwrap_or_default().to_string(),
+            actor: head.get::<String>(2)?.unwrap_or_default(),
+            last_id,
+            last_hash,
+            canonical: Vec::with_capacity(256),
+        })
+    }
+
+    /// Adds `entry` to the chain: its id, the previous hash and its own.
+    fn link(&mut self, batch: &Batch, entry: &Entry, reason: &str) -> (i64, Vec<u8>, Vec<u8>) {
+        let id = self.last_id + 1;
+        let canonical = &mut self.canonical;
+        canonical.clear();
+        field(canonical, Some(&id.to_string()));
+        field(canonical, Some(&self.logged_at));
+        field(canonical, Some(batch.action.as_str()));
+        field(canonical, Some(batch.table_name));
+        field(canonical, Some(&entry.row_key));
+        field(canonical, entry.tenant.as_deref());
+        field(canonical, entry.category.as_deref());
+        field(canonical, Some(reason));
+        field(
+            canonical,
+            entry.retain_for.as_ref().map(interval_canonical).as_deref(),
+        );
+        field(canonical, batch.run_id.map(|r| r.to_string()).as_deref());
+        field(canonical, Some(&self.actor));
+        // Added in 0.6.0: present only when set, so that older entries hash as they did.
+        if let Some(approval) = batch.approval_id {
+            field(canonical, Some(&approval.to_string()));
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(&self.last_hash);
+        hasher.update(&*canonical);
+        let hash = hasher.finalize().to_vec();
+        self.last_id = id;
+        let prev = std::mem::replace(&mut self.last_hash, hash.clone());
+        (id, prev, hash)
+    }
+}
+
+/// The per-entry columns of one INSERT, as arrays.
+struct Columns<'a> {
+    ids: Vec<i64>,
+    keys: Vec<String>,
+    tenants: Vec<Option<String>>,
+    categories: Vec<Option<String>>,
+    periods: Vec<Option<Interval>>,
+    reasons: Vec<&'a str>,
+    prevs: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl<'a> Columns<'a> {
+    fn with_capacity(n: usize) -> Columns<'a> {
+        Columns {
+            ids: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+            tenants: Vec::with_capacity(n),
+            categories: Vec::with_capacity(n),
+            periods: Vec::with_capacity(n),
+            reasons: Vec::with_capacity(n),
+            prevs: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, id: i64, entry: &Entry, reason: &'a str, prev: Vec<u8>, hash: Vec<u8>) {
+        self.ids.push(id);
+        self.keys.push(entry.row_key.clone());
+        self.tenants.push(entry.tenant.clone());
+        self.categories.push(entry.category.clone());
+        self.periods.push(entry.retain_for);
+        self.reasons.push(reason);
+        self.prevs.push(prev);
+        self.hashes.push(hash);
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::testing::{int, seed, sqlstate};
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn entries_chain_and_verify() {
+        seed(400);
+        Spi::run("SELECT retention.set_tenant_policy('t2', 'conversations', '2 years 3 mons 4 days 05:06:07.000008')").unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        Spi::run("SELECT retention.request_delete('conversations', ARRAY[1, 2])").unwrap();
+        assert!(int("SELECT count(*) FROM retention.deletion_log") > 0);
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT retention.verify_log()").unwrap(),
+            None
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE row_key::text LIKE '%secret%'"),
+            0
+        );
+        // Ids are consecutive and each entry links to the previous one.
+        assert_eq!(int("SELECT count(*) FROM (SELECT id - lag(id) OVER (ORDER BY id) AS step FROM retention.deletion_log) s WHERE step <> 1"), 0);
+    }
+
+    #[pg_test]
+    fn the_log_is_append_only_and_tampering_is_detected() {
+        seed(400);
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            sqlstate("UPDATE retention.deletion_log SET tenant = 'x'"),
+            "42501"
+        );
+        assert_eq!(sqlstate("DELETE FROM retention.deletion_log"), "42501");
+        assert_eq!(sqlstate("TRUNCATE retention.deletion_log"), "42501");
+        // A superuser who disables the guard is still caught by the chain.
+        Spi::run("ALTER TABLE retention.deletion_log DISABLE TRIGGER deletion_log_append_only")
+            .unwrap();
+        Spi::run("UPDATE retention.deletion_log SET tenant = 'forged' WHERE id = (SELECT min(id) + 3 FROM retention.deletion_log)").unwrap();
+        assert_eq!(
+            int("SELECT retention.verify_log()"),
+            int("SELECT min(id) + 3 FROM retention.deletion_log")
+        );
+        Spi::run("DELETE FROM retention.deletion_log WHERE id = (SELECT min(id) + 1 FROM retention.deletion_log)").unwrap();
+        assert_eq!(
+            int("SELECT retention.verify_log()"),
+            int("SELECT min(id) + 2 FROM retention.deletion_log")
+        );
+    }
+
+    /// Writes `n` valid, chained entries dated ten years ago (as if written then).
+    #[pg_test]
+    fn evidence_counts_what_the_log_and_the_records_say() {
+        seed(800);
+        Spi::run("SET LOCAL pg_retention.hold_release_grace = 0").unwrap();
+        let hold = int("SELECT retention.place_hold('case', tenant => 't1', notify => false)");
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        let deleted =
+            int("SELECT count(*) FROM retention.deletion_log WHERE action = 'hard_delete'");
+        Spi::run(&format!("SELECT retention.release_hold({hold}, 'done')")).unwrap();
+        let erasure = int("SELECT retention.request_erasure('s1')");
+        Spi::run(&format!("SELECT retention.verify_erasure({erasure})")).unwrap();
+        let erased =
+            int("SELECT count(*) FROM retention.deletion_log WHERE reason = 'erasure_request'");
+        assert!(deleted > 0 && erased > 0);
+        // The month of now, with a day of margin on both sides (one or two months).
+        let total = |column: &str| {
+            int(&format!(
+                "SELECT sum({column})::bigint FROM retention.evidence(now() - interval '1 day',
+                                                                      now() + interval '1 day')
+                  WHERE category IS NULL"
+            ))
+        };
+        assert_eq!(total("hard_deleted"), deleted);
+        assert_eq!(total("erased"), erased);
+        assert_eq!(total("erasures_received"), 1);
+        assert_eq!(total("erasures_on_time"), 1);
+        assert_eq!(total("holds_placed"), 1);
+        assert_eq!(total("holds_released"), 1);
+        assert_eq!(
+            int("SELECT sum(hard_deleted)::bigint FROM retention.evidence(now() - interval '1 day', now() + interval '1 day')
+                  WHERE category = 'conversations'"),
+            deleted
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.evidence(now() - interval '1 day', now() + interval '1 day')
+                  WHERE NOT log_intact OR log_head_id IS NULL"),
+            0
+        );
+        // The auditor duty reads it, and the archived document carries its digest.
+        Spi::run(
+            "CREATE ROLE evidence_auditor; SELECT retention.grant_auditor('evidence_auditor');
+                  SET LOCAL ROLE evidence_auditor",
+        )
+        .unwrap();
+        assert_eq!(
+            int("SELECT length(retention.evidence_json(now() - interval '1 day', now() + interval '1 day') ->> 'digest')"),
+            64
+        );
+        Spi::run("RESET ROLE").unwrap();
+    }
+
+    fn old_entries(n: i64) {
+        Spi::run(&format!(
+            "DO $$
+             DECLARE e retention.deletion_log; prev bytea;
+             BEGIN
+               FOR i IN 1..{n} LOOP
+                 prev := coalesce((SELECT hash FROM retention.deletion_log ORDER BY id DESC LIMIT 1),
+                                  decode(repeat('00', 32), 'hex'));
+                 e := ROW(coalesce((SELECT max(id) FROM retention.deletion_log), 0) + 1,
+                          now() - interval '10 years', 'hard_delete', 'public.old', jsonb_build_object('id', i),
+                          NULL, 'conversations', 'expired', interval '1 year', NULL, current_user, prev, NULL, NULL);
+                 e.hash := sha256(prev || retention.log_canonical(e));
+                 INSERT INTO retention.deletion_log SELECT e.*;
+               END LOOP;
+             END $$"
+        ))
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn the_log_trims_itself_and_keeps_a_verifiable_anchor() {
+        seed(400);
+        old_entries(5);
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT retention.verify_log()").unwrap(),
+            None
+        );
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.old'"),
+            0
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.log_anchor WHERE last_id = 5 AND trimmed_entries = 5"), 1);
+        assert!(int("SELECT count(*) FROM retention.deletion_log") > 0);
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT retention.verify_log()").unwrap(),
+            None,
+            "the chain verifies from the anchor"
+        );
+        assert_eq!(
+            sqlstate("DELETE FROM retention.deletion_log"),
+            "42501",
+            "only the log's own retention removes entries"
+        );
+    }
+
+    #[pg_test]
+    fn held_log_entries_stay() {
+        seed(400);
+        old_entries(5);
+        let hold =
+            int("SELECT retention.place_hold('preserve the trail', category => 'deletion_log')");
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.old'"),
+            5,
+            "a hold on the log's category keeps every entry"
+        );
+        assert_eq!(int("SELECT count(*) FROM retention.log_anchor"), 0);
+        // Releases free at once with no grace (holds.rs tests the default grace).
+        Spi::run("SET LOCAL pg_retention.hold_release_grace = 0").unwrap();
+        Spi::run(&format!("SELECT retention.release_hold({hold}, 'done')")).unwrap();
+        let on_table =
+            int("SELECT retention.place_hold('the log table', tbl => 'retention.deletion_log')");
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.old'"),
+            5,
+            "so does a hold on the log table"
+        );
+        Spi::run(&format!(
+            "SELECT retention.release_hold({on_table}, 'done')"
+        ))
+        .unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.old'"),
+            0
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT retention.verify_log()").unwrap(),
+            None
+        );
+    }
+
+    #[pg_test]
+    fn export_gives_every_canonical_field() {
+        seed(400);
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert_eq!(
+            int("SELECT count(*) FROM retention.export_log()"),
+            int("SELECT count(*) FROM retention.deletion_log")
+        );
+        // Re-hashing the exported fields gives the exported hash.
+        assert_eq!(
+            int(
+                "SELECT count(*) FROM retention.export_log() j, LATERAL (SELECT j::jsonb AS e) x
+                  WHERE encode(sha256(decode(e->>'prev_hash', 'hex') || convert_to(
+                        retention.log_field(e->>'id') || retention.log_field(e->>'logged_at_us')
+                     || retention.log_field(e->>'action') || retention.log_field(e->>'table_name')
+                     || retention.log_field(e->>'row_key') || retention.log_field(e->>'tenant')
+                     || retention.log_field(e->>'category') || retention.log_field(e->>'reason')
+                     || retention.log_field(e->>'retain_for') || retention.log_field(e->>'run_id')
+                     || retention.log_field(e->>'actor'), 'UTF8')), 'hex') = e->>'hash'"
+            ),
+            int("SELECT count(*) FROM retention.deletion_log")
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.export_log(now() + interval '1 day')"),
+            0
+        );
+    }
+}

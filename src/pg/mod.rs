@@ -1,0 +1,15 @@
+//! The PostgreSQL layer: what any extension would need, nothing of retention's concepts.
+//! The executor of statements against application tables, identity switches, the extension's locks, (sub)transactions, bound parameters, settings,
+//! relation names, the installed schema version and the shared-memory progress board.
+
+pub mod executor;
+pub mod gucs;
+pub mod identity;
+pub mod locks;
+pub mod params;
+pub mod preconditions;
+pub mod progress;
+pub mod regclass;
+pub mod schema_version;
+pub mod triggers;
+pub mod xact;

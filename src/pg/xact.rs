@@ -1,0 +1,74 @@
+//! Isolating a unit of work: in an internal subtransaction, so that one failing table rolls
+//! back only its own changes (the PL/pgSQL EXCEPTION-block pattern), or, in a background
+//! worker, in a transaction of its own.
+
+use crate::error::RetentionError;
+use pgrx::pg_sys;
+use pgrx::PgTryBuilder;
+use std::panic::AssertUnwindSafe;
+
+/// Runs `f` in a subtransaction: committed when it returns `Ok`, rolled back when it returns
+/// `Err` (and the error returned inside `Ok`), rolled back when it raises (and the error's
+/// message returned as `Err`). Either way a failure leaves nothing of its work behind.
+pub fn isolate<R, E>(f: impl FnOnce() -> Result<R, E>) -> Result<Result<R, E>, String> {
+    // SAFETY: the sequence below is the one PL/pgSQL uses for exception blocks; memory context
+    // and resource owner are restored on both paths.
+    unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        PgTryBuilder::new(AssertUnwindSafe(move || {
+            let result = f();
+            if result.is_ok() {
+                pg_sys::ReleaseCurrentSubTransaction();
+            } else {
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            }
+            pg_sys::MemoryContextSwitchTo(context);
+            pg_sys::CurrentResourceOwner = owner;
+            Ok(result)
+        }))
+        .catch_others(move |error| {
+            pg_sys::MemoryContextSwitchTo(context);
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            pg_sys::MemoryContextSwitchTo(context);
+            pg_sys::CurrentResourceOwner = owner;
+            Err(message(&error))
+        })
+        .execute()
+    }
+}
+
+/// Runs `f` in its own transaction: committed when it returns Ok, aborted (and the error
+/// returned) when it returns Err or raises.
+pub fn own_transaction<R>(f: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String> {
+    crate::pg::locks::forget_busy();
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = PgTryBuilder::new(AssertUnwindSafe(move || f().map_err(|e| e.to_string())))
+        .catch_others(|e| Err(message(&e)))
+        .execute();
+    unsafe {
+        match &result {
+            Ok(_) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+            }
+            Err(_) => pg_sys::AbortCurrentTransaction(),
+        }
+    }
+    result
+}
+
+/// The message of a caught error.
+pub fn message(error: &pg_sys::panic::CaughtError) -> String {
+    match error {
+        pg_sys::panic::CaughtError::PostgresError(e)
+        | pg_sys::panic::CaughtError::ErrorReport(e)
+        | pg_sys::panic::CaughtError::RustPanic { ereport: e, .. } => e.message().to_string(),
+    }
+}
