@@ -314,3 +314,97 @@ fn run_takes_over_from_a_throttled_worker() {
         5000
     );
 }
+
+/// The adaptive throttle (the default): while another session works, the worker pauses
+/// (`retention.progress.throttled`) and acts in batches of at most 100 rows; once that session
+/// is done it returns to full batches. Every row still gets exactly one log entry.
+#[test]
+fn the_adaptive_throttle_backs_off_while_another_session_works() {
+    let cluster = Cluster::start(
+        "adaptive",
+        &[
+            "pg_retention.database = 'app'",
+            "pg_retention.naptime = 1",
+            "pg_retention.throttle = adaptive",
+        ],
+    );
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(SEED_CATEGORIES).unwrap();
+    // Foreground work: a session in an open transaction.
+    let mut busy = cluster.connect("app");
+    busy.batch_execute("BEGIN; SELECT 1").unwrap();
+    db.batch_execute(
+        "CREATE TABLE backlog (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+         CREATE INDEX ON backlog (created_at);
+         INSERT INTO backlog SELECT i, now() - interval '2 years' - i * interval '1 second'
+           FROM generate_series(1, 30000) i;
+         SELECT retention.manage('backlog', 'conversations', created_column => 'created_at');",
+    )
+    .unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the worker to pause for the busy session",
+        || {
+            count(
+                &mut db,
+                "SELECT count(*) FROM retention.progress WHERE purger = 'worker' AND throttled",
+            ) == 1
+        },
+    );
+    let seen = count(
+        &mut db,
+        "SELECT coalesce(max(id), 0) FROM retention.deletion_log",
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "a few hundred rows purged while busy",
+        || count(&mut db, "SELECT count(*) FROM retention.deletion_log") >= seen + 300,
+    );
+    // Each batch is one transaction: its entries share logged_at.
+    let busy_batch = format!(
+        "SELECT max(n) FROM (SELECT count(*) AS n FROM retention.deletion_log
+                              WHERE id > {seen} GROUP BY logged_at) b"
+    );
+    assert!(
+        count(&mut db, &busy_batch) <= 100,
+        "batches while another session works are at most 100 rows"
+    );
+    busy.batch_execute("COMMIT").unwrap();
+    let done = count(
+        &mut db,
+        "SELECT coalesce(max(id), 0) FROM retention.deletion_log",
+    );
+    wait_for(Duration::from_secs(120), "the backlog to be purged", || {
+        count(&mut db, "SELECT count(*) FROM backlog") == 0
+    });
+    assert_eq!(
+        count(
+            &mut db,
+            &format!(
+                "SELECT max(n) FROM (SELECT count(*) AS n FROM retention.deletion_log
+                                      WHERE id > {done} GROUP BY logged_at) b"
+            )
+        ),
+        1000,
+        "full batches again once the other session is done"
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(DISTINCT row_key) FROM retention.deletion_log
+              WHERE table_name = 'public.backlog'"
+        ),
+        30000
+    );
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM retention.deletion_log"),
+        30000
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM retention.runs WHERE status = 'failed'"
+        ),
+        0
+    );
+}

@@ -18,6 +18,7 @@ SELECT extname, extversion, extnamespace::regnamespace AS schema
 -- The settings, with this cluster's values.
 SHOW pg_retention.enabled;
 SHOW pg_retention.batch_size;
+SHOW pg_retention.throttle;
 SHOW pg_retention.max_rows_per_second;
 
 -- A fresh install knows one category: the deletion log's own retention (7 years). It is

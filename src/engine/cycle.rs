@@ -29,6 +29,8 @@ pub trait Isolation {
     fn stopping(&mut self) -> bool;
     /// Whether to give way to a `retention.run()` waiting for this cycle.
     fn give_way(&self) -> bool;
+    /// Rows for the next batch.
+    fn batch_size(&self) -> i64;
     /// After a batch of `rows` that took `spent`: waits as the throttle asks; false to stop.
     fn pace(&mut self, rows: i64, spent: Duration, progress: &Entry) -> bool;
 }
@@ -56,6 +58,10 @@ impl Isolation for InSession {
 
     fn give_way(&self) -> bool {
         false
+    }
+
+    fn batch_size(&self) -> i64 {
+        gucs::BATCH_SIZE.get() as i64
     }
 
     fn pace(&mut self, _rows: i64, _spent: Duration, _progress: &Entry) -> bool {
@@ -234,9 +240,9 @@ impl Cycle {
         step: &Step,
         outcome: &mut TableOutcome,
     ) -> Result<(), String> {
-        let batch_size = gucs::BATCH_SIZE.get() as i64;
         let run_id = self.run_id;
         loop {
+            let batch_size = iso.batch_size();
             let started = Instant::now();
             let result = self.unit(iso, || {
                 Spi::connect_mut(|c| purge::batch(c, table, step, Some(run_id), batch_size))

@@ -1,6 +1,6 @@
 //! Settings (`pg_retention.*`). Documented in the README's settings table.
 
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use std::ffi::CString;
 
 /// Databases the worker purges: a comma-separated list (postmaster start only).
@@ -12,10 +12,24 @@ pub static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// Whether the worker purges at all.
 pub static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
-/// Upper bound on the worker's purge rate; 0 means unlimited. The default keeps a busy OLTP
-/// load on two cores within 15% of its throughput (bench/README.md); raise it, or set 0, to
-/// purge a backlog as fast as the server allows.
-pub static MAX_ROWS_PER_SECOND: GucSetting<i32> = GucSetting::<i32>::new(5000);
+/// Upper bound on the worker's purge rate; 0 means unlimited. Under the adaptive throttle
+/// (the default) it is a cap on top of it.
+pub static MAX_ROWS_PER_SECOND: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+/// How the worker paces its batches.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Throttle {
+    /// Full speed while no other session is working, backing off while one is (see
+    /// worker/throttle.rs); `max_rows_per_second`, when set, caps it.
+    #[name = c"adaptive"]
+    Adaptive,
+    /// `max_rows_per_second` alone.
+    #[name = c"fixed"]
+    Fixed,
+}
+
+/// The worker's throttle mode.
+pub static THROTTLE: GucSetting<Throttle> = GucSetting::<Throttle>::new(Throttle::Adaptive);
 /// The shortest period, in days, the deletion log may keep its entries (postgresql.conf only:
 /// a DBA's decision, not a policy admin's).
 pub static LOG_FLOOR_DAYS: GucSetting<i32> = GucSetting::<i32>::new(365);
@@ -27,7 +41,15 @@ pub static HOLD_RELEASE_GRACE: GucSetting<Option<CString>> =
 /// Days of retention.runs history kept.
 pub static RUN_HISTORY_DAYS: GucSetting<i32> = GucSetting::<i32>::new(30);
 
+/// Defines every setting (from `_PG_init`) and reserves the prefix.
 pub fn init() {
+    define_worker_settings();
+    define_policy_settings();
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"pg_retention".as_ptr()) };
+}
+
+/// The background worker's settings: where, how often, how much, how fast.
+fn define_worker_settings() {
     GucRegistry::define_string_guc(
         c"pg_retention.database",
         c"Databases where the pg_retention worker purges (comma-separated).",
@@ -64,6 +86,14 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_enum_guc(
+        c"pg_retention.throttle",
+        c"How the worker paces its batches: adaptive (backs off while other sessions work) or fixed.",
+        c"fixed paces by pg_retention.max_rows_per_second alone; under adaptive that setting is a cap.",
+        &THROTTLE,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"pg_retention.max_rows_per_second",
         c"Upper bound on the worker's purge rate (0 = unlimited).",
@@ -74,6 +104,10 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+}
+
+/// The settings that bound the policy and its history.
+fn define_policy_settings() {
     GucRegistry::define_int_guc(
         c"pg_retention.run_history_days",
         c"Days of retention.runs history kept; older runs are pruned by each cycle.",
@@ -102,7 +136,6 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"pg_retention".as_ptr()) };
 }
 
 /// `pg_retention.hold_release_grace` as interval text (checked where it is used).

@@ -6,6 +6,7 @@
 //! postmaster starts them.
 
 mod purger;
+mod throttle;
 
 use crate::pg::gucs;
 use pgrx::bgworkers::{

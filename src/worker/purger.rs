@@ -2,12 +2,13 @@
 //! cycle driver, each unit of work its own transaction), a failing table recorded and skipped,
 //! prompt exit on SIGTERM.
 
+use super::throttle::{self, Pacer, Settings};
 use crate::engine::cycle::{drive, Isolation};
 use crate::engine::managed::Managed;
 use crate::engine::runs;
 use crate::engine::vocabulary::Trigger;
 use crate::error::RetentionError;
-use crate::pg::gucs;
+use crate::pg::gucs::{self, Throttle};
 use crate::pg::locks::{
     in_recovery, purger_wanted, session_unlock, try_session_lock, yield_locks, LockKey,
 };
@@ -64,32 +65,38 @@ fn schema_ready(waiting_logged: &mut bool) -> bool {
     }
 }
 
-/// Sleeps as long as `pg_retention.max_rows_per_second` asks after `rows` rows in `spent`,
-/// in slices of at most 100 ms so that a waiting `retention.run()` is noticed; false when asked
-/// to stop, or to give way to `run()`.
-fn throttle(rows: i64, spent: Duration, progress: &Entry) -> bool {
-    let limit = gucs::MAX_ROWS_PER_SECOND.get();
-    if limit > 0 && rows > 0 {
-        let budget = Duration::from_secs_f64(rows as f64 / limit as f64);
-        let mut left = budget.saturating_sub(spent);
-        progress.throttled(!left.is_zero());
-        while !left.is_zero() && !purger_wanted() {
-            let slice = left.min(Duration::from_millis(100));
-            if !BackgroundWorker::wait_latch(Some(slice)) {
-                STOP.store(true, Ordering::SeqCst);
-                break;
-            }
-            left = left.saturating_sub(slice);
+/// Sleeps `pause`, in slices of at most 100 ms so that a waiting `retention.run()` is noticed;
+/// false when asked to stop, or to give way to `run()`.
+fn sleep(pause: Duration, progress: &Entry) -> bool {
+    let mut left = pause;
+    progress.throttled(!left.is_zero());
+    while !left.is_zero() && !purger_wanted() {
+        let slice = left.min(Duration::from_millis(100));
+        if !BackgroundWorker::wait_latch(Some(slice)) {
+            STOP.store(true, Ordering::SeqCst);
+            break;
         }
-        progress.throttled(false);
+        left = left.saturating_sub(slice);
     }
+    progress.throttled(false);
     !stopping() && !purger_wanted()
+}
+
+/// The sessions of the server doing foreground work now (the adaptive throttle's signal).
+fn busy_sessions() -> i64 {
+    own_transaction(|| Ok(Spi::get_one::<i64>(throttle::BUSY_SESSIONS)?))
+        .ok()
+        .flatten()
+        .unwrap_or(0)
 }
 
 /// The worker's isolation: each unit of work a transaction of its own, committed when it
 /// succeeds; the cycle ends on shutdown or when purging is disabled, gives way to a waiting
-/// `retention.run()`, and is paced by `pg_retention.max_rows_per_second`.
-struct OwnTransactions;
+/// `retention.run()`, and is paced by the throttle (throttle.rs).
+#[derive(Default)]
+struct OwnTransactions {
+    pacer: Pacer,
+}
 
 impl Isolation for OwnTransactions {
     fn unit<R>(&mut self, work: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String> {
@@ -109,8 +116,17 @@ impl Isolation for OwnTransactions {
         purger_wanted()
     }
 
+    fn batch_size(&self) -> i64 {
+        self.pacer.batch_size(Settings::current())
+    }
+
     fn pace(&mut self, rows: i64, spent: Duration, progress: &Entry) -> bool {
-        throttle(rows, spent, progress)
+        let settings = Settings::current();
+        let busy = match settings.mode {
+            Throttle::Adaptive => busy_sessions(),
+            Throttle::Fixed => 0,
+        };
+        sleep(self.pacer.pause(settings, rows, spent, busy), progress)
     }
 }
 
@@ -141,7 +157,7 @@ fn cycle(first: bool) {
         })
     });
     if let Ok((run_id, tables)) = started {
-        let outcomes = drive(&mut OwnTransactions, run_id, &tables);
+        let outcomes = drive(&mut OwnTransactions::default(), run_id, &tables);
         let stopped =
             stopping().then(|| "stopped by shutdown before the cycle finished".to_string());
         if let Err(e) =

@@ -42,6 +42,7 @@ impl Cluster {
             // Tests prove behaviour, not pacing: the worker purges unthrottled unless a test
             // sets its own rate (later lines win).
             .arg("pg_retention.max_rows_per_second = 0")
+            .arg("pg_retention.throttle = fixed")
             .args(conf)
             .status()
             .expect("run scripts/cluster.sh");
