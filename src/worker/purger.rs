@@ -8,7 +8,7 @@ use crate::engine::managed::Managed;
 use crate::engine::runs;
 use crate::engine::vocabulary::Trigger;
 use crate::error::RetentionError;
-use crate::pg::gucs::{self, Throttle};
+use crate::pg::gucs;
 use crate::pg::locks::{
     in_recovery, purger_wanted, session_unlock, try_session_lock, yield_locks, LockKey,
 };
@@ -122,10 +122,7 @@ impl Isolation for OwnTransactions {
 
     fn pace(&mut self, rows: i64, spent: Duration, progress: &Entry) -> bool {
         let settings = Settings::current();
-        let busy = match settings.mode {
-            Throttle::Adaptive => busy_sessions(),
-            Throttle::Fixed => 0,
-        };
+        let busy = self.pacer.wants_sample(settings).then(busy_sessions);
         sleep(self.pacer.pause(settings, rows, spent, busy), progress)
     }
 }

@@ -5,9 +5,10 @@
 //!
 //! **Adaptive** (the default): full speed while nothing else runs, backing off while
 //! foreground work does.
-//! - *Signal*: after each batch, the sessions of the whole server that are in a transaction or
-//!   running a statement (client backends not `idle`, in `pg_stat_activity`): they share the
-//!   server's CPUs, WAL and disks with the purge, whatever database they use.
+//! - *Signal*: the sessions of the whole server that are in a transaction or running a
+//!   statement (client backends not `idle`, in `pg_stat_activity`): they share the server's
+//!   CPUs, WAL and disks with the purge, whatever database they use. Read after every batch
+//!   while backing off, at most every `SAMPLE_EVERY` at full speed.
 //! - *Control law*: the worker pauses `r` times the duration of the batch it just ran, so it
 //!   keeps at most `1/(1+r)` of one core. A busy sample doubles `r` (from at least 1) up to
 //!   `MAX_RATIO` (a 2% duty cycle) and shrinks batches to `BUSY_BATCH` rows, so that the
@@ -18,7 +19,7 @@
 //!   caps the rate on top of it.
 
 use crate::pg::gucs::{self, Throttle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The largest pause ratio: the worker then keeps 1/51 of a core.
 const MAX_RATIO: f64 = 50.0;
@@ -30,6 +31,8 @@ const CALM_SAMPLES: u32 = 3;
 const BUSY_BATCH: i64 = 100;
 /// The longest single pause.
 const MAX_PAUSE: Duration = Duration::from_secs(10);
+/// At full speed, the signal is read at most this often (reading it costs a transaction).
+const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 
 /// The settings the pacing reads, once per batch.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +59,7 @@ impl Settings {
 pub struct Pacer {
     ratio: f64,
     calm: u32,
+    sampled_at: Option<Instant>,
 }
 
 impl Pacer {
@@ -73,11 +77,28 @@ impl Pacer {
         settings.mode == Throttle::Adaptive && self.ratio > 0.0
     }
 
-    /// The pause after a batch of `rows` that took `spent`, while `busy` other sessions work.
-    pub fn pause(&mut self, settings: Settings, rows: i64, spent: Duration, busy: i64) -> Duration {
+    /// Whether the signal should be read after this batch: always while backing off, at most
+    /// every `SAMPLE_EVERY` at full speed, never in the fixed mode.
+    pub fn wants_sample(&self, settings: Settings) -> bool {
+        settings.mode == Throttle::Adaptive
+            && (self.ratio > 0.0 || self.sampled_at.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY))
+    }
+
+    /// The pause after a batch of `rows` that took `spent`, with `busy` other sessions working
+    /// when the signal was read after it (None: not read).
+    pub fn pause(
+        &mut self,
+        settings: Settings,
+        rows: i64,
+        spent: Duration,
+        busy: Option<i64>,
+    ) -> Duration {
         let adaptive = match settings.mode {
             Throttle::Adaptive => {
-                self.observe(busy);
+                if let Some(busy) = busy {
+                    self.sampled_at = Some(Instant::now());
+                    self.observe(busy);
+                }
                 spent.mul_f64(self.ratio)
             }
             Throttle::Fixed => Duration::ZERO,
@@ -140,7 +161,7 @@ mod tests {
         let mut pacer = Pacer::default();
         for _ in 0..20 {
             assert_eq!(
-                pacer.pause(idle, 1000, Duration::from_millis(20), 0),
+                pacer.pause(idle, 1000, Duration::from_millis(20), Some(0)),
                 Duration::ZERO
             );
         }
@@ -152,17 +173,20 @@ mod tests {
         let s = settings(Throttle::Adaptive, 0);
         let mut pacer = Pacer::default();
         let batch = Duration::from_millis(10);
-        assert_eq!(pacer.pause(s, 1000, batch, 3), batch);
+        assert_eq!(pacer.pause(s, 1000, batch, Some(3)), batch);
         assert_eq!(pacer.batch_size(s), BUSY_BATCH);
         let mut pause = Duration::ZERO;
         for _ in 0..10 {
-            pause = pacer.pause(s, 100, batch, 2);
+            pause = pacer.pause(s, 100, batch, Some(2));
         }
         assert_eq!(pause, batch.mul_f64(MAX_RATIO));
         // One idle sample under load is noise; a calm spell halves the pause, then ends it.
-        assert_eq!(pacer.pause(s, 100, batch, 0), batch.mul_f64(MAX_RATIO));
+        assert_eq!(
+            pacer.pause(s, 100, batch, Some(0)),
+            batch.mul_f64(MAX_RATIO)
+        );
         let mut batches = 1;
-        while pacer.pause(s, 100, batch, 0) > Duration::ZERO {
+        while pacer.pause(s, 100, batch, Some(0)) > Duration::ZERO {
             batches += 1;
         }
         assert!(
@@ -172,7 +196,7 @@ mod tests {
         assert_eq!(pacer.batch_size(s), 1000);
         // The fixed mode never backs off on its own.
         assert_eq!(
-            pacer.pause(settings(Throttle::Fixed, 0), 100, batch, 9),
+            pacer.pause(settings(Throttle::Fixed, 0), 100, batch, Some(9)),
             Duration::ZERO
         );
     }
@@ -182,9 +206,32 @@ mod tests {
         let mut pacer = Pacer::default();
         for mode in [Throttle::Adaptive, Throttle::Fixed] {
             assert_eq!(
-                pacer.pause(settings(mode, 1000), 500, Duration::from_millis(100), 0),
+                pacer.pause(
+                    settings(mode, 1000),
+                    500,
+                    Duration::from_millis(100),
+                    Some(0)
+                ),
                 Duration::from_millis(400)
             );
         }
+    }
+
+    #[pg_test]
+    fn the_signal_is_read_every_batch_only_while_backing_off() {
+        let s = settings(Throttle::Adaptive, 0);
+        let mut pacer = Pacer::default();
+        assert!(pacer.wants_sample(s), "the first batch reads it");
+        pacer.pause(s, 1000, Duration::from_millis(5), Some(0));
+        assert!(
+            !pacer.wants_sample(s),
+            "at full speed, not again right away"
+        );
+        pacer.pause(s, 1000, Duration::from_millis(5), None);
+        assert!(!pacer.wants_sample(settings(Throttle::Fixed, 0)));
+        std::thread::sleep(super::SAMPLE_EVERY);
+        assert!(pacer.wants_sample(s));
+        pacer.pause(s, 1000, Duration::from_millis(5), Some(1));
+        assert!(pacer.wants_sample(s), "backing off, after every batch");
     }
 }
