@@ -114,6 +114,21 @@ fn exactly_the_wholly_due_partitions_are_retired() {
             "public.events_23"
         ]
     );
+
+    // run(dry_run => true) names them too, one NOTICE each, and changes nothing.
+    let (mut dry, notices) = cluster.connect_with_notices("app");
+    dry.batch_execute("SELECT * FROM retention.run(dry_run => true)")
+        .unwrap();
+    let mut named: Vec<String> = notices
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| n.contains("would be retired whole"))
+        .map(|n| n.split_whitespace().nth(3).unwrap_or_default().to_string())
+        .collect();
+    named.sort();
+    assert_eq!(named, previewed);
+    assert_eq!(partitions(&mut db).len(), 25);
     db.batch_execute("SELECT * FROM retention.run()").unwrap();
 
     // Retired whole: months 13, 19, 21 and 23 (odd: no globex rows; not 15: a held row;

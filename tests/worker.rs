@@ -315,9 +315,9 @@ fn run_takes_over_from_a_throttled_worker() {
     );
 }
 
-/// The adaptive throttle (the default): while another session works, the worker pauses
-/// (`retention.progress.throttled`) and acts in batches of at most 100 rows; once that session
-/// is done it returns to full batches. Every row still gets exactly one log entry.
+/// The adaptive throttle (the default): while another session runs a statement, the worker
+/// pauses (`retention.progress.throttled`) and acts in batches of at most 100 rows; once that
+/// statement ends it returns to full batches. Every row still gets exactly one log entry.
 #[test]
 fn the_adaptive_throttle_backs_off_while_another_session_works() {
     let cluster = Cluster::start(
@@ -330,9 +330,22 @@ fn the_adaptive_throttle_backs_off_while_another_session_works() {
     );
     let mut db = cluster.database_with_extension("app");
     db.batch_execute(SEED_CATEGORIES).unwrap();
-    // Foreground work: a session in an open transaction.
+    // Foreground work: a session running a statement (a long sleep, cancelled below).
     let mut busy = cluster.connect("app");
-    busy.batch_execute("BEGIN; SELECT 1").unwrap();
+    let foreground = std::thread::spawn(move || {
+        let _ = busy.batch_execute("SELECT pg_sleep(300) /* foreground */");
+    });
+    wait_for(
+        Duration::from_secs(30),
+        "the foreground statement to run",
+        || {
+            count(
+                &mut db,
+                "SELECT count(*) FROM pg_stat_activity
+              WHERE state = 'active' AND query LIKE '%/* foreground */' AND pid <> pg_backend_pid()",
+            ) == 1
+        },
+    );
     db.batch_execute(
         "CREATE TABLE backlog (id int PRIMARY KEY, created_at timestamptz NOT NULL);
          CREATE INDEX ON backlog (created_at);
@@ -369,7 +382,12 @@ fn the_adaptive_throttle_backs_off_while_another_session_works() {
         count(&mut db, &busy_batch) <= 100,
         "batches while another session works are at most 100 rows"
     );
-    busy.batch_execute("COMMIT").unwrap();
+    db.batch_execute(
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+          WHERE state = 'active' AND query LIKE '%/* foreground */' AND pid <> pg_backend_pid()",
+    )
+    .unwrap();
+    foreground.join().unwrap();
     let done = count(
         &mut db,
         "SELECT coalesce(max(id), 0) FROM retention.deletion_log",

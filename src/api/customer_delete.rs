@@ -1,10 +1,10 @@
 //! The SQL surface of customer delete (engine/customer_delete.rs).
 
+use crate::engine::cascade::check_can_purge;
 use crate::engine::customer_delete::*;
 use crate::engine::managed::{check_rights, Managed};
 use crate::engine::tagging::{check_keys, keys_arg};
 use crate::error::{required, RetentionError, SqlResult};
-use crate::pg::preconditions::check_can_purge;
 use crate::pg::regclass::RegClass;
 use pgrx::datum::AnyArray;
 use pgrx::prelude::*;

@@ -1,10 +1,10 @@
 //! The SQL surface of reapply (engine/reapply.rs).
 
+use crate::engine::cascade::check_can_purge;
 use crate::engine::managed::Managed;
 use crate::engine::reapply::*;
 use crate::error::{required, RetentionError, SqlResult};
 use crate::pg::locks::{take_lock, LockKey};
-use crate::pg::preconditions::check_can_purge;
 use pgrx::prelude::*;
 
 #[pg_extern(volatile, parallel_unsafe)]

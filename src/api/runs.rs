@@ -1,12 +1,12 @@
 //! The SQL surface of runs (engine/runs.rs).
 
+use crate::engine::cascade::check_can_purge;
 use crate::engine::cycle::{dry_run_table, purge_all};
 use crate::engine::managed::Managed;
 use crate::engine::purge::table_steps;
 use crate::engine::purge::{self};
 use crate::engine::runs::add_cascaded;
 use crate::error::RetentionError;
-use crate::pg::preconditions::check_can_purge;
 use crate::pg::regclass::RegClass;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;

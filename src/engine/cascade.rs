@@ -32,6 +32,14 @@ pub fn take_cascaded() -> Vec<(String, i64)> {
     CASCADED.with(|c| std::mem::take(&mut *c.borrow_mut()))
 }
 
+/// Refuses purging where it cannot be done safely (pg/preconditions.rs); every path that
+/// purges outside a cycle calls it first, which is also where the session forgets the
+/// child-table counts of cascades no cycle collected.
+pub fn check_can_purge() -> Result<(), RetentionError> {
+    take_cascaded();
+    crate::pg::preconditions::check_can_purge()
+}
+
 thread_local! {
     static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }

@@ -1,8 +1,9 @@
 //! The one purge cycle, driven alike by `retention.run()` and by the background worker: each
 //! managed table (its wholly due partitions retired, then its steps batch by batch), then the
 //! cycle steps after the tables (disposition queue, deletion queue, erasure requests, the log's
-//! own retention). The two differ only in how a unit of work is isolated (a subtransaction of
-//! the caller's transaction, or a transaction of its own) and in the worker's pacing.
+//! own retention). The two differ only in how work is isolated (`run()`: one subtransaction of
+//! the caller's transaction per table, nested ones for what may fail alone; the worker: a
+//! transaction of its own per unit) and in the worker's pacing.
 
 use crate::engine::cascade::take_cascaded;
 use crate::engine::managed::Managed;
@@ -16,17 +17,29 @@ use crate::pg::locks::lock_was_busy;
 use crate::pg::locks::{take_lock, LockKey};
 use crate::pg::progress::Entry;
 use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
 use std::time::{Duration, Instant};
 
-/// How a cycle's units of work are isolated and paced.
+/// How a cycle's work is isolated and paced.
 pub trait Isolation {
-    /// Runs one unit of work: all of it kept when it returns Ok, none of it when it fails
-    /// (the error's message returned).
+    /// Runs one unit of a table's purge (its plan, an estimate, a batch): kept when it returns
+    /// Ok. When it fails, none of it is kept (the worker), or the table's purge fails whole
+    /// (`run()`, see [`Isolation::table`]); the error's message is returned.
     fn unit<R>(&mut self, work: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String>;
+    /// Runs a unit whose failure leaves the rest of the table alone (a partition's retirement,
+    /// a step after the tables): all of it kept, or none.
+    fn attempt<R>(&mut self, work: impl FnOnce() -> Result<R, RetentionError>)
+        -> Result<R, String>;
+    /// Runs one table's purge. `run()`: in one subtransaction, rolled back whole when one of
+    /// its units fails (the outcome is then the error alone, as if nothing was done); the
+    /// worker: as it is, its units committed one by one.
+    fn table(&mut self, name: &str, purge: impl FnOnce(&mut Self) -> TableOutcome) -> TableOutcome;
     /// Whether this is the background worker's cycle (as `retention.progress` shows it).
     fn is_worker(&self) -> bool;
-    /// Whether the cycle must end before its next unit (shutdown, purging disabled).
+    /// Whether the cycle must end before its next unit (shutdown).
     fn stopping(&mut self) -> bool;
+    /// Whether purging was disabled: the cycle moves on to the steps after the tables.
+    fn disabled(&self) -> bool;
     /// Whether to give way to a `retention.run()` waiting for this cycle.
     fn give_way(&self) -> bool;
     /// Rows for the next batch.
@@ -35,16 +48,44 @@ pub trait Isolation {
     fn pace(&mut self, rows: i64, spent: Duration, progress: &Entry) -> bool;
 }
 
-/// `retention.run()`'s isolation: each unit a subtransaction of the caller's transaction; it
-/// never stops early, never gives way and is not throttled.
+/// `retention.run()`'s isolation: each table one subtransaction of the caller's transaction
+/// (a few per cycle: a transaction's subtransactions past 64 slow every session's visibility
+/// checks), a retirement or a step after the tables one nested in it; it never stops early,
+/// never gives way and is not throttled.
 pub struct InSession;
 
 impl Isolation for InSession {
     fn unit<R>(&mut self, work: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String> {
+        // Inside the table's subtransaction: an error raised here rolls the table back whole.
+        work().map_err(|e| e.to_string())
+    }
+
+    fn attempt<R>(
+        &mut self,
+        work: impl FnOnce() -> Result<R, RetentionError>,
+    ) -> Result<R, String> {
         match crate::pg::xact::isolate(work) {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(e)) => Err(e.to_string()),
             Err(message) => Err(message),
+        }
+    }
+
+    fn table(&mut self, name: &str, purge: impl FnOnce(&mut Self) -> TableOutcome) -> TableOutcome {
+        let purged = crate::pg::xact::isolate(|| {
+            let outcome = purge(self);
+            match outcome.error {
+                Some(_) => Err(outcome),
+                None => Ok(outcome),
+            }
+        });
+        match purged {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(failed)) => TableOutcome {
+                error: failed.error,
+                ..TableOutcome::new(name)
+            },
+            Err(message) => TableOutcome::new(name).failed(message),
         }
     }
 
@@ -53,6 +94,10 @@ impl Isolation for InSession {
     }
 
     fn stopping(&mut self) -> bool {
+        false
+    }
+
+    fn disabled(&self) -> bool {
         false
     }
 
@@ -88,10 +133,15 @@ pub fn drive(iso: &mut impl Isolation, run_id: i64, tables: &[Managed]) -> Vec<T
         progress: Entry::start(iso.is_worker()),
     };
     for table in tables {
-        if iso.stopping() {
+        if iso.stopping() || iso.disabled() {
             break;
         }
-        let outcome = cycle.purge_table(iso, table);
+        let kept = cycle.cascaded.len();
+        let outcome = iso.table(&table.display_name, |iso| cycle.purge_table(iso, table));
+        if outcome.total() == 0 {
+            // Rolled back whole (run()), or nothing committed: no child rows went either.
+            cycle.cascaded.truncate(kept);
+        }
         cycle.outcomes.push(outcome);
         if iso.give_way() {
             break;
@@ -193,8 +243,22 @@ impl Cycle {
         iso: &mut impl Isolation,
         work: impl FnOnce() -> Result<R, RetentionError>,
     ) -> Result<R, String> {
+        self.counting(|| iso.unit(work))
+    }
+
+    /// [`Cycle::unit`] for a unit whose failure leaves the rest alone (`Isolation::attempt`).
+    fn attempt<R>(
+        &mut self,
+        iso: &mut impl Isolation,
+        work: impl FnOnce() -> Result<R, RetentionError>,
+    ) -> Result<R, String> {
+        self.counting(|| iso.attempt(work))
+    }
+
+    /// Runs `isolated` and keeps the child-table counts of its cascades when it succeeds.
+    fn counting<R>(&mut self, isolated: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
         take_cascaded();
-        let result = iso.unit(work);
+        let result = isolated();
         let children = take_cascaded();
         if result.is_ok() {
             self.cascaded.extend(children);
@@ -284,7 +348,7 @@ impl Cycle {
         })?;
         let run_id = Some(self.run_id);
         for leaf in leaves {
-            let retired = self.unit(iso, || {
+            let retired = self.attempt(iso, || {
                 Spi::connect_mut(|c| partitions::retire(c, table, steps, &leaf, run_id))
             });
             match retired {
@@ -307,7 +371,7 @@ impl Cycle {
 
     /// Runs one step after the tables; what it did is reported when there is something to say.
     fn after_tables_step(&mut self, iso: &mut impl Isolation, (name, work): CycleStep) {
-        let outcome = match self.unit(iso, work) {
+        let outcome = match self.attempt(iso, work) {
             Ok(outcome) => outcome,
             Err(_) if lock_was_busy() => TableOutcome {
                 yielded: true,
@@ -341,7 +405,9 @@ pub fn dry_run_table(
 ) -> Result<TableOutcome, RetentionError> {
     Spi::connect_mut(|client| {
         let mut outcome = TableOutcome::new(&table.display_name);
-        for step in purge::table_steps(client, table, crate::engine::period::zero())? {
+        let steps = purge::table_steps(client, table, crate::engine::period::zero())?;
+        announce_retirements(client, table, &steps)?;
+        for step in steps {
             let rows = purge::preview(client, table, &step, crate::engine::period::zero())?
                 .iter()
                 .filter(|l| l.held_by.is_none())
@@ -354,4 +420,24 @@ pub fn dry_run_table(
         }
         Ok(outcome)
     })
+}
+
+/// Tells the caller of a dry run, one NOTICE each, which partitions a real cycle would retire
+/// whole (their rows are in the table's line, as a real cycle counts them).
+fn announce_retirements(
+    client: &SpiClient,
+    table: &Managed,
+    steps: &[Step],
+) -> Result<(), RetentionError> {
+    let held = crate::engine::holds::active_for_reading(client, table)?;
+    let zero = crate::engine::period::zero();
+    for retired in crate::engine::partitions::preview(client, table, steps, zero, &held)? {
+        notice!(
+            "dry run: partition {} of {} would be retired whole ({} rows)",
+            retired.partition,
+            table.display_name,
+            retired.rows
+        );
+    }
+    Ok(())
 }

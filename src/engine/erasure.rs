@@ -354,7 +354,7 @@ pub fn verify_and_execute(id: i64) -> Result<(), RetentionError> {
         )?;
         Ok(())
     })?;
-    if let Err(e) = crate::pg::preconditions::check_can_purge() {
+    if let Err(e) = crate::engine::cascade::check_can_purge() {
         notice!("erasure request {id} is verified; the next purge cycle executes it ({e})");
         return Ok(());
     }

@@ -5,7 +5,7 @@
 use super::throttle::{self, Pacer, Settings};
 use crate::engine::cycle::{drive, Isolation};
 use crate::engine::managed::Managed;
-use crate::engine::runs;
+use crate::engine::runs::{self, TableOutcome};
 use crate::engine::vocabulary::Trigger;
 use crate::error::RetentionError;
 use crate::pg::gucs;
@@ -103,13 +103,32 @@ impl Isolation for OwnTransactions {
         own_transaction(work)
     }
 
+    fn attempt<R>(
+        &mut self,
+        work: impl FnOnce() -> Result<R, RetentionError>,
+    ) -> Result<R, String> {
+        own_transaction(work)
+    }
+
+    fn table(
+        &mut self,
+        _name: &str,
+        purge: impl FnOnce(&mut Self) -> TableOutcome,
+    ) -> TableOutcome {
+        purge(self)
+    }
+
     fn is_worker(&self) -> bool {
         true
     }
 
     fn stopping(&mut self) -> bool {
         reload_if_asked();
-        stopping() || !gucs::ENABLED.get()
+        stopping()
+    }
+
+    fn disabled(&self) -> bool {
+        !gucs::ENABLED.get()
     }
 
     fn give_way(&self) -> bool {

@@ -5,8 +5,8 @@
 //!
 //! **Adaptive** (the default): full speed while nothing else runs, backing off while
 //! foreground work does.
-//! - *Signal*: the sessions of the whole server that are in a transaction or running a
-//!   statement (client backends not `idle`, in `pg_stat_activity`): they share the server's
+//! - *Signal*: the sessions of the whole server running a statement (client backends
+//!   `active` in `pg_stat_activity`; not those idle in a transaction): they share the server's
 //!   CPUs, WAL and disks with the purge, whatever database they use. Read after every batch
 //!   while backing off, at most every `SAMPLE_EVERY` at full speed.
 //! - *Control law*: the worker pauses `r` times the duration of the batch it just ran, so it
@@ -104,8 +104,8 @@ impl Pacer {
             Throttle::Fixed => Duration::ZERO,
         };
         adaptive
-            .max(cap(settings.max_rows_per_second, rows, spent))
             .min(MAX_PAUSE)
+            .max(cap(settings.max_rows_per_second, rows, spent))
     }
 
     /// Updates the pause ratio with one sample of foreground work.
@@ -134,9 +134,12 @@ fn cap(limit: i32, rows: i64, spent: Duration) -> Duration {
     Duration::from_secs_f64(rows as f64 / limit as f64).saturating_sub(spent)
 }
 
-/// Sessions of the server in a transaction or running a statement, other than this one.
+/// Sessions of the server running a statement now, other than this one. A session idle in a
+/// transaction is not counted: a connection an application leaked there would keep the purge
+/// at its slowest for good, while it uses nothing the purge competes for.
 pub const BUSY_SESSIONS: &str = "SELECT count(*) FROM pg_catalog.pg_stat_activity
-                                  WHERE backend_type = 'client backend' AND state <> 'idle'
+                                  WHERE backend_type = 'client backend'
+                                    AND state IN ('active', 'fastpath function call')
                                     AND pid <> pg_catalog.pg_backend_pid()";
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -233,5 +236,24 @@ mod tests {
         assert!(pacer.wants_sample(s));
         pacer.pause(s, 1000, Duration::from_millis(5), Some(1));
         assert!(pacer.wants_sample(s), "backing off, after every batch");
+    }
+
+    #[pg_test]
+    fn a_fixed_rate_longer_than_the_longest_adaptive_pause_is_kept() {
+        let mut pacer = Pacer::default();
+        // 1000 rows at 50 rows/s: 20 s per batch, longer than MAX_PAUSE.
+        assert_eq!(
+            pacer.pause(settings(Throttle::Fixed, 50), 1000, Duration::ZERO, None),
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            pacer.pause(
+                settings(Throttle::Adaptive, 50),
+                1000,
+                Duration::ZERO,
+                Some(3)
+            ),
+            Duration::from_secs(20)
+        );
     }
 }

@@ -8,6 +8,7 @@ use postgres::{Client, NoTls};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Cluster {
@@ -66,6 +67,21 @@ impl Cluster {
             .dbname(db)
             .connect(NoTls)
             .unwrap_or_else(|e| panic!("connect to {db}: {e}"))
+    }
+
+    /// A connection that collects the server's notices.
+    pub fn connect_with_notices(&self, db: &str) -> (Client, Arc<Mutex<Vec<String>>>) {
+        let notices = Arc::new(Mutex::new(Vec::new()));
+        let sink = notices.clone();
+        let client = postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .dbname(db)
+            .notice_callback(move |n| sink.lock().unwrap().push(n.message().to_string()))
+            .connect(NoTls)
+            .unwrap_or_else(|e| panic!("connect to {db}: {e}"));
+        (client, notices)
     }
 
     /// Creates a database with the extension installed.
