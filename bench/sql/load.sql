@@ -1,4 +1,4 @@
--- Creates :tbl and loads :rows rows into it (psql -v tbl=… -v rows=… -v anchor=…).
+-- Creates :tbl and loads :rows rows into it (psql -v tbl=… -v rows=… -v anchor=… -v layout=…).
 --
 -- Deterministic: two loads with the same :rows and :anchor are identical.
 --   created_at  spread over the 730 days before :anchor, oldest id first (the heap is in
@@ -7,6 +7,8 @@
 --               anchor's time of day: the 12 hours around it stay empty, so a policy cutoff
 --               (now() - N days/months/years) crosses no row during the 6 hours after the load,
 --               and every contender purges exactly the same rows.
+--               With layout=uncorrelated the day is id % 730 instead: the clock is not
+--               correlated with the heap (rows of every age on every page).
 --   tenant      'tiny' for 0.5% of rows, else t00..t18 (about 5.2% each)
 --   subject     u0..u399 (0.25% each)
 --   category    NULL (the table's default, conversations) for 95%; audit_logs 3%; attachments 2%
@@ -30,4 +32,6 @@ SELECT i,
        repeat(md5(i::text), 5)
   FROM generate_series(1, :rows) AS i,
        LATERAL (SELECT abs(hashint8(i)) % 1000 AS h,
-                       (:rows - i)::float8 * 730 / :rows AS x) AS v;
+                       CASE WHEN :'layout' = 'uncorrelated'
+                            THEN (i % 730) + (abs(hashint8(i * 7)) % 1000)::float8 / 1000
+                            ELSE (:rows - i)::float8 * 730 / :rows END AS x) AS v;
