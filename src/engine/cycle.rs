@@ -441,3 +441,55 @@ fn announce_retirements(
     }
     Ok(())
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use crate::testing::{int, seed};
+    use pgrx::prelude::*;
+
+    /// `run()` purges each table in one subtransaction: a table whose purge fails half-way is
+    /// rolled back whole (no row gone, no entry), the error is reported, and the next table is
+    /// purged.
+    #[pg_test]
+    fn run_rolls_a_failing_table_back_whole_and_goes_on() {
+        seed(800);
+        Spi::run(
+            "CREATE TABLE notes (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+             INSERT INTO notes SELECT i, now() - interval '2 years' FROM generate_series(1, 50) i;
+             SELECT retention.manage('notes', 'conversations', created_column => 'created_at');
+             CREATE FUNCTION refuse_late() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF OLD.id = 30 THEN RAISE EXCEPTION 'notes: row 30 refuses'; END IF;
+                 RETURN OLD;
+             END $$;
+             CREATE TRIGGER refuse_late BEFORE DELETE ON notes FOR EACH ROW EXECUTE FUNCTION refuse_late();
+             SET pg_retention.batch_size = 10;",
+        )
+        .unwrap();
+        let due =
+            int("SELECT count(*) FROM conversations WHERE created_at <= now() - interval '1 year'");
+        assert!(due > 0);
+        assert_eq!(
+            int(
+                "SELECT count(*) FROM retention.run() WHERE table_name = 'public.notes'
+                   AND hard_deleted = 0 AND error LIKE '%row 30 refuses%'"
+            ),
+            1
+        );
+        // Batches of 10: those before the one that met row 30 were rolled back with it.
+        assert_eq!(int("SELECT count(*) FROM notes"), 50);
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.notes'"),
+            0
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM conversations WHERE created_at <= now() - interval '1 year'"),
+            0
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.conversations'"),
+            due
+        );
+    }
+}
