@@ -620,10 +620,14 @@ fn no_path_escapes_a_hold() {
         1
     );
     // After the grace, the normal paths proceed: the queued deletion and expiry, each logged once.
+    // (The cycle marks the queue after its tables: wait for both, not for the rows alone.)
     wait_for(
         Duration::from_secs(30),
-        "the rows to go after the grace",
-        || count(&mut db, "SELECT count(*) FROM public.items") == 0,
+        "the rows and the queued deletion to go after the grace",
+        || {
+            count(&mut db, "SELECT count(*) FROM public.items") == 0
+                && count(&mut db, "SELECT count(*) FROM retention.queued_deletions") == 0
+        },
     );
     assert_eq!(
         count(
