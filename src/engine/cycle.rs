@@ -64,11 +64,7 @@ impl Isolation for InSession {
         &mut self,
         work: impl FnOnce() -> Result<R, RetentionError>,
     ) -> Result<R, String> {
-        match crate::pg::xact::isolate(work) {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(message) => Err(message),
-        }
+        crate::pg::xact::attempt(work)
     }
 
     fn table(&mut self, name: &str, purge: impl FnOnce(&mut Self) -> TableOutcome) -> TableOutcome {

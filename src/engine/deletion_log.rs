@@ -200,7 +200,7 @@ pub fn append(
     }
     // Serialize writers: entries are numbered and chained in commit order.
     take_lock(LockKey::LogChain, true)?;
-    let mut chain = Chain::head(client)?;
+    let mut chain = Chain::head(client, batch)?;
     let mut columns = Columns::with_capacity(entries.len());
     for entry in entries {
         let reason = entry.reason.as_deref().unwrap_or(batch.reason);
@@ -240,6 +240,9 @@ struct Chain {
     /// `now()` in microseconds since the epoch, as hashed.
     logged_at: String,
     actor: String,
+    /// The batch's run id and approval id as hashed (once per batch, not per entry).
+    run: Option<String>,
+    approval: Option<String>,
     last_id: i64,
     last_hash: Vec<u8>,
     /// The canonical form of the entry being hashed (reused).
@@ -248,7 +251,7 @@ struct Chain {
 
 impl Chain {
     /// The last entry (or, after a trim of the whole log, the anchor), under the chain lock.
-    fn head(client: &SpiClient) -> Result<Chain, RetentionError> {
+    fn head(client: &SpiClient, batch: &Batch) -> Result<Chain, RetentionError> {
         let head = client.select(
             "SELECT (extract(epoch FROM now()) * 1000000)::bigint, $1::name::text, l.id, l.hash,
                     a.last_id, a.last_hash
@@ -271,6 +274,8 @@ impl Chain {
         Ok(Chain {
             logged_at: head.get::<i64>(1)?.unwrap_or_default().to_string(),
             actor: head.get::<String>(2)?.unwrap_or_default(),
+            run: batch.run_id.map(|r| r.to_string()),
+            approval: batch.approval_id.map(|a| a.to_string()),
             last_id,
             last_hash,
             canonical: Vec::with_capacity(256),
@@ -294,11 +299,11 @@ impl Chain {
             canonical,
             entry.retain_for.as_ref().map(interval_canonical).as_deref(),
         );
-        field(canonical, batch.run_id.map(|r| r.to_string()).as_deref());
+        field(canonical, self.run.as_deref());
         field(canonical, Some(&self.actor));
         // Added in 0.6.0: present only when set, so that older entries hash as they did.
-        if let Some(approval) = batch.approval_id {
-            field(canonical, Some(&approval.to_string()));
+        if let Some(approval) = &self.approval {
+            field(canonical, Some(approval));
         }
         let mut hasher = Sha256::new();
         hasher.update(&self.last_hash);

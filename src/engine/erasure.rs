@@ -15,7 +15,7 @@ use crate::engine::rowset::RowSet;
 use crate::engine::vocabulary::{reason, ErasureStatus, LogAction};
 use crate::error::RetentionError;
 use crate::pg::params::Params;
-use crate::pg::xact::isolate;
+use crate::pg::xact::{attempt, isolate};
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 
@@ -262,13 +262,9 @@ fn execute(
         for table in &tables {
             // Each table in a subtransaction of its own: a broken table (a dropped subject
             // column, a raising trigger) delays only this request's rows in it.
-            let outcome = isolate(|| {
+            let outcome = attempt(|| {
                 erase_in_table(client, table, &request, &categories, &overrides, run_id)
             });
-            let outcome = match outcome {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(message) => Err(message),
-            };
             match outcome {
                 Ok(part) => {
                     if let Some(detail) = part.detail(&table.display_name) {

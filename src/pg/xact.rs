@@ -40,6 +40,16 @@ pub fn isolate<R, E>(f: impl FnOnce() -> Result<R, E>) -> Result<Result<R, E>, S
     }
 }
 
+/// [`isolate`] with both failures as one error message: a unit of work that either happens
+/// whole or leaves nothing behind.
+pub fn attempt<R, E: std::fmt::Display>(f: impl FnOnce() -> Result<R, E>) -> Result<R, String> {
+    match isolate(f) {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(message) => Err(message),
+    }
+}
+
 /// Runs `f` in its own transaction: committed when it returns Ok, aborted (and the error
 /// returned) when it returns Err or raises.
 pub fn own_transaction<R>(f: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String> {
