@@ -25,8 +25,10 @@ pub fn init() {
     }
 }
 
-#[pg_guard]
-#[allow(clippy::too_many_arguments)] // PostgreSQL's hook signature
+/// PostgreSQL's `ProcessUtility_hook`, with the signature PostgreSQL gives it. It only packs
+/// its arguments into one [`UtilityCall`] for [`guard_utility`], which runs under `#[pg_guard]`:
+/// this frame holds plain values (nothing to drop), so an error raised below may leave through
+/// it.
 unsafe extern "C-unwind" fn process_utility(
     pstmt: *mut pg_sys::PlannedStmt,
     query_string: *const c_char,
@@ -37,14 +39,56 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
-    let targets = removed_relations((*pstmt).utilityStmt);
+    guard_utility(UtilityCall {
+        pstmt,
+        query_string,
+        read_only_tree,
+        context,
+        params,
+        query_env,
+        dest,
+        qc,
+    })
+}
+
+/// The arguments of one `ProcessUtility` call, as PostgreSQL passes them (`repr(C)`: passed by
+/// value to an `extern "C-unwind"` function).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct UtilityCall {
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+}
+
+/// Refuses the statement when it would remove held rows of a partition, then runs it. The
+/// check's values are dropped before the statement runs, so that an error the statement raises
+/// leaves no destructor behind.
+#[pg_guard]
+unsafe extern "C-unwind" fn guard_utility(call: UtilityCall) {
+    check_removal((*call.pstmt).utilityStmt);
+    call.pass_on();
+}
+
+/// Raises 55006 when `statement` removes a partition holding held rows.
+unsafe fn check_removal(statement: *mut pg_sys::Node) {
+    let targets = removed_relations(statement);
     if !targets.is_empty() {
         if let Err(e) = refuse_if_held(&targets) {
             pgrx::pg_sys::panic::ErrorReport::from(e).report(PgLogLevel::ERROR);
         }
     }
-    match PREVIOUS {
-        Some(previous) => previous(
+}
+
+impl UtilityCall {
+    /// Runs the statement: the previous hook, or PostgreSQL's `standard_ProcessUtility`.
+    unsafe fn pass_on(self) {
+        let Self {
             pstmt,
             query_string,
             read_only_tree,
@@ -53,17 +97,29 @@ unsafe extern "C-unwind" fn process_utility(
             query_env,
             dest,
             qc,
-        ),
-        None => pg_sys::standard_ProcessUtility(
-            pstmt,
-            query_string,
-            read_only_tree,
-            context,
-            params,
-            query_env,
-            dest,
-            qc,
-        ),
+        } = self;
+        match PREVIOUS {
+            Some(previous) => previous(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+            None => pg_sys::standard_ProcessUtility(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+        }
     }
 }
 
