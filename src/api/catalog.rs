@@ -5,25 +5,117 @@ use crate::engine::managed::Managed;
 use crate::engine::period::check_interval;
 use crate::engine::windows::{self};
 use crate::error::{required, RetentionError, SqlResult};
+use crate::pg::call::{void, Args, V1};
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-/// `retention.define_category` as defined up to 0.5.0 (no per-path windows, no review): the
-/// SQL definition a database keeps until `ALTER EXTENSION pg_retention UPDATE` calls this
-/// symbol. No SQL is generated.
-#[allow(clippy::too_many_arguments)] // the SQL signature, one argument per option
-#[pg_extern(sql = false, volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
-fn define_category(
-    name: Option<&str>,
+// `retention.define_category` has 11 arguments: its entry point is written by hand (pg/call.rs)
+// and reads them into one `CategoryDefinition`. The SQL is the text pgrx generated for 0.6.0,
+// Rust types in comments included, so that the function stays the same object.
+extension_sql!(
+    r#"
+CREATE  FUNCTION "define_category"(
+	"name" TEXT, /* Option < & str > */
+	"retain_for" interval, /* Option < Interval > */
+	"clock" TEXT DEFAULT 'created', /* Option < & str > */
+	"action" TEXT DEFAULT 'delete', /* Option < & str > */
+	"soft_delete_window" interval DEFAULT NULL, /* Option < Interval > */
+	"event" TEXT DEFAULT NULL, /* Option < & str > */
+	"erasure_exempt" bool DEFAULT false, /* Option < bool > */
+	"description" TEXT DEFAULT NULL, /* Option < & str > */
+	"soft_delete_windows" jsonb DEFAULT NULL, /* Option < pgrx :: JsonB > */
+	"review" TEXT DEFAULT NULL, /* Option < & str > */
+	"auto_approve_after" interval DEFAULT NULL /* Option < Interval > */
+) RETURNS VOID /* SqlResult < () > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'define_category_with_governance_wrapper';
+"#,
+    name = "define_category",
+);
+
+/// The options of one `retention.define_category` call, as the caller gave them (NULL: None).
+struct CategoryDefinition<'a> {
+    name: Option<&'a str>,
     retain_for: Option<Interval>,
-    clock: Option<&str>,
-    action: Option<&str>,
+    clock: Option<&'a str>,
+    action: Option<&'a str>,
     soft_delete_window: Option<Interval>,
-    event: Option<&str>,
+    event: Option<&'a str>,
     erasure_exempt: Option<bool>,
-    description: Option<&str>,
-) -> SqlResult<()> {
-    define_category_with_governance(
+    description: Option<&'a str>,
+    soft_delete_windows: Option<pgrx::JsonB>,
+    review: Option<&'a str>,
+    auto_approve_after: Option<Interval>,
+}
+
+impl<'a> CategoryDefinition<'a> {
+    /// Reads the arguments in the order of the SQL signature above. A database not yet updated
+    /// from 0.5.0 calls with the first 8; the options added since are then NULL.
+    ///
+    /// # Safety
+    /// `args` are a call of `retention.define_category` (any of its versions).
+    unsafe fn read(args: &Args<'a>) -> Self {
+        // SAFETY: each type is the one of that argument in the SQL signature.
+        unsafe {
+            CategoryDefinition {
+                name: args.get(0),
+                retain_for: args.get(1),
+                clock: args.get(2),
+                action: args.get(3),
+                soft_delete_window: args.get(4),
+                event: args.get(5),
+                erasure_exempt: args.get(6),
+                description: args.get(7),
+                soft_delete_windows: args.get(8),
+                review: args.get(9),
+                auto_approve_after: args.get(10),
+            }
+        }
+    }
+}
+
+/// `retention.define_category` (the SQL above).
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn define_category_with_governance_wrapper(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL calls it with the call of the SQL function declared above.
+    let definition = unsafe { CategoryDefinition::read(&Args::new(fcinfo)) };
+    void(define_category(definition))
+}
+
+#[no_mangle]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_define_category_with_governance_wrapper(
+) -> &'static pg_sys::Pg_finfo_record {
+    &V1
+}
+
+/// `retention.define_category` as defined up to 0.5.0 (8 arguments: no per-path windows, no
+/// review): the SQL definition a database keeps until `ALTER EXTENSION pg_retention UPDATE`
+/// calls this symbol. No SQL declares it any more.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn define_category_wrapper(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL calls it with a call of 0.5.0's define_category.
+    let definition = unsafe { CategoryDefinition::read(&Args::new(fcinfo)) };
+    void(define_category(definition))
+}
+
+#[no_mangle]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_define_category_wrapper() -> &'static pg_sys::Pg_finfo_record {
+    &V1
+}
+
+/// Creates or updates a category.
+fn define_category(definition: CategoryDefinition<'_>) -> SqlResult<()> {
+    let CategoryDefinition {
         name,
         retain_for,
         clock,
@@ -32,28 +124,10 @@ fn define_category(
         event,
         erasure_exempt,
         description,
-        None,
-        None,
-        None,
-    )
-}
-
-#[allow(clippy::too_many_arguments)] // the SQL signature, one argument per option
-#[pg_extern(name = "define_category", volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
-fn define_category_with_governance(
-    name: Option<&str>,
-    retain_for: Option<Interval>,
-    clock: default!(Option<&str>, "'created'"),
-    action: default!(Option<&str>, "'delete'"),
-    soft_delete_window: default!(Option<Interval>, "NULL"),
-    event: default!(Option<&str>, "NULL"),
-    erasure_exempt: default!(Option<bool>, "false"),
-    description: default!(Option<&str>, "NULL"),
-    soft_delete_windows: default!(Option<pgrx::JsonB>, "NULL"),
-    review: default!(Option<&str>, "NULL"),
-    auto_approve_after: default!(Option<Interval>, "NULL"),
-) -> SqlResult<()> {
+        soft_delete_windows,
+        review,
+        auto_approve_after,
+    } = definition;
     crate::pg::preconditions::require_primary("retention.define_category()")?;
     let name = required(name, "name")?;
     if name.trim().is_empty() {

@@ -1,4 +1,5 @@
-//! The SQL surface: every `#[pg_extern]` function, thin: argument checks, duty checks, and a
+//! The SQL surface: every SQL function (`#[pg_extern]`, or a hand-written version-1 entry point
+//! for a signature of more than 7 arguments: pg/call.rs), thin: argument checks, duty checks, and a
 //! call into the engine.
 
 mod catalog;

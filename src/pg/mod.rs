@@ -1,7 +1,9 @@
 //! The PostgreSQL layer: what any extension would need, nothing of retention's concepts.
 //! The executor of statements against application tables, identity switches, the extension's locks, (sub)transactions, bound parameters, settings,
-//! relation names, the installed schema version and the shared-memory progress board.
+//! relation names, the installed schema version, the shared-memory progress board, and
+//! hand-written version-1 entry points (`call`).
 
+pub mod call;
 pub mod executor;
 pub mod gucs;
 pub mod identity;
