@@ -1,11 +1,12 @@
 //! `ALTER EXTENSION pg_retention UPDATE` from the oldest release, 0.1.0, through every later one
-//! (0.1.0 → 0.2.0 → 0.3.0 → 0.4.0 → 0.5.0 → 0.6.0).
+//! (0.1.0 → 0.2.0 → 0.3.0 → 0.4.0 → 0.5.0 → 0.6.0 → 0.7.0), and from the previous release, 0.6.0.
 //!
 //! The released 0.1.0 install script (tests/fixtures/, installed next to the current scripts by
 //! scripts/test.sh) creates a database as 0.1.0 left it. This library then meets it the way it
 //! does after a package upgrade: configuration, holds and reading keep working, purging waits for
 //! the update. The update keeps every row of configuration, holds and log, leaves the schema
 //! exactly as a fresh install creates it, and purging resumes with the hash chain unbroken.
+//! The released 0.6.0 script, with 0.6.0's own features in use, updates to the same schema.
 #![cfg(not(feature = "pg_test"))]
 
 mod common;
@@ -67,6 +68,36 @@ UNION ALL
 SELECT 'schema retention', 'acl=' || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(n.nspacl) a), 'default') || ' owner=' || n.nspowner::regrole
   FROM pg_catalog.pg_namespace n WHERE n.nspname = 'retention'
 ORDER BY 1";
+
+/// The updated schema of `app` is exactly what a fresh install creates in a new database (with
+/// the duties the populating SQL granted).
+fn assert_same_as_fresh_install(cluster: &Cluster, app: &mut postgres::Client) {
+    let mut fresh = cluster.create_database("fresh", None);
+    fresh
+        .batch_execute(
+            "CREATE EXTENSION pg_retention; SELECT retention.grant_auditor('upgrade_auditor');
+             SELECT retention.grant_policy_admin('upgrade_admin');
+             SELECT retention.grant_legal('upgrade_counsel');",
+        )
+        .unwrap();
+    let (updated, installed) = (describe(app), describe(&mut fresh));
+    let differences: Vec<String> = updated
+        .iter()
+        .filter(|o| !installed.contains(o))
+        .map(|(object, definition)| format!("updated:   {object}\n{definition}"))
+        .chain(
+            installed
+                .iter()
+                .filter(|o| !updated.contains(o))
+                .map(|(object, definition)| format!("installed: {object}\n{definition}")),
+        )
+        .collect();
+    assert!(
+        differences.is_empty(),
+        "the updated schema differs from a fresh install:\n{}",
+        differences.join("\n\n")
+    );
+}
 
 fn describe(client: &mut postgres::Client) -> Vec<(String, String)> {
     client
@@ -243,32 +274,7 @@ fn update_from_0_1_0_keeps_everything_and_matches_a_fresh_install() {
         0
     );
 
-    // The updated schema is exactly what a fresh install creates (with the same duty granted).
-    let mut fresh = cluster.create_database("fresh", None);
-    fresh
-        .batch_execute(
-            "CREATE EXTENSION pg_retention; SELECT retention.grant_auditor('upgrade_auditor');
-             SELECT retention.grant_policy_admin('upgrade_admin');
-             SELECT retention.grant_legal('upgrade_counsel');",
-        )
-        .unwrap();
-    let (updated, installed) = (describe(&mut app), describe(&mut fresh));
-    let differences: Vec<String> = updated
-        .iter()
-        .filter(|o| !installed.contains(o))
-        .map(|(object, definition)| format!("updated:   {object}\n{definition}"))
-        .chain(
-            installed
-                .iter()
-                .filter(|o| !updated.contains(o))
-                .map(|(object, definition)| format!("installed: {object}\n{definition}")),
-        )
-        .collect();
-    assert!(
-        differences.is_empty(),
-        "the updated schema differs from a fresh install:\n{}",
-        differences.join("\n\n")
-    );
+    assert_same_as_fresh_install(&cluster, &mut app);
 
     // Purging resumes on its own, under the policy and holds made before the update: due rows
     // 366..398 go except tenant t3's (held), t1's (2 years) and subject s6's (held after the
@@ -321,5 +327,86 @@ fn update_from_0_1_0_keeps_everything_and_matches_a_fresh_install() {
                 "SELECT count(*) FROM projects WHERE tenant = 't2' AND deleted_at IS NOT NULL",
             ) == 5
         },
+    );
+}
+
+/// A 0.6.0 user's policy with 0.6.0's features: per-path windows, disposition review, runs.
+const POPULATE_0_6_0: &str = "
+    CREATE ROLE upgrade_auditor;
+    SELECT retention.grant_auditor('upgrade_auditor');
+    CREATE ROLE upgrade_admin;
+    SELECT retention.grant_policy_admin('upgrade_admin');
+    CREATE ROLE upgrade_counsel;
+    SELECT retention.grant_legal('upgrade_counsel');
+    CREATE ROLE upgrade_reviewers;
+    SELECT retention.define_category('conversations', '1 year', review => 'upgrade_reviewers',
+                                     auto_approve_after => '30 days');
+    SELECT retention.define_category('projects', '0', clock => 'event', event => 'termination',
+                                     soft_delete_windows => '{\"expired\": \"90 days\", \"customer_request\": \"30 days\"}');
+    CREATE TABLE conversations (id bigint PRIMARY KEY, tenant text, created_at timestamptz NOT NULL);
+    CREATE TABLE projects (id int PRIMARY KEY, tenant text NOT NULL, deleted_at timestamptz);
+    SELECT retention.manage('conversations', 'conversations', created_column => 'created_at',
+                            tenant_column => 'tenant');
+    SELECT retention.manage('projects', 'projects', tenant_column => 'tenant',
+                            soft_delete_column => 'deleted_at');
+    INSERT INTO conversations SELECT i, 't' || i % 2, now() - i * interval '1 day'
+      FROM generate_series(1, 400) i;
+    INSERT INTO projects SELECT i, 't' || i % 2, NULL FROM generate_series(1, 10) i;
+    SELECT retention.set_tenant_policy('t1', 'projects', '0',
+                                       soft_delete_windows => '{\"expired\": \"7 days\"}');
+    SELECT retention.record_event('t0', 'termination', now() - interval '1 day');
+    -- A hold reviewed long ago and a fresh one.
+    INSERT INTO retention.holds (reason, tenant, placed_at) VALUES ('old matter', 't1', now() - interval '100 days');
+    SELECT retention.place_hold('new matter', category => 'conversations');
+";
+
+#[test]
+fn update_from_0_6_0_matches_a_fresh_install() {
+    let cluster = Cluster::start("upgrade-0-6-0", &["pg_retention.enabled = off"]);
+    let mut app = cluster.create_database("app", None);
+    app.batch_execute("CREATE EXTENSION pg_retention VERSION '0.6.0'")
+        .expect("the released 0.6.0 script is installed (scripts/test.sh copies tests/fixtures/)");
+    app.batch_execute(POPULATE_0_6_0).unwrap();
+    // A run as 0.6.0 recorded it (this library waits for the update before it runs).
+    app.batch_execute(
+        "INSERT INTO retention.runs (trigger, status, finished_at, rows_acted, details)
+         VALUES ('manual', 'succeeded', now(), 3, '[{\"table\": \"public.conversations\"}]')",
+    )
+    .unwrap();
+    assert_eq!(
+        sqlstate_of(&mut app, "SELECT * FROM retention.run()"),
+        Some("55000".into())
+    );
+    let kept_queries = [
+        "SELECT * FROM retention.categories ORDER BY name",
+        "SELECT * FROM retention.tenant_policies ORDER BY 1, 2",
+        "SELECT * FROM retention.holds ORDER BY id",
+        "SELECT id, trigger, status, started_at, finished_at, rows_acted, details, error, pid, actor
+           FROM retention.runs ORDER BY id",
+        "SELECT * FROM retention.status ORDER BY table_name",
+        "SELECT * FROM retention.holds_due_for_review ORDER BY id",
+    ];
+    let kept: Vec<String> = kept_queries.iter().map(|q| digest(&mut app, q)).collect();
+    app.batch_execute("ALTER EXTENSION pg_retention UPDATE")
+        .unwrap();
+    for (query, before) in kept_queries.iter().zip(&kept) {
+        assert_eq!(
+            &digest(&mut app, query),
+            before,
+            "changed by the update: {query}"
+        );
+    }
+    assert_same_as_fresh_install(&cluster, &mut app);
+    // The updated database purges under its 0.6.0 policy: the due conversations wait for
+    // review, t0's projects are soft-deleted.
+    let outcome = count(
+        &mut app,
+        "SELECT coalesce(sum(soft_deleted), 0)::bigint FROM retention.run()",
+    );
+    assert_eq!(outcome, 5);
+    assert_eq!(
+        count(&mut app, "SELECT count(*) FROM conversations"),
+        400,
+        "due rows of a reviewed category wait for approval"
     );
 }

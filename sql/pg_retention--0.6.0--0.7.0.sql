@@ -1,0 +1,4 @@
+-- pg_retention 0.6.0 -> 0.7.0.
+-- Every object is as a fresh 0.7.0 install creates it (tests/upgrade.rs compares them).
+-- define_category and manage keep their definitions: their entry points are hand-written in
+-- 0.7.0 (src/pg/call.rs) under the same symbols.
