@@ -82,7 +82,7 @@ SELECT action, table_name, row_key, tenant, category, reason, retain_for,
   FROM retention.deletion_log ORDER BY table_name, row_key;
 
 -- The run is recorded in retention.runs (dry runs are not).
-SELECT trigger, dry_run, status, rows_acted, error,
+SELECT trigger, status, rows_acted, error,
        jsonb_path_query_array(details, '$[*].table') AS tables
   FROM retention.runs ORDER BY id;
 
