@@ -175,6 +175,15 @@ SELECT (jsonb_build_object(
 END
 $$;
 
+-- Counsel reviews each active hold at least this often: one whose last review (or placement) is
+-- older is due for review (holds_due_for_review, status, evidence). IMMUTABLE SQL with no SET
+-- clause, so that the planner inlines it as a constant; executable by everyone (granted below).
+CREATE FUNCTION retention.hold_review_period() RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT interval '90 days' $$;
+COMMENT ON FUNCTION retention.hold_review_period() IS
+    'How often counsel reviews an active hold: one whose last review, or placement, is older than this is due for review (holds_due_for_review, status, evidence)';
+
 -- Evidence for auditors (SOC 2): per month of [since, until) and per category, what the policy
 -- did, counted from the deletion log; per month (the row whose category is NULL, which also
 -- totals the categories), erasure and export requests and holds, counted from their records;
@@ -269,7 +278,7 @@ BEGIN
                count(*) FILTER (WHERE h.placed_at < mo.ends
                                   AND (h.released_at IS NULL OR h.released_at >= mo.ends)
                                   AND CASE WHEN h.reviewed_at < mo.ends THEN h.reviewed_at
-                                           ELSE h.placed_at END < mo.ends - interval '90 days')
+                                           ELSE h.placed_at END < mo.ends - retention.hold_review_period())
                    AS overdue
           FROM months mo CROSS JOIN retention.holds h
          GROUP BY mo.month
@@ -861,7 +870,7 @@ SELECT format('%I.%I', n.nspname, c.relname) AS table_name,
          WHERE h.released_at IS NULL AND (h.tbl IS NULL OR h.tbl = m.tbl)) AS active_holds,
        (SELECT count(*) FROM retention.holds h
          WHERE h.released_at IS NULL AND (h.tbl IS NULL OR h.tbl = m.tbl)
-           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days') AS holds_due_for_review,
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - retention.hold_review_period()) AS holds_due_for_review,
        (SELECT count(*) FROM retention.deletion_queue q
          WHERE q.done_at IS NULL AND q.tbl = m.tbl) AS queued_deletions,
        (SELECT a.pid FROM pg_stat_activity a
@@ -869,7 +878,7 @@ SELECT format('%I.%I', n.nspname, c.relname) AS table_name,
          LIMIT 1) AS worker_pid,
        (SELECT array_agg(h.id ORDER BY h.id) FROM retention.holds h
          WHERE h.released_at IS NULL AND (h.tbl IS NULL OR h.tbl = m.tbl)
-           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days') AS holds_due_for_review_ids
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - retention.hold_review_period()) AS holds_due_for_review_ids
   FROM retention.managed_tables m
   JOIN pg_class c ON c.oid = m.tbl
   JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -886,14 +895,14 @@ SELECT NULL, NULL, last.id, last.started_at, last.status, last.rows_acted, last.
        (SELECT count(*) FROM retention.holds h WHERE h.released_at IS NULL),
        (SELECT count(*) FROM retention.holds h
          WHERE h.released_at IS NULL
-           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days'),
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - retention.hold_review_period()),
        (SELECT count(*) FROM retention.deletion_queue q WHERE q.done_at IS NULL),
        (SELECT a.pid FROM pg_stat_activity a
          WHERE a.backend_type = 'pg_retention worker' AND a.datname = current_database()
          LIMIT 1),
        (SELECT array_agg(h.id ORDER BY h.id) FROM retention.holds h
          WHERE h.released_at IS NULL
-           AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days')
+           AND coalesce(h.reviewed_at, h.placed_at) < now() - retention.hold_review_period())
   FROM (SELECT 1) AS database
   LEFT JOIN LATERAL (SELECT r.id, r.started_at, r.status, r.rows_acted, r.error
                        FROM retention.runs r ORDER BY r.id DESC LIMIT 1) last ON true;
@@ -908,7 +917,7 @@ CREATE VIEW retention.holds_due_for_review AS
 SELECT h.*
   FROM retention.holds h
  WHERE h.released_at IS NULL
-   AND coalesce(h.reviewed_at, h.placed_at) < now() - interval '90 days';
+   AND coalesce(h.reviewed_at, h.placed_at) < now() - retention.hold_review_period();
 
 ------------------------------------------------------------------------------------------------
 -- Privileges: nothing that changes retention state is executable by PUBLIC.
@@ -954,6 +963,10 @@ COMMENT ON FUNCTION retention.soft_delete_path(text, jsonb) IS
     'Why row row_key of table_name (schema.table) was soft-deleted: expired when its latest soft delete was logged with reason expired, else customer_request (a request, or the application). Called by batches that finish soft deletes, which run as the table''s owner.';
 REVOKE ALL ON FUNCTION retention.soft_delete_path(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retention.soft_delete_path(text, jsonb) TO PUBLIC;
+
+-- The hold review period is read by the views and evidence() each duty reads, as their caller
+-- (a view calls functions as the querying role); it answers a constant.
+GRANT EXECUTE ON FUNCTION retention.hold_review_period() TO PUBLIC;
 
 -- Disposition review: a member of a batch's reviewing role decides it; the functions check
 -- that membership, so anyone may call them. The queue view shows each role its own batches.
@@ -1104,8 +1117,8 @@ COMMENT ON TABLE retention.anonymized_rows IS 'Rows anonymized by their category
 COMMENT ON TABLE retention.runs IS 'History of purge cycles (worker and retention.run()), with per-table counts and errors';
 COMMENT ON TABLE retention.deletion_log IS 'One hash-chained entry per row acted on; never the content. Append-only';
 COMMENT ON TABLE retention.log_anchor IS 'Where the hash chain starts after the log''s own retention removed old entries';
-COMMENT ON VIEW retention.status IS 'Per managed table, and for the whole database (table_name NULL): last run, errors, rows logged in 24 h, holds (and the ids of those not reviewed in 90 days), queued deletions, worker';
-COMMENT ON VIEW retention.holds_due_for_review IS 'Active holds not reviewed by counsel in the last 90 days';
+COMMENT ON VIEW retention.status IS 'Per managed table, and for the whole database (table_name NULL): last run, errors, rows logged in 24 h, holds (and the ids of those due for review: not reviewed within retention.hold_review_period()), queued deletions, worker';
+COMMENT ON VIEW retention.holds_due_for_review IS 'Active holds not reviewed by counsel (nor placed) within retention.hold_review_period()';
 
 COMMENT ON FUNCTION retention.define_category(text, interval, text, text, interval, text, boolean, text, jsonb, text, interval) IS
     'Creates or updates a retention category: period, clock (created, last_activity, event, parent), action (delete, anonymize), soft-delete window (one for every path, or per path: soft_delete_windows => {"expired": …, "customer_request": …}), disposition review (review => role, auto_approve_after)';

@@ -335,18 +335,29 @@ mod tests {
     }
 
     #[pg_test]
-    fn holds_not_reviewed_in_90_days_show_in_status() {
-        // A hold recorded directly, placed 100 days ago (no table is managed).
+    fn holds_not_reviewed_within_the_review_period_show_in_status() {
+        assert_eq!(
+            int("SELECT count(*) FROM pg_catalog.pg_proc
+                  WHERE oid = 'retention.hold_review_period()'::regprocedure
+                    AND provolatile = 'i' AND retention.hold_review_period() = interval '90 days'"),
+            1
+        );
+        // A hold recorded directly, placed a day before the review period (no table is
+        // managed), and one placed a day within it.
         let old = int("INSERT INTO retention.holds (reason, tenant, placed_at)
-                       VALUES ('old matter', 'acme', now() - interval '100 days') RETURNING id");
+                       VALUES ('old matter', 'acme', now() - retention.hold_review_period() - interval '1 day')
+                       RETURNING id");
+        Spi::run("INSERT INTO retention.holds (reason, tenant, placed_at)
+                  VALUES ('recent matter', 'acme', now() - retention.hold_review_period() + interval '1 day')")
+            .unwrap();
         let fresh = int("SELECT retention.place_hold('new matter', tenant => 'acme')");
         assert_eq!(
             int("SELECT count(*) FROM retention.holds WHERE NOT notify"),
-            1,
+            2,
             "a direct insert does not notify"
         );
         let row = "FROM retention.status WHERE table_name IS NULL";
-        assert_eq!(int(&format!("SELECT active_holds {row}")), 2);
+        assert_eq!(int(&format!("SELECT active_holds {row}")), 3);
         assert_eq!(int(&format!("SELECT holds_due_for_review {row}")), 1);
         assert_eq!(
             int(&format!("SELECT holds_due_for_review_ids[1] {row}")),
