@@ -46,29 +46,42 @@ pub fn not_anonymized_sql(table: &Managed, params: &mut Params) -> String {
     )
 }
 
-/// SQL that acts on the rows selected by `due` (a query returning `ctid`, or the key columns
-/// of a partitioned table) and returns each row's key (jsonb text), tenant, `clock` (a
-/// timestamptz expression over the row, or NULL) and, for anonymizations, the fingerprint of
+/// SQL that acts on the rows selected by `acting.due` (a query returning `ctid`, or the key
+/// columns of a table acted on by key) and returns each row's key (jsonb text), tenant, `clock`
+/// (a timestamptz expression over the row, or NULL) and, for anonymizations, the fingerprint of
 /// the anonymized values. It touches the application table only: it runs as its owner.
-pub fn act_sql(
-    table: &Managed,
-    act: Act,
-    due: &str,
-    params: &mut Params,
-    clock: Option<&str>,
-) -> String {
+///
+/// For a Citus distributed table the acting statement carries `acting.shard` (the equality on
+/// the distribution column that routes it to one shard) and returns plain columns: Citus
+/// refuses non-immutable functions such as `jsonb_build_object` in `RETURNING`, so the key and
+/// tenant are built by the outer query.
+pub fn act_sql(table: &Managed, acting: &Acting, params: &mut Params) -> String {
+    let act = acting.act;
     let fingerprint = if act == Act::Anonymize {
         table.anonymized_fingerprint_sql()
     } else {
         "NULL::text".to_string()
     };
-    let returning = format!(
+    let outputs = format!(
         "{} AS k, {} AS tn, {} AS clk, {fingerprint} AS fp",
         table.key_json_sql(),
         table.tenant_text_sql(),
-        clock.unwrap_or("NULL::timestamptz")
+        acting.clock.unwrap_or("NULL::timestamptz")
     );
-    let rows = RowSet::of(table).filter(due_rows_sql(table));
+    let (returning, outer) = if table.distribution.is_some() {
+        (
+            "t.*".to_string(),
+            format!("SELECT k::text, tn, clk, fp FROM (SELECT {outputs} FROM acted AS t) o"),
+        )
+    } else {
+        (
+            outputs,
+            "SELECT k::text, tn, clk, fp FROM acted".to_string(),
+        )
+    };
+    let rows = RowSet::of(table)
+        .filters(acting.shard.clone())
+        .filter(due_rows_sql(table));
     let acted = match act {
         Act::HardDelete => rows.delete(&returning),
         Act::SoftDelete => rows.update(
@@ -80,7 +93,7 @@ pub fn act_sql(
         ),
         Act::Anonymize => rows.update(&table.anonymize_set_sql(params), Some(&returning)),
     };
-    format!("WITH due AS ({due}), acted AS ({acted}) SELECT k::text, tn, clk, fp FROM acted")
+    format!("WITH due AS ({}), acted AS ({acted}) {outer}", acting.due)
 }
 
 /// Marks anonymized rows (keys as jsonb text) with the fingerprints of their new values.
@@ -132,20 +145,57 @@ fn soft_deletion_reasons(
 /// takes a newer snapshot, which sees the versions those writers committed. Locked only inside
 /// the acting statement, a row updated meanwhile is returned at its new ctid, which that
 /// statement's older snapshot cannot see: the row would be left in place, silently.
+///
+/// Citus refuses `FOR UPDATE` across shards: a distributed table's rows are locked one
+/// distribution-key value at a time (each statement routed to one shard), and the `due` query
+/// returned selects them by key without a lock (a multi-shard read), which the acting
+/// statement matches by primary key.
 pub fn lock_all(
     client: &mut SpiClient,
     table: &Managed,
     rows: RowSet,
     params: &Params,
 ) -> Result<String, RetentionError> {
-    let due = rows.lock(Lock::Wait).select(&row_id_sql(table));
-    executor::update(client, table, &due, params.args())?;
-    Ok(due)
+    let Some(dist) = &table.distribution else {
+        let due = rows.lock(Lock::Wait).select(&row_id_sql(table));
+        executor::update(client, table, &due, params.args())?;
+        return Ok(due);
+    };
+    let column = format!("t.{}", quote_identifier(&dist.column));
+    let values = executor::select(
+        client,
+        table,
+        &rows.grouped(&format!("{column}::text"), "1"),
+        params.args(),
+    )?
+    .map(|row| row.get::<String>(1))
+    .collect::<Result<Vec<_>, _>>()?;
+    // Each value's rows are locked by key among the matched ones (read first, unlocked, across
+    // shards): the lock itself is then a statement on one shard, whatever the conditions.
+    let matched = rows.select(&row_id_sql(table));
+    for value in values {
+        let (keyed, placeholder) = params.and(value);
+        let lock = RowSet::of(table)
+            .filter(format!("{column} = {placeholder}::{}", dist.type_name))
+            .filter(format!(
+                "({}) IN (SELECT * FROM matched)",
+                row_id_sql(table)
+            ))
+            .lock(Lock::Wait)
+            .select(&row_id_sql(table));
+        executor::update(
+            client,
+            table,
+            &format!("WITH matched AS ({matched}) {lock}"),
+            keyed.args(),
+        )?;
+    }
+    Ok(rows.select(&row_id_sql(table)))
 }
 
 /// SQL over row alias `t` matching the rows a `due` CTE selected with [`row_id_sql`].
 pub fn due_rows_sql(table: &Managed) -> String {
-    if table.partitioned {
+    if table.by_key() {
         format!("({}) IN (SELECT * FROM due)", row_id_sql(table))
     } else {
         "t.ctid = ANY(ARRAY(SELECT ctid FROM due))".to_string()
@@ -154,7 +204,7 @@ pub fn due_rows_sql(table: &Managed) -> String {
 
 /// The select list that identifies rows for [`act_sql`].
 pub fn row_id_sql(table: &Managed) -> String {
-    if table.partitioned {
+    if table.by_key() {
         let keys: Vec<String> = table
             .key_columns
             .iter()
@@ -179,6 +229,9 @@ pub struct Acting<'a> {
     /// A timestamptz expression over the row whose newest value acted on is returned (where a
     /// step's next batch resumes).
     pub clock: Option<&'a str>,
+    /// For a Citus distributed table: the equality on the distribution column that the `due`
+    /// query also carries, so that both statements go to one shard.
+    pub shard: Option<String>,
 }
 
 impl<'a> Acting<'a> {
@@ -191,6 +244,7 @@ impl<'a> Acting<'a> {
             category: None,
             retain_for: None,
             clock: None,
+            shard: None,
         }
     }
 
@@ -217,7 +271,7 @@ pub fn act_without_children(
     params: &mut Params,
 ) -> Result<Acted, RetentionError> {
     let (act, category, retain_for) = (acting.act, acting.category, acting.retain_for);
-    let sql = act_sql(table, act, acting.due, params, acting.clock);
+    let sql = act_sql(table, acting, params);
     let mut newest: Option<TimestampWithTimeZone> = None;
     let mut fingerprints = Vec::new();
     let mut entries: Vec<Entry> = executor::update(client, table, &sql, params.args())?
@@ -249,4 +303,77 @@ pub fn act_without_children(
         rows: entries.len() as i64,
         newest,
     })
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::{act_sql, Act, Acting};
+    use crate::engine::deletion_log::Batch;
+    use crate::engine::managed::Managed;
+    use crate::engine::vocabulary::LogAction;
+    use crate::pg::citus::Distribution;
+    use crate::pg::params::Params;
+    use crate::testing::seed;
+    use pgrx::prelude::*;
+
+    fn conversations(distributed: bool) -> Managed {
+        seed(3);
+        let oid = Spi::get_one::<pg_sys::Oid>("SELECT 'conversations'::regclass::oid")
+            .unwrap()
+            .unwrap();
+        let mut table = Spi::connect(|c| Managed::load(c, oid)).unwrap();
+        if distributed {
+            table.distribution = Some(Distribution {
+                column: "tenant".into(),
+                type_name: "text".into(),
+            });
+        }
+        table
+    }
+
+    fn delete_sql(table: &Managed, shard: Option<String>) -> String {
+        let log = Batch {
+            action: LogAction::HardDelete,
+            table_name: "public.conversations",
+            reason: "expired",
+            run_id: None,
+            reason_of_soft_delete: false,
+            approval_id: None,
+        };
+        let acting = Acting {
+            shard,
+            ..Acting::new(Act::HardDelete, "SELECT 1", log)
+        };
+        act_sql(table, &acting, &mut Params::default())
+    }
+
+    #[pg_test]
+    fn a_local_table_is_acted_on_by_ctid_and_returns_its_key_as_json() {
+        let sql = delete_sql(&conversations(false), None);
+        assert_eq!(
+            sql,
+            "WITH due AS (SELECT 1), acted AS (DELETE FROM public.conversations AS t \
+             WHERE t.ctid = ANY(ARRAY(SELECT ctid FROM due)) RETURNING \
+             jsonb_build_object('id', t.id) AS k, t.tenant::text AS tn, NULL::timestamptz AS clk, \
+             NULL::text AS fp) SELECT k::text, tn, clk, fp FROM acted"
+        );
+    }
+
+    #[pg_test]
+    fn a_distributed_table_is_acted_on_by_key_in_one_shard_and_returns_plain_columns() {
+        let table = conversations(true);
+        let sql = delete_sql(&table, Some("t.tenant = $1::text".into()));
+        // Citus routes the statement by the uncast distribution column, matches rows by key
+        // (no ctid across shards), and refuses jsonb_build_object in RETURNING: the key is
+        // built by the outer query.
+        assert_eq!(
+            sql,
+            "WITH due AS (SELECT 1), acted AS (DELETE FROM public.conversations AS t \
+             WHERE t.tenant = $1::text AND (t.id) IN (SELECT * FROM due) RETURNING t.*) \
+             SELECT k::text, tn, clk, fp FROM (SELECT jsonb_build_object('id', t.id) AS k, \
+             t.tenant::text AS tn, NULL::timestamptz AS clk, NULL::text AS fp FROM acted AS t) o"
+        );
+        assert_eq!(super::row_id_sql(&table), "t.id");
+    }
 }

@@ -146,17 +146,22 @@ pub fn hard_delete(
     params: &mut Params,
 ) -> Result<i64, RetentionError> {
     let _depth = Depth::enter()?;
-    let Some(locked) = lock_parents(client, table, kids, acting.due, params)? else {
+    let Some(locked) = lock_parents(client, table, kids, acting, params)? else {
         return Ok(0);
     };
     for kid in kids {
         delete_children(client, kid, &locked, &acting.log)?;
     }
     // Then the rows themselves, by key (they are locked already).
-    let mut by_key_params = Params::default();
-    by_key_params.bind(unsafe { DatumWithOid::new(locked.keys, pg_sys::TEXTARRAYOID) });
+    // The batch's own parameters stay bound: a distributed table's shard equality uses one.
+    let (mut by_key_params, _) =
+        params.and(unsafe { DatumWithOid::new(locked.keys, pg_sys::TEXTARRAYOID) });
+    let keys_param = by_key_params.args().len();
     let by_key = RowSet::of(table)
-        .filter(crate::engine::tagging::key_match_sql(client, table, 1)?)
+        .filters(acting.shard.clone())
+        .filter(crate::engine::tagging::key_match_sql(
+            client, table, keys_param,
+        )?)
         .select(&crate::engine::acting::row_id_sql(table));
     let by_key_acting = Acting {
         due: &by_key,
@@ -191,12 +196,13 @@ impl Locked {
     }
 }
 
-/// Locks the rows `due` selects and reads their keys and referenced values (None: no rows).
+/// Locks the rows `acting.due` selects and reads their keys and referenced values (None: no
+/// rows).
 fn lock_parents(
     client: &mut SpiClient,
     table: &Managed,
     kids: &[Child],
-    due: &str,
+    acting: &Acting,
     params: &Params,
 ) -> Result<Option<Locked>, RetentionError> {
     let mut referenced: Vec<String> = Vec::new();
@@ -212,9 +218,12 @@ fn lock_parents(
                 .map(|c| format!("array_agg(t.{}::text)", quote_identifier(c))),
         )
         .collect();
-    let rows = RowSet::of(table).filter(crate::engine::acting::due_rows_sql(table));
+    let rows = RowSet::of(table)
+        .filters(acting.shard.clone())
+        .filter(crate::engine::acting::due_rows_sql(table));
     let sql = format!(
-        "WITH due AS ({due}) {}",
+        "WITH due AS ({}) {}",
+        acting.due,
         rows.select(&aggregates.join(", "))
     );
     let row = executor::update(client, table, &sql, params.args())?.first();

@@ -373,33 +373,43 @@ fn forget_gone_rows(
         return Ok(());
     }
     let types = table.key_types(client)?;
-    let same_key: Vec<String> = table
-        .key_columns
-        .iter()
-        .zip(&types)
-        .map(|(c, ty)| {
-            format!(
-                "t.{} = (u.k::jsonb ->> {})::{ty}",
-                quote_identifier(c),
-                quote_literal_text(c)
-            )
-        })
+    let columns: Vec<String> = (table.key_columns.iter())
+        .map(|c| format!("t.{}", quote_identifier(c)))
         .collect();
-    let (keys, tenants): (Vec<String>, Vec<String>) = pending.into_iter().unzip();
-    let gone: Vec<String> = executor::select(
+    let values: Vec<String> = (table.key_columns.iter().zip(&types))
+        .map(|(c, ty)| format!("(u.k::jsonb ->> {})::{ty}", quote_literal_text(c)))
+        .collect();
+    let keys: Vec<String> = pending.iter().map(|(k, _)| k.clone()).collect();
+    // The queued keys still present, with their row's tenant; not correlated with the queue's
+    // keys, so that Citus can run it on a distributed table.
+    let present: std::collections::HashSet<(String, String)> = executor::select(
         client,
         table,
-        &format!(
-            "SELECT u.k FROM unnest($1::text[], $2::text[]) AS u(k, tn) WHERE NOT ({})",
-            RowSet::of(table)
-                .filters(same_key)
-                .filter(format!("{} = u.tn::jsonb", tenant_json_sql(table)))
-                .exists()
-        ),
-        &[keys.into(), tenants.into()],
+        &RowSet::of(table)
+            .filter(format!(
+                "({}) IN (SELECT {} FROM unnest($1::text[]) AS u(k))",
+                columns.join(", "),
+                values.join(", ")
+            ))
+            .select(&format!(
+                "{}::text, ({})::text",
+                table.key_json_sql(),
+                tenant_json_sql(table)
+            )),
+        &[keys.into()],
     )?
-    .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
-    .collect::<Result<_, _>>()?;
+    .map(|r| {
+        Ok((
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?.unwrap_or_default(),
+        ))
+    })
+    .collect::<Result<_, RetentionError>>()?;
+    let gone: Vec<String> = pending
+        .into_iter()
+        .filter(|entry| !present.contains(entry))
+        .map(|(k, _)| k)
+        .collect();
     client.update(
         "UPDATE retention.deletion_queue SET done_at = now()
           WHERE tbl = $1::oid::regclass AND reason = $2 AND done_at IS NULL

@@ -54,6 +54,7 @@ fn groups(
         phase: Phase::Expire,
         approval: None,
         resume: Cell::new(None),
+        shard: Default::default(),
     };
     let mut params = Params::default();
     let (conditions, _) = purge::unheld_step_sql(

@@ -580,11 +580,17 @@ pub fn sync(client: &mut pgrx::spi::SpiClient) -> Result<(), RetentionError> {
     if !ready(client)? {
         return Ok(());
     }
+    // Citus refuses triggers on distributed tables: holds protect them in the purge's own
+    // statements only (README, "Citus").
+    let distributed = crate::pg::citus::distributed_tables(client)?;
     let changes: Vec<Wanted> = client
         .select(
             SYNC_SQL,
             None,
-            &[vec![TRIGGER, FREEZE_TRIGGER, TRUNCATE_TRIGGER, SCOPE_TRIGGER].into()],
+            &[
+                vec![TRIGGER, FREEZE_TRIGGER, TRUNCATE_TRIGGER, SCOPE_TRIGGER].into(),
+                distributed.into(),
+            ],
         )?
         .map(|r| {
             Ok(Wanted {
@@ -606,8 +612,9 @@ pub fn sync(client: &mut pgrx::spi::SpiClient) -> Result<(), RetentionError> {
     })
 }
 
-/// Managed tables whose guard triggers differ from what their holds want: the table, whether
-/// an active hold can cover it, whether a frozen one can, and the scope and clock columns.
+/// Managed tables (Citus distributed ones, `$2`, aside) whose guard triggers differ from what
+/// their holds want: the table, whether an active hold can cover it, whether a frozen one
+/// can, and the scope and clock columns.
 const SYNC_SQL: &str = "
     SELECT w.tbl::text, w.armed, w.frozen, w.names
       FROM (SELECT m.tbl,
@@ -622,6 +629,7 @@ const SYNC_SQL: &str = "
                 ON a.attrelid = m.tbl AND NOT a.attisdropped
                AND a.attname IN (m.tenant_column, m.subject_column, m.category_column,
                                  m.created_column, m.activity_column)
+             WHERE m.tbl::oid <> ALL($2::oid[])
              GROUP BY m.tbl) w
      CROSS JOIN LATERAL (
             SELECT count(*) FILTER (WHERE t.tgname = $1[1]) > 0 AS has_row,

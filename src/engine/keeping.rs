@@ -40,7 +40,7 @@ pub fn covered_sql(
     let mut terms: Vec<String> = any_covers_sql(&held, table, None, &category, params)
         .into_iter()
         .collect();
-    terms.extend(held_descendant_sql(client, table, params)?);
+    terms.extend(held_descendant_sql(client, table, params, None)?);
     Ok(if terms.is_empty() {
         None
     } else {
@@ -50,15 +50,23 @@ pub fn covered_sql(
 
 /// SQL over row alias `t` of `table`: true when a held row descends from it. None when the
 /// table has no parent-bound children. Holds are read with a fresh snapshot (purge batches).
+///
+/// `shard`, for a Citus distributed table, is the placeholder of the distribution-key value
+/// the statement is limited to: each child's rows are limited to it too (children are
+/// co-located), so that Citus routes the whole statement, locks included, to one shard.
 pub fn held_descendant_sql(
     client: &mut SpiClient,
     table: &Managed,
     params: &mut Params,
+    shard: Option<&str>,
 ) -> Result<Option<String>, RetentionError> {
-    Ok(
-        descendant_terms(client, table, params, 0, Reading::Fresh, Answer::Exists)?
-            .map(|terms| format!("({})", terms.join(" OR "))),
-    )
+    let terms = Terms {
+        reading: Reading::Fresh,
+        answer: Answer::Exists,
+        shard,
+    };
+    Ok(descendant_terms(client, table, params, 0, terms)?
+        .map(|terms| format!("({})", terms.join(" OR "))))
 }
 
 /// SQL over row alias `t` of `table`: the id of a hold on one of its descendants, or NULL
@@ -69,10 +77,13 @@ pub fn descendant_hold_sql(
     table: &Managed,
     params: &mut Params,
 ) -> Result<Option<String>, RetentionError> {
-    Ok(
-        descendant_terms(client, table, params, 0, Reading::Snapshot, Answer::HoldId)?
-            .map(|terms| format!("coalesce({})", terms.join(", "))),
-    )
+    let terms = Terms {
+        reading: Reading::Snapshot,
+        answer: Answer::HoldId,
+        shard: None,
+    };
+    Ok(descendant_terms(client, table, params, 0, terms)?
+        .map(|terms| format!("coalesce({})", terms.join(", "))))
 }
 
 #[derive(Clone, Copy)]
@@ -89,15 +100,28 @@ enum Answer {
     HoldId,
 }
 
+/// What descendant terms are built for: how holds are read, what a term answers, and the
+/// distribution-key placeholder (see [`held_descendant_sql`]).
+#[derive(Clone, Copy)]
+struct Terms<'s> {
+    reading: Reading,
+    answer: Answer,
+    shard: Option<&'s str>,
+}
+
 /// One term per parent-bound child through which a held row can descend from `t`.
 fn descendant_terms(
     client: &mut SpiClient,
     table: &Managed,
     params: &mut Params,
     depth: usize,
-    reading: Reading,
-    answer: Answer,
+    terms_of: Terms,
 ) -> Result<Option<Vec<String>>, RetentionError> {
+    let Terms {
+        reading,
+        answer,
+        shard,
+    } = terms_of;
     if depth >= MAX_DEPTH {
         return Ok(None);
     }
@@ -111,7 +135,8 @@ fn descendant_terms(
             child,
             held,
             category: child.table.category_sql(params),
-            deeper: descendant_terms(client, &child.table, params, depth + 1, reading, answer)?,
+            deeper: descendant_terms(client, &child.table, params, depth + 1, terms_of)?,
+            shard,
         };
         terms.extend(match answer {
             Answer::Exists => below.exists_term(params),
@@ -128,6 +153,8 @@ struct Below<'a> {
     /// The child row's category expression.
     category: String,
     deeper: Option<Vec<String>>,
+    /// The distribution-key placeholder the child's rows are limited to.
+    shard: Option<&'a str>,
 }
 
 impl Below<'_> {
@@ -140,7 +167,14 @@ impl Below<'_> {
         let join: Vec<String> = (self.child.fk_columns.iter().enumerate())
             .map(|(i, c)| format!("t.{} = p.v{i}", quote_identifier(c)))
             .collect();
-        let rows = RowSet::of(&self.child.table).filter(join.join(" AND "));
+        let mut rows = RowSet::of(&self.child.table).filter(join.join(" AND "));
+        if let (Some(dist), Some(value)) = (&self.child.table.distribution, self.shard) {
+            rows = rows.filter(format!(
+                "t.{} = {value}::{}",
+                quote_identifier(&dist.column),
+                dist.type_name
+            ));
+        }
         (parent_values.join(", "), rows)
     }
 

@@ -3,6 +3,7 @@
 
 use crate::engine::catalog::{Action, Category, Clock};
 use crate::error::RetentionError;
+use crate::pg::citus::Distribution;
 use crate::pg::regclass::relation_name;
 use pgrx::pg_sys;
 use pgrx::spi::{quote_identifier, SpiClient};
@@ -24,6 +25,9 @@ pub struct Managed {
     pub key_columns: Vec<String>,
     /// Partitioned tables are acted on by primary key (a ctid is only unique per partition).
     pub partitioned: bool,
+    /// How a Citus distributed table is spread over shards: it is acted on by primary key, one
+    /// distribution-key value per statement (see purge.rs).
+    pub distribution: Option<Distribution>,
     /// Column → replacement, for categories that anonymize.
     pub anonymize: Vec<(String, Replacement)>,
     /// Column → `format_type` of the anonymized columns.
@@ -77,10 +81,33 @@ const MANAGED_SELECT: &str = "
               FROM pg_catalog.pg_attribute a
              WHERE a.attrelid = m.tbl AND a.attnum > 0 AND NOT a.attisdropped
                AND a.attname::text IN (SELECT jsonb_object_keys(m.anonymize))),
-           c.relowner
+           c.relowner, {citus}
       FROM retention.managed_tables m
       JOIN pg_catalog.pg_class c ON c.oid = m.tbl
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
+
+/// The managed tables `filter` selects, with their Citus distribution where Citus is present.
+fn select(
+    client: &SpiClient,
+    filter: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Result<Vec<Managed>, RetentionError> {
+    let sql = MANAGED_SELECT.replace("{citus}", crate::pg::citus::INSTALLED_SQL) + filter;
+    let mut citus = false;
+    let mut tables = client
+        .select(&sql, None, args)?
+        .map(|row| {
+            citus = row.get::<bool>(15)?.unwrap_or(false);
+            from_row(&row)
+        })
+        .collect::<Result<Vec<_>, RetentionError>>()?;
+    if citus {
+        for table in &mut tables {
+            table.distribution = crate::pg::citus::distribution(client, table.oid)?;
+        }
+    }
+    Ok(tables)
+}
 
 fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Managed, RetentionError> {
     let display_name = row.get::<String>(2)?.unwrap_or_default();
@@ -119,6 +146,7 @@ fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Managed, RetentionError
             _ => Default::default(),
         },
         owner: row.get::<pg_sys::Oid>(14)?.unwrap_or(pg_sys::InvalidOid),
+        distribution: None,
         children: Default::default(),
         cascades_checked: Default::default(),
         verified: Default::default(),
@@ -128,20 +156,13 @@ fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> Result<Managed, RetentionError
 impl Managed {
     /// Every managed table, in a stable order (by name).
     pub fn load_all(client: &SpiClient) -> Result<Vec<Managed>, RetentionError> {
-        let sql = format!("{MANAGED_SELECT} ORDER BY n.nspname, c.relname");
-        client
-            .select(&sql, None, &[])?
-            .map(|row| from_row(&row))
-            .collect()
+        select(client, " ORDER BY n.nspname, c.relname", &[])
     }
 
     /// One managed table; [`RetentionError::NotManaged`] otherwise.
     pub fn load(client: &SpiClient, oid: pg_sys::Oid) -> Result<Managed, RetentionError> {
-        let sql = format!("{MANAGED_SELECT} WHERE m.tbl = $1");
-        let rows = client.select(&sql, Some(1), &[oid.into()])?;
-        match rows.into_iter().next() {
-            Some(row) => {
-                let table = from_row(&row)?;
+        match select(client, " WHERE m.tbl = $1", &[oid.into()])?.pop() {
+            Some(table) => {
                 table.check_shape()?;
                 Ok(table)
             }
@@ -150,6 +171,12 @@ impl Managed {
                 Err(RetentionError::NotManaged(relation_name(client, oid)?))
             }
         }
+    }
+
+    /// Whether rows are matched by primary key rather than by `ctid`: in a partitioned table
+    /// a ctid is unique per partition only, and Citus refuses ctid matching across shards.
+    pub fn by_key(&self) -> bool {
+        self.partitioned || self.distribution.is_some()
     }
 
     /// Refuses a table whose recorded key columns are unusable (empty, or NULL in the catalog).

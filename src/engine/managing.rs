@@ -393,6 +393,7 @@ pub fn manage_table(
         soft_delete_column: own(roles.soft_delete),
         key_columns,
         partitioned: false,
+        distribution: None,
         anonymize: Vec::new(),
         anonymize_types: Default::default(),
         owner,

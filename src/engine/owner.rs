@@ -17,7 +17,11 @@ impl Target for Managed {
     }
 
     fn ready_to_change(&self, client: &SpiClient) -> Result<(), RetentionError> {
-        verify(client, self)
+        verify(client, self)?;
+        if self.distribution.is_some() {
+            crate::pg::citus::coordinate(client)?;
+        }
+        Ok(())
     }
 }
 

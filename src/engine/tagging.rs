@@ -37,10 +37,11 @@ pub fn key_match_sql(
     let values: Vec<String> = types
         .iter()
         .enumerate()
-        .map(|(i, ty)| format!("a.k[i][{}]::{ty}", i + 1))
+        .map(|(i, ty)| format!("(${param}::text[])[i][{}]::{ty}", i + 1))
         .collect();
+    // Not correlated (no lateral reference to the array): Citus plans it on the coordinator.
     Ok(format!(
-        "({}) IN (SELECT {} FROM (SELECT ${param}::text[] AS k) a, generate_subscripts(a.k, 1) i)",
+        "({}) IN (SELECT {} FROM generate_subscripts(${param}::text[], 1) AS i)",
         columns.join(", "),
         values.join(", ")
     ))
@@ -62,9 +63,9 @@ pub fn requested_keys_sql(
         .enumerate()
         .map(|(i, (column, ty))| {
             let value = if single {
-                format!("a.k[i]::{ty}")
+                format!("(${param}::text[])[i]::{ty}")
             } else {
-                format!("a.k[i][{}]::{ty}", i + 1)
+                format!("(${param}::text[])[i][{}]::{ty}", i + 1)
             };
             format!(
                 "{}, {value}",
@@ -73,8 +74,7 @@ pub fn requested_keys_sql(
         })
         .collect();
     Ok(format!(
-        "SELECT jsonb_build_object({}) AS key
-           FROM (SELECT ${param}::text[] AS k) a, generate_subscripts(a.k, 1) i",
+        "SELECT jsonb_build_object({}) AS key FROM generate_subscripts(${param}::text[], 1) AS i",
         pairs.join(", ")
     ))
 }

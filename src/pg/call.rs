@@ -5,7 +5,7 @@
 //! `#[pg_extern]`'s wrapper does ([`void`]). Its SQL is declared with `extension_sql!` next to
 //! it. Shape of one:
 //!
-//! ```ignore
+//! ```text
 //! #[pg_guard]
 //! #[no_mangle]
 //! pub unsafe extern "C-unwind" fn manage_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {

@@ -1,9 +1,11 @@
 //! The PostgreSQL layer: what any extension would need, nothing of retention's concepts.
-//! The executor of statements against application tables, identity switches, the extension's locks, (sub)transactions, bound parameters, settings,
-//! relation names, the installed schema version, the shared-memory progress board, and
-//! hand-written version-1 entry points (`call`).
+//! The executor of statements against application tables, identity switches, the extension's
+//! locks, (sub)transactions, bound parameters, settings, relation names, the installed schema
+//! version, the shared-memory progress board, hand-written version-1 entry points (`call`),
+//! and what Citus (when present) says of a table.
 
 pub mod call;
+pub mod citus;
 pub mod executor;
 pub mod gucs;
 pub mod identity;

@@ -14,6 +14,19 @@ impl<'a> Params<'a> {
         format!("${}", self.args.len())
     }
 
+    /// A copy of these parameters with `value` bound after them, and its placeholder.
+    pub fn and(&self, value: impl Into<DatumWithOid<'a>>) -> (Params<'a>, String) {
+        let mut args: Vec<DatumWithOid<'a>> = self
+            .args
+            .iter()
+            // SAFETY: each copy carries the same datum and type, valid for the same lifetime.
+            .map(|a| unsafe { DatumWithOid::new_from_datum(a.datum(), a.oid()) })
+            .collect();
+        args.push(value.into());
+        let placeholder = format!("${}", args.len());
+        (Params { args }, placeholder)
+    }
+
     pub fn args(&self) -> &[DatumWithOid<'a>] {
         &self.args
     }

@@ -52,10 +52,19 @@ pub fn attempt<R, E: std::fmt::Display>(f: impl FnOnce() -> Result<R, E>) -> Res
 
 /// Runs `f` in its own transaction: committed when it returns Ok, aborted (and the error
 /// returned) when it returns Err or raises.
+///
+/// The transaction is a transaction block, as a client's `BEGIN … COMMIT` is: an extension
+/// that distributes statements over other servers (Citus) then treats it as one coordinated
+/// transaction, rather than committing each statement on its server as it runs (which would
+/// leave rows deleted on a worker node with their log entries rolled back on the coordinator).
 pub fn own_transaction<R>(f: impl FnOnce() -> Result<R, RetentionError>) -> Result<R, String> {
     crate::pg::locks::forget_busy();
+    // SAFETY: the sequence postgres.c runs for `BEGIN` and the statements that follow it.
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::BeginTransactionBlock();
+        pg_sys::CommitTransactionCommand();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
@@ -66,9 +75,10 @@ pub fn own_transaction<R>(f: impl FnOnce() -> Result<R, RetentionError>) -> Resu
         match &result {
             Ok(_) => {
                 pg_sys::PopActiveSnapshot();
+                pg_sys::EndTransactionBlock(false);
                 pg_sys::CommitTransactionCommand();
             }
-            Err(_) => pg_sys::AbortCurrentTransaction(),
+            Err(_) => pg_sys::AbortOutOfAnyTransaction(),
         }
     }
     result

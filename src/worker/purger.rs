@@ -65,6 +65,20 @@ fn schema_ready(waiting_logged: &mut bool) -> bool {
     }
 }
 
+/// Whether this database is on a Citus worker node, where the purger stays idle: the catalog,
+/// holds and log live on the coordinator, whose purger purges the distributed tables' shards
+/// (the extension is there only because Citus propagates `CREATE EXTENSION`). Said once in
+/// the server log.
+fn on_citus_worker(logged: &mut bool) -> bool {
+    let worker =
+        own_transaction(|| Spi::connect(crate::pg::citus::is_worker_node)).unwrap_or(false);
+    if worker && !*logged {
+        log!("pg_retention: idle on this Citus worker node: the coordinator purges distributed tables");
+    }
+    *logged = worker;
+    worker
+}
+
 /// Sleeps `pause`, in slices of at most 100 ms so that a waiting `retention.run()` is noticed;
 /// false when asked to stop, or to give way to `run()`.
 fn sleep(pause: Duration, progress: &Entry) -> bool {
@@ -195,9 +209,14 @@ pub extern "C-unwind" fn pg_retention_worker_main(_arg: pg_sys::Datum) {
     yield_locks();
     let mut first = true;
     let mut waiting_logged = false;
+    let mut idle_logged = false;
     while !stopping() {
         reload_if_asked();
-        if gucs::ENABLED.get() && !in_recovery() && schema_ready(&mut waiting_logged) {
+        if gucs::ENABLED.get()
+            && !in_recovery()
+            && schema_ready(&mut waiting_logged)
+            && !on_citus_worker(&mut idle_logged)
+        {
             cycle(first);
             first = false;
         }

@@ -124,22 +124,7 @@ pub fn refuse_distributed(
     oid: pg_sys::Oid,
     name: &str,
 ) -> Result<(), RetentionError> {
-    let distributed = client
-        .select(
-            "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
-            Some(1),
-            &[],
-        )?
-        .first()
-        .get_one::<bool>()?
-        .unwrap_or(false)
-        && !client
-            .select(
-                "SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1::oid::regclass",
-                Some(1),
-                &[oid.into()],
-            )?
-            .is_empty();
+    let distributed = crate::pg::citus::is_citus_table(client, oid)?;
     if distributed {
         return Err(RetentionError::Unsupported(format!(
             "{name} is a Citus distributed table: redact before the write reaches it (see the README)"
