@@ -8,8 +8,8 @@ must be installed there too. Starts a coordinator and two worker nodes on loopba
 coordinator `events_dist` (32 shards by tenant) and `events_local` (a plain table) with the same
 --rows rows (20 tenants, one row a day back over two years, about half due under a 1-year
 category, a 2-year override for one tenant, holds on a tenant and a subject). Each table is
-purged by one `SELECT * FROM retention.run('<table>')` (unthrottled, batch size 1000), the local
-one first. Prints rows removed, seconds and rows/s for each and the ratio; checks that rows
+purged by one `SELECT * FROM retention.run('<table>')` (unthrottled), the local one first, in
+batches of --batch-size rows (1000). Prints rows removed, seconds and rows/s for each and the ratio; checks that rows
 removed equal log entries; writes bench/results/<UTC time>-citus.json.
 
 Usage: python3 bench/citus.py --pg-bin DIR [--rows N] [--port P]
@@ -56,11 +56,11 @@ def one(psql, sql):
     return run(psql + ["-Atc", sql]).stdout.strip()
 
 
-def purge(psql, table):
+def purge(psql, table, batch_size):
     before = int(one(psql, f"SELECT count(*) FROM {table}"))
     logged_before = int(one(psql, "SELECT count(*) FROM retention.deletion_log"))
     started = time.monotonic()
-    run(psql + ["-c", "SET pg_retention.batch_size = 1000",
+    run(psql + ["-c", f"SET pg_retention.batch_size = {batch_size}",
                 "-c", f"SELECT * FROM retention.run('{table}')"])
     seconds = time.monotonic() - started
     removed = before - int(one(psql, f"SELECT count(*) FROM {table}"))
@@ -75,6 +75,7 @@ def main():
     ap.add_argument("--pg-bin", required=True, help="bin directory of a PostgreSQL with Citus")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--port", type=int, default=55601)
+    ap.add_argument("--batch-size", type=int, default=1000)
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="citus-bench-")
     os.chmod(work, 0o755)
@@ -102,8 +103,8 @@ def main():
             run(coordinator + ["-c", LOAD.format(t=t, rows=a.rows)])
             run(coordinator + ["-c", f"VACUUM ANALYZE {t}"])
         run(coordinator + ["-c", "CHECKPOINT"])
-        local = purge(coordinator, "events_local")
-        dist = purge(coordinator, "events_dist")
+        local = purge(coordinator, "events_local", a.batch_size)
+        dist = purge(coordinator, "events_dist", a.batch_size)
         version = one(coordinator, "SELECT extversion FROM pg_extension WHERE extname = 'pg_retention'")
         citus = one(coordinator, "SELECT extversion FROM pg_extension WHERE extname = 'citus'")
     finally:
@@ -112,7 +113,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     ratio = dist["rows_per_s"] / local["rows_per_s"]
     print(f"pg_retention {version}, Citus {citus}: {a.rows:,} rows, coordinator + 2 workers "
-          f"on loopback, 32 shards")
+          f"on loopback, 32 shards, batches of {a.batch_size}")
     print(f"{'table':>14} {'rows':>10} {'seconds':>8} {'rows/s':>10}")
     for r in (local, dist):
         print(f"{r['table']:>14} {r['rows_removed']:>10,} {r['seconds']:>8} {r['rows_per_s']:>10,}")
@@ -120,7 +121,8 @@ def main():
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%MZ")
     path = os.path.join(ROOT, "bench", "results", f"{stamp}-citus.json")
     with open(path, "w") as f:
-        json.dump({"version": version, "citus": citus, "rows": a.rows, "local": local,
+        json.dump({"version": version, "citus": citus, "rows": a.rows,
+                   "batch_size": a.batch_size, "local": local,
                    "distributed": dist, "ratio": round(ratio, 3)}, f, indent=2)
     print(f"written to {os.path.relpath(path, ROOT)}")
 

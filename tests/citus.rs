@@ -268,6 +268,30 @@ fn the_worker_purges_a_distributed_table_and_requests_and_erasure_reach_every_sh
         .unwrap()
         .get(0);
     assert_eq!(broken, None);
+
+    // Anonymizing is not supported on a distributed table yet: refused, nothing changed.
+    c.batch_execute(
+        "CREATE TABLE profiles (tenant text NOT NULL, id bigint NOT NULL, email text,
+                                created_at timestamptz NOT NULL, PRIMARY KEY (tenant, id));
+         SELECT create_distributed_table('profiles', 'tenant', colocate_with => 'events');
+         INSERT INTO profiles SELECT 't' || (i % 20), i, 'p' || i || '@example.com',
+                                     now() - interval '3 years' FROM generate_series(1, 100) i;
+         SELECT retention.define_category('profiles', '1 year', action => 'anonymize');
+         SELECT retention.manage('profiles', 'profiles', created_column => 'created_at',
+                                 tenant_column => 'tenant', anonymize => '{\"email\": null}');",
+    )
+    .unwrap();
+    let error: Option<String> = c
+        .query_one(
+            "SELECT error FROM retention.run('profiles') WHERE table_name = 'public.profiles'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(error
+        .unwrap_or_default()
+        .contains("not supported there yet"));
+    assert_eq!(count(&mut c, "SELECT count(email) FROM profiles"), 100);
 }
 
 #[test]

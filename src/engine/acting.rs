@@ -52,9 +52,10 @@ pub fn not_anonymized_sql(table: &Managed, params: &mut Params) -> String {
 /// the anonymized values. It touches the application table only: it runs as its owner.
 ///
 /// For a Citus distributed table the acting statement carries `acting.shard` (the equality on
-/// the distribution column that routes it to one shard) and returns plain columns: Citus
-/// refuses non-immutable functions such as `jsonb_build_object` in `RETURNING`, so the key and
-/// tenant are built by the outer query.
+/// the distribution column that routes it to one shard) and returns plain columns (the key and
+/// role columns, which the outputs are computed from): Citus refuses non-immutable functions
+/// such as `jsonb_build_object` in `RETURNING`, so the key and tenant are built by the outer
+/// query.
 pub fn act_sql(table: &Managed, acting: &Acting, params: &mut Params) -> String {
     let act = acting.act;
     let fingerprint = if act == Act::Anonymize {
@@ -70,7 +71,7 @@ pub fn act_sql(table: &Managed, acting: &Acting, params: &mut Params) -> String 
     );
     let (returning, outer) = if table.distribution.is_some() {
         (
-            "t.*".to_string(),
+            table.row_columns_sql(),
             format!("SELECT k::text, tn, clk, fp FROM (SELECT {outputs} FROM acted AS t) o"),
         )
     } else {
@@ -370,7 +371,8 @@ mod tests {
         assert_eq!(
             sql,
             "WITH due AS (SELECT 1), acted AS (DELETE FROM public.conversations AS t \
-             WHERE t.tenant = $1::text AND (t.id) IN (SELECT * FROM due) RETURNING t.*) \
+             WHERE t.tenant = $1::text AND (t.id) IN (SELECT * FROM due) RETURNING t.id, \
+             t.tenant, t.subject, t.category, t.created_at, t.deleted_at) \
              SELECT k::text, tn, clk, fp FROM (SELECT jsonb_build_object('id', t.id) AS k, \
              t.tenant::text AS tn, NULL::timestamptz AS clk, NULL::text AS fp FROM acted AS t) o"
         );

@@ -173,6 +173,33 @@ impl Managed {
         }
     }
 
+    /// `t.col, …` for the key columns and every role column, each once: what the outputs of
+    /// an acting statement (key, tenant, clock, fingerprint) are computed from.
+    pub fn row_columns_sql(&self) -> String {
+        let roles = [
+            &self.tenant_column,
+            &self.subject_column,
+            &self.category_column,
+            &self.created_column,
+            &self.activity_column,
+            &self.soft_delete_column,
+        ];
+        let candidates = (self.key_columns.iter())
+            .chain(roles.into_iter().flatten())
+            .chain(self.anonymize.iter().map(|(c, _)| c));
+        let mut columns: Vec<&str> = Vec::new();
+        for column in candidates.map(String::as_str) {
+            if !columns.contains(&column) {
+                columns.push(column);
+            }
+        }
+        let quoted: Vec<String> = columns
+            .iter()
+            .map(|c| format!("t.{}", quote_identifier(c)))
+            .collect();
+        quoted.join(", ")
+    }
+
     /// Whether rows are matched by primary key rather than by `ctid`: in a partitioned table
     /// a ctid is unique per partition only, and Citus refuses ctid matching across shards.
     pub fn by_key(&self) -> bool {

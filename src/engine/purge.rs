@@ -121,11 +121,8 @@ pub fn plan(
         if !workable && !segment.is_default {
             continue;
         }
-        if anonymizes && table.distribution.is_some() {
-            return Err(RetentionError::Unsupported(format!(
-                "category \"{}\" anonymizes, and {} is a Citus distributed table: anonymizing is not supported there yet (see the README)",
-                segment.category.name, table.display_name
-            )));
+        if anonymizes {
+            refuse_on_citus(table, &segment, "anonymizes")?;
         }
         if anonymizes && table.anonymize.is_empty() {
             return Err(RetentionError::MissingColumnRole(
@@ -172,19 +169,40 @@ pub fn plan(
             shard: Default::default(),
         });
     }
-    steps.extend(
-        windows
-            .into_iter()
-            .filter(|s| s.category.action != Action::Anonymize)
-            .map(|segment| Step {
-                segment,
-                phase: Phase::Finish,
-                approval: None,
-                resume: Cell::new(None),
-                shard: Default::default(),
-            }),
-    );
+    for segment in windows {
+        if segment.category.action == Action::Anonymize {
+            continue;
+        }
+        if !segment.windows.uniform() {
+            refuse_on_citus(
+                table,
+                &segment,
+                "has soft-delete windows that differ per path",
+            )?;
+        }
+        steps.push(Step {
+            segment,
+            phase: Phase::Finish,
+            approval: None,
+            resume: Cell::new(None),
+            shard: Default::default(),
+        });
+    }
     Ok(steps)
+}
+
+/// Refuses what the purge cannot do yet on a Citus distributed table: a step whose rows are
+/// checked one by one against the extension's own tables (which row was anonymized, why a row
+/// was soft-deleted) through a function that would run on the shards, where those tables are
+/// empty.
+fn refuse_on_citus(table: &Managed, segment: &Segment, what: &str) -> Result<(), RetentionError> {
+    if table.distribution.is_none() {
+        return Ok(());
+    }
+    Err(RetentionError::Unsupported(format!(
+        "category \"{}\" {what}, and {} is a Citus distributed table: not supported there yet (see the README)",
+        segment.category.name, table.display_name
+    )))
 }
 
 /// The WHERE conditions and ORDER BY of a step's rows, at `now() + horizon`, holds aside.
