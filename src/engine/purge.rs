@@ -110,40 +110,8 @@ pub fn plan(
 ) -> Result<Vec<Step>, RetentionError> {
     let mut steps = Vec::new();
     for segment in expiring {
-        // Rows can carry a category the table cannot act on only by being written directly
-        // (tag() refuses it): those are left alone; the default category must be workable.
-        let anonymizes = segment.category.action == Action::Anonymize;
-        let workable = if anonymizes {
-            !table.anonymize.is_empty()
-        } else {
-            segment.windows.of(Path::Expired).is_none() || table.soft_delete_column.is_some()
-        };
-        if !workable && !segment.is_default {
+        if !workable(table, &segment)? {
             continue;
-        }
-        if anonymizes {
-            refuse_on_citus(table, &segment, "anonymizes")?;
-        }
-        if anonymizes && table.anonymize.is_empty() {
-            return Err(RetentionError::MissingColumnRole(
-                format!(
-                    "category \"{}\" anonymizes, and table {} has no anonymize map",
-                    segment.category.name, table.display_name
-                ),
-                "Call retention.manage() with anonymize => '{\"column\": null, …}'.".into(),
-            ));
-        }
-        if !anonymizes
-            && segment.windows.of(Path::Expired).is_some()
-            && table.soft_delete_column.is_none()
-        {
-            return Err(RetentionError::MissingColumnRole(
-                format!(
-                    "the policy of category \"{}\" has a soft-delete window, and table {} has no soft_delete_column",
-                    segment.category.name, table.display_name
-                ),
-                "Manage the table with soft_delete_column, or clear the window.".into(),
-            ));
         }
         // A reviewed category's rows expire only in batches a reviewer approved.
         if segment.category.review.is_some() {
@@ -189,6 +157,43 @@ pub fn plan(
         });
     }
     Ok(steps)
+}
+
+/// Whether the table can act on an expiring segment's rows. Rows can carry a category the
+/// table cannot act on only by being written directly (tag() refuses it): those are left
+/// alone (false); the default category must be workable (an error otherwise).
+fn workable(table: &Managed, segment: &Segment) -> Result<bool, RetentionError> {
+    let anonymizes = segment.category.action == Action::Anonymize;
+    let workable = if anonymizes {
+        !table.anonymize.is_empty()
+    } else {
+        segment.windows.of(Path::Expired).is_none() || table.soft_delete_column.is_some()
+    };
+    if !workable && !segment.is_default {
+        return Ok(false);
+    }
+    if anonymizes {
+        refuse_on_citus(table, segment, "anonymizes")?;
+    }
+    if anonymizes && table.anonymize.is_empty() {
+        return Err(RetentionError::MissingColumnRole(
+            format!(
+                "category \"{}\" anonymizes, and table {} has no anonymize map",
+                segment.category.name, table.display_name
+            ),
+            "Call retention.manage() with anonymize => '{\"column\": null, …}'.".into(),
+        ));
+    }
+    if !anonymizes && !workable {
+        return Err(RetentionError::MissingColumnRole(
+            format!(
+                "the policy of category \"{}\" has a soft-delete window, and table {} has no soft_delete_column",
+                segment.category.name, table.display_name
+            ),
+            "Manage the table with soft_delete_column, or clear the window.".into(),
+        ));
+    }
+    Ok(true)
 }
 
 /// Refuses what the purge cannot do yet on a Citus distributed table: a step whose rows are
