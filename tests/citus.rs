@@ -11,23 +11,7 @@ mod common;
 use common::*;
 use postgres::Client;
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::Duration;
-
-/// Whether the server found through `pg_bin()` has the citus extension.
-fn citus_installed() -> bool {
-    let sharedir = Command::new(pg_bin().join("pg_config"))
-        .arg("--sharedir")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    sharedir.is_some_and(|dir| {
-        std::path::Path::new(&dir)
-            .join("extension/citus.control")
-            .exists()
-    })
-}
 
 /// A coordinator and two worker nodes, Citus set up, pg_retention created on the coordinator
 /// (Citus propagates it to the workers) and its worker disabled until a test enables it.
@@ -38,7 +22,7 @@ struct Citus {
 
 impl Citus {
     fn start(name: &str, conf: &[&str]) -> Option<Citus> {
-        if !citus_installed() {
+        if !has_extension("citus") {
             println!("citus tests skipped: citus not installed");
             return None;
         }

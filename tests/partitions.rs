@@ -356,3 +356,98 @@ fn a_partition_holding_a_held_row_is_neither_dropped_truncated_nor_detached() {
     .unwrap();
     assert_eq!(sqlstate_of(&mut owner, "DROP TABLE events_15"), None);
 }
+
+/// A partition set made and maintained by pg_partman (when the server has it; otherwise the
+/// test says so and passes): pg_retention retires its wholly due partitions and purges the
+/// others row by row, and pg_partman's maintenance goes on after it (its premade future
+/// partitions and its DEFAULT partition stay, empty).
+#[test]
+fn a_pg_partman_partition_set_is_retired_and_still_maintained() {
+    if !has_extension("pg_partman") {
+        println!("pg_partman test skipped: pg_partman not installed");
+        return;
+    }
+    let cluster = Cluster::start("partman", &["pg_retention.enabled = off"]);
+    let mut db = cluster.database_with_extension("app");
+    db.batch_execute(
+        "CREATE SCHEMA partman;
+         CREATE EXTENSION pg_partman SCHEMA partman;
+         SELECT retention.define_category('events', '1 year');
+         CREATE TABLE events (id bigint NOT NULL, tenant text NOT NULL,
+                              created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at))
+             PARTITION BY RANGE (created_at);
+         CREATE INDEX ON events (created_at);
+         SELECT partman.create_parent('public.events', 'created_at', '1 month', p_premake => 3,
+             p_start_partition => (date_trunc('month', now()) - interval '24 months')::text);
+         INSERT INTO events
+         SELECT i, 't' || i % 3, date_trunc('month', now()) - make_interval(months => (i % 24)::int)
+                  + interval '1 day' + i * interval '1 second'
+           FROM generate_series(1, 2400) i;
+         SELECT retention.manage('events', 'events', created_column => 'created_at',
+                                 tenant_column => 'tenant');
+         CREATE TABLE loaded AS SELECT id, tenant, NULL::text AS subject, NULL::text AS category
+           FROM events;",
+    )
+    .unwrap();
+    // The partitions whose rows are all due, and those with rows left or none at all.
+    let wholly_due = |db: &mut Client| -> Vec<String> {
+        db.query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'events'::regclass
+                AND EXISTS (SELECT 1 FROM events e WHERE e.tableoid = c.oid)
+                AND NOT EXISTS (SELECT 1 FROM events e WHERE e.tableoid = c.oid
+                                   AND e.created_at > now() - interval '1 year')
+              ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    let due = wholly_due(&mut db);
+    assert!(due.len() >= 11, "{due:?}");
+    let before = partitions(&mut db);
+    db.batch_execute("SELECT * FROM retention.run()").unwrap();
+    let after = partitions(&mut db);
+    let expected: Vec<String> = before.into_iter().filter(|p| !due.contains(p)).collect();
+    assert_eq!(
+        after, expected,
+        "exactly the wholly due partitions are gone"
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM events WHERE created_at <= now() - interval '1 year'"
+        ),
+        0
+    );
+    assert_logged_exactly(&mut db);
+
+    // pg_partman's maintenance runs on the set as before: it keeps its premade partitions
+    // and makes none of the retired ones again.
+    db.batch_execute("SELECT partman.run_maintenance('public.events')")
+        .unwrap();
+    let maintained = partitions(&mut db);
+    assert!(
+        maintained.iter().all(|p| !due.contains(p)),
+        "{maintained:?}"
+    );
+    assert!(maintained.contains(&"events_default".to_string()));
+    assert!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'events'::regclass
+                AND pg_get_expr(c.relpartbound, c.oid) LIKE '%' || to_char(date_trunc('month', now()) + interval '3 months', 'YYYY-MM-DD') || '%'"
+        ) > 0,
+        "the premade partition three months ahead exists"
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM partman.part_config WHERE parent_table = 'public.events'"
+        ),
+        1
+    );
+}

@@ -308,6 +308,23 @@ pub fn pg_bin() -> PathBuf {
     from_pg_config.unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
 }
 
+/// Whether the server found through [`pg_bin`] has extension `name` available (its share
+/// directory holds `<name>.control`): tests of optional companions (Citus, pg_partman) skip
+/// without it.
+pub fn has_extension(name: &str) -> bool {
+    let sharedir = Command::new(pg_bin().join("pg_config"))
+        .arg("--sharedir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    sharedir.is_some_and(|dir| {
+        std::path::Path::new(&dir)
+            .join(format!("extension/{name}.control"))
+            .exists()
+    })
+}
+
 /// A command running PostgreSQL program `program`, as the `postgres` OS user when we are root
 /// (the server refuses to run as root, and its files belong to postgres).
 pub fn pg_command(program: &str) -> Command {
