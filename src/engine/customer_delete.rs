@@ -8,7 +8,7 @@ use crate::engine::deletion_log::{self, interval_canonical, Entry};
 use crate::engine::groups::Named;
 use crate::engine::managed::{quote_literal_text, Managed};
 use crate::engine::policy;
-use crate::engine::rowset::{Lock, RowSet};
+use crate::engine::rowset::RowSet;
 use crate::engine::tagging::{key_match_sql, requested_keys_sql};
 use crate::engine::vocabulary::{reason, LogAction};
 use crate::engine::windows::Path;
@@ -220,25 +220,7 @@ fn restorable(
 ) -> Result<Vec<Entry>, RetentionError> {
     let categories = catalog::load_all(client)?;
     let overrides = policy::overrides(client)?;
-    let columns = format!(
-        "{}::text, {}, {}, t.{soft}::timestamptz, {}",
-        table.key_json_sql(),
-        table.category_sql(params),
-        table.tenant_text_sql(),
-        table.soft_delete_path_sql(params)
-    );
-    let sql = rows.clone().lock(Lock::Wait).select(&columns);
-    let found: Vec<Restorable> = executor::update(client, table, &sql, params.args())?
-        .map(|r| {
-            Ok((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?.unwrap_or_default(),
-                r.get::<String>(3)?,
-                r.get::<TimestampWithTimeZone>(4)?,
-                Path::from_sql(r.get::<String>(5)?.as_deref()),
-            ))
-        })
-        .collect::<Result<_, RetentionError>>()?;
+    let found = locked_rows(client, table, rows, soft, params)?;
     let mut entries = Vec::new();
     let mut window_starts = WindowStarts::default();
     for (key, category_name, tenant, soft_deleted_at, path) in found {
@@ -266,6 +248,61 @@ fn restorable(
         });
     }
     Ok(entries)
+}
+
+/// Locks `rows` (waiting for writers; on a Citus distributed table one distribution-key value
+/// at a time) and reads each one's key, category, tenant, soft delete and soft-delete path. The
+/// path comes from the deletion log, read here on this server (on Citus, the coordinator),
+/// not in the statement on the table, which may run on another server.
+fn locked_rows(
+    client: &mut SpiClient,
+    table: &Managed,
+    rows: &RowSet,
+    soft: &str,
+    params: &mut Params,
+) -> Result<Vec<Restorable>, RetentionError> {
+    crate::engine::acting::lock_all(client, table, rows.clone(), params)?;
+    let columns = format!(
+        "{}::text, {}, {}, t.{soft}::timestamptz",
+        table.key_json_sql(),
+        table.category_sql(params),
+        table.tenant_text_sql(),
+    );
+    let found: Vec<(
+        String,
+        String,
+        Option<String>,
+        Option<TimestampWithTimeZone>,
+    )> = executor::select(client, table, &rows.select(&columns), params.args())?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?,
+                r.get::<TimestampWithTimeZone>(4)?,
+            ))
+        })
+        .collect::<Result<_, RetentionError>>()?;
+    let keys: Vec<String> = found.iter().map(|f| f.0.clone()).collect();
+    let paths = client.select(
+        "SELECT retention.soft_delete_path($1, u.k::jsonb)
+           FROM unnest($2::text[]) WITH ORDINALITY AS u(k, n) ORDER BY u.n",
+        None,
+        &[table.display_name.as_str().into(), keys.into()],
+    )?;
+    found
+        .into_iter()
+        .zip(paths)
+        .map(|((key, category, tenant, at), path)| {
+            Ok((
+                key,
+                category,
+                tenant,
+                at,
+                Path::from_sql(path.get::<String>(1)?.as_deref()),
+            ))
+        })
+        .collect()
 }
 
 /// The start of each recovery window in force, `now() - window`, computed once per window.
