@@ -140,14 +140,14 @@ fn deleting<'a>(table: &Managed, steps: &'a [Step]) -> Vec<&'a Step> {
 }
 
 /// The leaf partitions of `table` a cycle tries to retire whole (see [`retire`]): none when
-/// the table is not partitioned, no step hard-deletes, retirement is off, or a foreign key
-/// references the table.
+/// the table is not partitioned, is a Citus distributed table (not supported yet), no step
+/// hard-deletes, retirement is off, or a foreign key references the table.
 pub fn candidates(
     client: &SpiClient,
     table: &Managed,
     steps: &[Step],
 ) -> Result<Vec<String>, RetentionError> {
-    if !table.partitioned || deleting(table, steps).is_empty() {
+    if !table.partitioned || table.distribution.is_some() || deleting(table, steps).is_empty() {
         return Ok(Vec::new());
     }
     if Retirement::of(client, table)? == Retirement::Off || referenced(client, table)? {
