@@ -313,6 +313,62 @@ fn killing_a_worker_node_mid_purge_loses_no_row_and_no_entry() {
         },
     );
     citus.purging(false);
+    // The node was down mid-purge: a cycle failed on it, and a later one finished the work.
+    assert!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM retention.runs WHERE error LIKE '%remote node%'"
+        ) > 0
+    );
+    assert_removed_and_logged(&mut c, "events", &all, &due);
+    let broken: Option<i64> = c
+        .query_one("SELECT retention.verify_log()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(broken, None);
+}
+
+/// The coordinator crashes mid-purge (every process at once): a batch's part on a worker node
+/// may be prepared then, without its log entries committed. Citus's recovery rolls it back (no
+/// record of it committed on the coordinator), and the purge finishes after the restart with
+/// exactly one entry per row.
+#[test]
+fn killing_the_coordinator_mid_purge_loses_no_row_and_no_entry() {
+    let Some(mut citus) = Citus::start(
+        "citus-crash",
+        &[
+            "pg_retention.batch_size = 200",
+            "pg_retention.max_rows_per_second = 2000",
+        ],
+    ) else {
+        return;
+    };
+    let rows = 40_000;
+    let due = due_ids(rows);
+    {
+        let mut c = citus.connect();
+        load(&mut c, rows);
+        citus.purging(true);
+        wait_for(Duration::from_secs(60), "the purge to start", || {
+            count(&mut c, "SELECT count(*) FROM retention.deletion_log") > 2000
+        });
+    }
+    let pids = citus.coordinator.server_processes();
+    citus.coordinator.kill9_processes(&pids);
+    citus.coordinator.start_again();
+    let mut c = citus
+        .coordinator
+        .wait_connect("postgres", Duration::from_secs(120));
+    wait_for(
+        Duration::from_secs(300),
+        "the purge to finish after the restart",
+        || {
+            unheld_due(&mut c) == 0
+                && count(&mut c, "SELECT count(*) FROM events") == rows - due.len() as i64
+        },
+    );
+    citus.purging(false);
+    let all: HashSet<i64> = (1..=rows).collect();
     assert_removed_and_logged(&mut c, "events", &all, &due);
     let broken: Option<i64> = c
         .query_one("SELECT retention.verify_log()", &[])
