@@ -46,6 +46,45 @@ pub fn not_anonymized_sql(table: &Managed, params: &mut Params) -> String {
     )
 }
 
+/// [`not_anonymized_sql`] for any managed table. On a Citus distributed table
+/// `retention.is_anonymized` would run on the shards, where the marks table is empty: the marks
+/// are read here, on the coordinator, and bound as arrays; those of the rows of one
+/// distribution-key value (`value`, as text: a purge batch), found by the distribution column
+/// in their key (Citus makes it part of the primary key), else all of the table's (a request).
+/// Reading them scans the table's marks.
+pub fn not_anonymized_in_sql(
+    client: &SpiClient,
+    table: &Managed,
+    value: Option<&str>,
+    params: &mut Params,
+) -> Result<String, RetentionError> {
+    let Some(dist) = &table.distribution else {
+        return Ok(not_anonymized_sql(table, params));
+    };
+    let marks: Vec<(String, Option<String>)> = client
+        .select(
+            &format!(
+                "SELECT row_key::text, fingerprint FROM retention.anonymized_rows
+                  WHERE tbl = $1::oid::regclass
+                    AND ($3::text IS NULL OR row_key -> $2 = pg_catalog.to_jsonb($3::{}))",
+                dist.type_name
+            ),
+            None,
+            &[table.oid.into(), dist.column.as_str().into(), value.into()],
+        )?
+        .map(|r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?)))
+        .collect::<Result<_, RetentionError>>()?;
+    let (keys, fingerprints): (Vec<String>, Vec<Option<String>>) = marks.into_iter().unzip();
+    Ok(format!(
+        "NOT EXISTS (SELECT 1 FROM unnest({}::text[], {}::text[]) AS m(k, fp)
+                      WHERE m.k = ({})::text AND (m.fp IS NULL OR m.fp = {}))",
+        params.bind(keys),
+        params.bind(fingerprints),
+        table.key_json_sql(),
+        table.anonymized_fingerprint_sql()
+    ))
+}
+
 /// SQL that acts on the rows selected by `acting.due` (a query returning `ctid`, or the key
 /// columns of a table acted on by key) and returns each row's key (jsonb text), tenant, `clock`
 /// (a timestamptz expression over the row, or NULL) and, for anonymizations, the fingerprint of

@@ -161,10 +161,12 @@ fn erase_in_table(
         };
         let mut rows = named.unheld_in(table, &group, &mut params);
         if anonymize {
-            rows = rows.filter(crate::engine::acting::not_anonymized_sql(
+            rows = rows.filter(crate::engine::acting::not_anonymized_in_sql(
+                client,
                 table,
+                None,
                 &mut params,
-            ));
+            )?);
         }
         let due = crate::engine::acting::lock_all(client, table, rows, &params)?;
         let retain_for = found.map(|c| policy::in_force(c, group.tenant.as_deref(), overrides).0);

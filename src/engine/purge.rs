@@ -172,9 +172,6 @@ fn workable(table: &Managed, segment: &Segment) -> Result<bool, RetentionError> 
     if !workable && !segment.is_default {
         return Ok(false);
     }
-    if anonymizes {
-        refuse_on_citus(table, segment, "anonymizes")?;
-    }
     if anonymizes && table.anonymize.is_empty() {
         return Err(RetentionError::MissingColumnRole(
             format!(
@@ -197,9 +194,8 @@ fn workable(table: &Managed, segment: &Segment) -> Result<bool, RetentionError> 
 }
 
 /// Refuses what the purge cannot do yet on a Citus distributed table: a step whose rows are
-/// checked one by one against the extension's own tables (which row was anonymized, why a row
-/// was soft-deleted) through a function that would run on the shards, where those tables are
-/// empty.
+/// checked one by one against the deletion log (why a row was soft-deleted) through a function
+/// that would run on the shards, where the log is empty.
 fn refuse_on_citus(table: &Managed, segment: &Segment, what: &str) -> Result<(), RetentionError> {
     if table.distribution.is_none() {
         return Ok(());
@@ -227,7 +223,11 @@ pub fn step_sql(
             }
             match (step.act(table), &soft) {
                 (Act::SoftDelete, Some(soft)) => conditions.push(format!("t.{soft} IS NULL")),
-                (Act::Anonymize, _) => conditions.push(not_anonymized_sql(table, params)),
+                // A distributed table's batches test their rows against the marks of one
+                // distribution-key value at a time (see `batch`).
+                (Act::Anonymize, _) if table.distribution.is_none() => {
+                    conditions.push(not_anonymized_sql(table, params))
+                }
                 _ => {}
             }
             step.segment.order_sql()
@@ -291,6 +291,14 @@ pub fn batch(
             let Some(key) = shard_key(client, table, step, &conditions, &mut params)? else {
                 break;
             };
+            if step.act(table) == Act::Anonymize {
+                conditions.push(crate::engine::acting::not_anonymized_in_sql(
+                    client,
+                    table,
+                    Some(&key),
+                    &mut params,
+                )?);
+            }
             let placeholder = params.bind(key);
             shard = Some((
                 format!(

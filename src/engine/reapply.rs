@@ -129,10 +129,12 @@ fn reapply_group(
         conditions.push(format!("t.{soft} IS NULL"));
     }
     if act == Act::Anonymize {
-        conditions.push(crate::engine::acting::not_anonymized_sql(
+        conditions.push(crate::engine::acting::not_anonymized_in_sql(
+            client,
             table,
+            None,
             &mut params,
-        ));
+        )?);
     }
     let due = crate::engine::acting::lock_all(
         client,
