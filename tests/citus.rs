@@ -279,9 +279,18 @@ fn the_worker_purges_a_distributed_table_and_requests_and_erasure_reach_every_sh
             "SELECT count(*) FROM retention.deletion_log WHERE table_name = 'public.profiles'",
         )
     };
+    let previewed = |c: &mut Client| {
+        count(
+            c,
+            "SELECT coalesce(sum(rows) FILTER (WHERE held_by IS NULL), 0)::bigint
+               FROM retention.preview() WHERE table_name = 'public.profiles'",
+        )
+    };
+    assert_eq!(previewed(&mut c), 95);
     assert_eq!(cycle(&mut c), 0);
     assert_eq!(count(&mut c, "SELECT count(email) FROM profiles"), 5);
     assert_eq!(logged(&mut c), 95);
+    assert_eq!(previewed(&mut c), 0);
     assert_eq!(cycle(&mut c), 0);
     assert_eq!(logged(&mut c), 95);
     c.batch_execute("UPDATE profiles SET email = 'new@example.com' WHERE tenant = 't3' AND id = 3")

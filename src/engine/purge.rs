@@ -537,7 +537,15 @@ pub fn preview(
 ) -> Result<Vec<PreviewLine>, RetentionError> {
     let held = holds_by(client, table, horizon)?;
     let mut params = Params::default();
-    let (conditions, order) = step_sql(table, step, horizon, &mut params);
+    let (mut conditions, order) = step_sql(table, step, horizon, &mut params);
+    if step.act(table) == Act::Anonymize && table.distribution.is_some() {
+        conditions.push(crate::engine::acting::not_anonymized_in_sql(
+            client,
+            table,
+            None,
+            &mut params,
+        )?);
+    }
     let oldest = order
         .map(|o| format!("min({o})::timestamptz"))
         .unwrap_or_else(|| "NULL::timestamptz".into());
