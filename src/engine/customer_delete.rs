@@ -268,12 +268,14 @@ fn locked_rows(
         table.category_sql(params),
         table.tenant_text_sql(),
     );
+    // Read-write: a statement with a newer snapshot, which sees what the writers waited for
+    // committed (a read-only one would read the calling statement's snapshot).
     let found: Vec<(
         String,
         String,
         Option<String>,
         Option<TimestampWithTimeZone>,
-    )> = executor::select(client, table, &rows.select(&columns), params.args())?
+    )> = executor::update(client, table, &rows.select(&columns), params.args())?
         .map(|r| {
             Ok((
                 r.get::<String>(1)?.unwrap_or_default(),
