@@ -9,7 +9,9 @@ Each is one `SELECT * FROM retention.run()` on a cluster where nothing else runs
 each: rows removed, seconds, rows/s, WAL bytes per row removed (pg_current_wal_lsn before and
 after; rows removed = rows before - rows after, checked equal to the log entries), and how long the parent's
 ACCESS EXCLUSIVE lock is held (the DROP of one partition, timed on its own: the retirement
-takes that lock for its DROP and commits). Writes the figures to bench/results/<UTC time>-partitions.json.
+takes that lock for its DROP and commits), and the floor: the time per row of copying the
+retired entries, already built, into a copy of the log with and without its indexes, which
+bounds any retirement's speed-up. Writes the figures to bench/results/<UTC time>-partitions.json.
 
 Uses the installed pg_retention (`cargo pgrx install --release`) on a throwaway cluster
 (scripts/cluster.sh), fsync on, default WAL settings.
@@ -89,6 +91,28 @@ def purge(psql, rows, mode):
             "partitions_left": partitions}
 
 
+def floor(psql, rows_mode):
+    """The least a retirement's per-row entries can cost: the retired database's log entries,
+    already built and hashed, copied by one INSERT ... SELECT into a copy of the log without
+    its indexes, then into one with them. The speed-up over the row purge can be at most the
+    row purge's time per row divided by this."""
+    db = psql + ["-d", "bench_whole"]
+    out = run(db + ["-c", "CREATE TABLE floor_plain (LIKE retention.deletion_log)",
+                    "-c", "CREATE TABLE floor_indexed (LIKE retention.deletion_log INCLUDING INDEXES)",
+                    "-c", "CHECKPOINT", "-c", "\\timing on",
+                    "-c", "INSERT INTO floor_plain SELECT * FROM retention.deletion_log",
+                    "-c", "INSERT INTO floor_indexed SELECT * FROM retention.deletion_log"]).stdout
+    plain_ms, indexed_ms = [float(t) for t in re.findall(r"Time: ([0-9.]+) ms", out)][-2:]
+    entries = int(one(db, "SELECT count(*) FROM floor_plain"))
+    row_purge_us = 1e6 / rows_mode["rows_per_s"]
+    plain_us, indexed_us = 1000 * plain_ms / entries, 1000 * indexed_ms / entries
+    return {"entries": entries, "insert_without_indexes_us_per_row": round(plain_us, 2),
+            "insert_with_log_indexes_us_per_row": round(indexed_us, 2),
+            "row_purge_us_per_row": round(row_purge_us, 2),
+            "speed_up_ceiling_without_indexes": round(row_purge_us / plain_us, 1),
+            "speed_up_ceiling_with_indexes": round(row_purge_us / indexed_us, 1)}
+
+
 def lock_times(psql, rows):
     """How long a retirement holds the parent's ACCESS EXCLUSIVE lock: its DROP, timed."""
     db = database(psql, "bench_locks", rows)
@@ -115,6 +139,7 @@ def main():
     try:
         whole = purge(psql, a.rows, "whole")
         rows = purge(psql, a.rows, "rows")
+        bound = floor(psql, rows)
         locks = lock_times(psql, a.rows)
         version = one(psql + ["-d", "bench_whole"],
                       "SELECT extversion FROM pg_extension WHERE extname = 'pg_retention'")
@@ -130,11 +155,17 @@ def main():
     print(f"speed-up: {whole['rows_per_s'] / rows['rows_per_s']:.1f}x; "
           f"DROP of one {locks['partition_rows']:,}-row partition (parent ACCESS EXCLUSIVE): "
           f"{locks['drop_ms']:.1f} ms")
+    print(f"floor: the same {bound['entries']:,} entries copied by one INSERT ... SELECT: "
+          f"{bound['insert_without_indexes_us_per_row']} us/row into an unindexed copy of the "
+          f"log, {bound['insert_with_log_indexes_us_per_row']} us/row with its indexes; the row "
+          f"purge takes {bound['row_purge_us_per_row']} us/row, so no retirement that writes "
+          f"one entry per row can be more than {bound['speed_up_ceiling_without_indexes']}x "
+          f"faster ({bound['speed_up_ceiling_with_indexes']}x with the log's indexes)")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%MZ")
     path = os.path.join(ROOT, "bench", "results", f"{stamp}-partitions.json")
     with open(path, "w") as f:
         json.dump({"version": version, "rows": a.rows, "whole": whole, "row_by_row": rows,
-                   "locks": locks}, f, indent=2)
+                   "floor": bound, "locks": locks}, f, indent=2)
     print(f"written to {os.path.relpath(path, ROOT)}")
 
 

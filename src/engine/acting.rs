@@ -91,7 +91,8 @@ pub fn not_anonymized_in_sql(
 /// the anonymized values. It touches the application table only: it runs as its owner.
 ///
 /// For a Citus distributed table the acting statement carries `acting.shard` (the equality on
-/// the distribution column that routes it to one shard) and returns plain columns (the key and
+/// the distribution column that routes it to one shard, which `acting.due` carries too: rows
+/// are then matched by ctid; without it, by primary key) and returns plain columns (the key and
 /// role columns, which the outputs are computed from): Citus refuses non-immutable functions
 /// such as `jsonb_build_object` in `RETURNING`, so the key and tenant are built by the outer
 /// query.
@@ -121,7 +122,7 @@ pub fn act_sql(table: &Managed, acting: &Acting, params: &mut Params) -> String 
     };
     let rows = RowSet::of(table)
         .filters(acting.shard.clone())
-        .filter(due_rows_sql(table));
+        .filter(due_rows_sql(table, acting.shard.is_some()));
     let acted = match act {
         Act::HardDelete => rows.delete(&returning),
         Act::SoftDelete => rows.update(
@@ -197,7 +198,7 @@ pub fn lock_all(
     params: &Params,
 ) -> Result<String, RetentionError> {
     let Some(dist) = &table.distribution else {
-        let due = rows.lock(Lock::Wait).select(&row_id_sql(table));
+        let due = rows.lock(Lock::Wait).select(&row_id_sql(table, false));
         executor::update(client, table, &due, params.args())?;
         return Ok(due);
     };
@@ -212,17 +213,17 @@ pub fn lock_all(
     .collect::<Result<Vec<_>, _>>()?;
     // Each value's rows are locked by key among the matched ones (read first, unlocked, across
     // shards): the lock itself is then a statement on one shard, whatever the conditions.
-    let matched = rows.select(&row_id_sql(table));
+    let matched = rows.select(&row_id_sql(table, false));
     for value in values {
         let (keyed, placeholder) = params.and(value);
         let lock = RowSet::of(table)
             .filter(format!("{column} = {placeholder}::{}", dist.type_name))
             .filter(format!(
                 "({}) IN (SELECT * FROM matched)",
-                row_id_sql(table)
+                row_id_sql(table, false)
             ))
             .lock(Lock::Wait)
-            .select(&row_id_sql(table));
+            .select(&row_id_sql(table, false));
         executor::update(
             client,
             table,
@@ -230,21 +231,23 @@ pub fn lock_all(
             keyed.args(),
         )?;
     }
-    Ok(rows.select(&row_id_sql(table)))
+    Ok(rows.select(&row_id_sql(table, false)))
 }
 
-/// SQL over row alias `t` matching the rows a `due` CTE selected with [`row_id_sql`].
-pub fn due_rows_sql(table: &Managed) -> String {
-    if table.by_key() {
-        format!("({}) IN (SELECT * FROM due)", row_id_sql(table))
+/// SQL over row alias `t` matching the rows a `due` CTE selected with [`row_id_sql`]
+/// (`one_shard`: see [`Managed::by_key`]).
+pub fn due_rows_sql(table: &Managed, one_shard: bool) -> String {
+    if table.by_key(one_shard) {
+        format!("({}) IN (SELECT * FROM due)", row_id_sql(table, one_shard))
     } else {
         "t.ctid = ANY(ARRAY(SELECT ctid FROM due))".to_string()
     }
 }
 
-/// The select list that identifies rows for [`act_sql`].
-pub fn row_id_sql(table: &Managed) -> String {
-    if table.by_key() {
+/// The select list that identifies rows for [`act_sql`] (`one_shard`: see
+/// [`Managed::by_key`]).
+pub fn row_id_sql(table: &Managed, one_shard: bool) -> String {
+    if table.by_key(one_shard) {
         let keys: Vec<String> = table
             .key_columns
             .iter()
@@ -401,20 +404,33 @@ mod tests {
     }
 
     #[pg_test]
-    fn a_distributed_table_is_acted_on_by_key_in_one_shard_and_returns_plain_columns() {
+    fn a_distributed_table_is_acted_on_by_ctid_in_one_shard_and_returns_plain_columns() {
         let table = conversations(true);
         let sql = delete_sql(&table, Some("t.tenant = $1::text".into()));
-        // Citus routes the statement by the uncast distribution column, matches rows by key
-        // (no ctid across shards), and refuses jsonb_build_object in RETURNING: the key is
-        // built by the outer query.
+        // Citus routes the statement by the uncast distribution column to one shard, where it
+        // allows ctids, and refuses jsonb_build_object in RETURNING: the key is built by the
+        // outer query.
         assert_eq!(
             sql,
             "WITH due AS (SELECT 1), acted AS (DELETE FROM public.conversations AS t \
-             WHERE t.tenant = $1::text AND (t.id) IN (SELECT * FROM due) RETURNING t.id, \
+             WHERE t.tenant = $1::text AND t.ctid = ANY(ARRAY(SELECT ctid FROM due)) RETURNING t.id, \
              t.tenant, t.subject, t.category, t.created_at, t.deleted_at) \
              SELECT k::text, tn, clk, fp FROM (SELECT jsonb_build_object('id', t.id) AS k, \
              t.tenant::text AS tn, NULL::timestamptz AS clk, NULL::text AS fp FROM acted AS t) o"
         );
-        assert_eq!(super::row_id_sql(&table), "t.id");
+        assert_eq!(super::row_id_sql(&table, true), "t.ctid");
+    }
+
+    #[pg_test]
+    fn a_distributed_table_is_acted_on_by_key_across_shards() {
+        let table = conversations(true);
+        // Without the distribution-key equality the statement may span shards: ctids are
+        // unique per shard only, and Citus refuses them there.
+        let sql = delete_sql(&table, None);
+        assert!(
+            sql.contains("WHERE (t.id) IN (SELECT * FROM due) RETURNING t.id,"),
+            "{sql}"
+        );
+        assert_eq!(super::row_id_sql(&table, false), "t.id");
     }
 }

@@ -162,7 +162,10 @@ pub fn hard_delete(
         .filter(crate::engine::tagging::key_match_sql(
             client, table, keys_param,
         )?)
-        .select(&crate::engine::acting::row_id_sql(table));
+        .select(&crate::engine::acting::row_id_sql(
+            table,
+            acting.shard.is_some(),
+        ));
     let by_key_acting = Acting {
         due: &by_key,
         clock: None,
@@ -218,9 +221,9 @@ fn lock_parents(
                 .map(|c| format!("array_agg(t.{}::text)", quote_identifier(c))),
         )
         .collect();
-    let rows = RowSet::of(table)
-        .filters(acting.shard.clone())
-        .filter(crate::engine::acting::due_rows_sql(table));
+    let rows = RowSet::of(table).filters(acting.shard.clone()).filter(
+        crate::engine::acting::due_rows_sql(table, acting.shard.is_some()),
+    );
     let sql = format!(
         "WITH due AS ({}) {}",
         acting.due,

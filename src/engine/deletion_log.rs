@@ -11,10 +11,12 @@
 
 use crate::engine::vocabulary::LogAction;
 use crate::error::RetentionError;
+use crate::pg::kept;
 use crate::pg::locks::{take_lock, LockKey};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
+use pgrx::PgOid;
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
 
@@ -189,6 +191,36 @@ pub fn interval_canonical(i: &Interval) -> String {
     format!("{},{},{}", i.months(), i.days(), i.micros())
 }
 
+/// The INSERT of one batch's entries, given as arrays (one element per entry) and the values
+/// the batch shares; kept prepared (see [`kept`]).
+const INSERT_ENTRIES: &str = "INSERT INTO retention.deletion_log
+         (id, logged_at, action, table_name, row_key, tenant, category, reason, retain_for,
+          run_id, actor, prev_hash, hash, approval_id)
+     SELECT u.id, now(), $8, $9, u.k::jsonb, u.tn, u.c, u.rs, u.r, $11, $12, u.p, u.h, $13
+       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::interval[],
+                   $6::bytea[], $7::bytea[], $10::text[]) AS u(id, k, tn, c, r, p, h, rs)";
+
+/// The types of [`INSERT_ENTRIES`]'s parameters.
+fn insert_types() -> [PgOid; 13] {
+    use pg_sys::BuiltinOid as B;
+    [
+        B::INT8ARRAYOID,
+        B::TEXTARRAYOID,
+        B::TEXTARRAYOID,
+        B::TEXTARRAYOID,
+        B::INTERVALARRAYOID,
+        B::BYTEAARRAYOID,
+        B::BYTEAARRAYOID,
+        B::TEXTOID,
+        B::TEXTOID,
+        B::TEXTARRAYOID,
+        B::INT8OID,
+        B::TEXTOID,
+        B::INT8OID,
+    ]
+    .map(PgOid::BuiltIn)
+}
+
 /// Appends one entry per row to `retention.deletion_log`, continuing the hash chain.
 pub fn append(
     client: &mut SpiClient,
@@ -222,16 +254,7 @@ pub fn append(
         chain.actor.as_str().into(),
         batch.approval_id.into(),
     ];
-    client.update(
-        "INSERT INTO retention.deletion_log
-             (id, logged_at, action, table_name, row_key, tenant, category, reason, retain_for,
-              run_id, actor, prev_hash, hash, approval_id)
-         SELECT u.id, now(), $8, $9, u.k::jsonb, u.tn, u.c, u.rs, u.r, $11, $12, u.p, u.h, $13
-           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::interval[],
-                       $6::bytea[], $7::bytea[], $10::text[]) AS u(id, k, tn, c, r, p, h, rs)",
-        None,
-        &args,
-    )?;
+    kept::run(client, INSERT_ENTRIES, &insert_types(), &args)?;
     Ok(())
 }
 
@@ -252,7 +275,8 @@ struct Chain {
 impl Chain {
     /// The last entry (or, after a trim of the whole log, the anchor), under the chain lock.
     fn head(client: &SpiClient, batch: &Batch) -> Result<Chain, RetentionError> {
-        let head = client.select(
+        let head = kept::run(
+            client,
             "SELECT (extract(epoch FROM now()) * 1000000)::bigint, $1::name::text, l.id, l.hash,
                     a.last_id, a.last_hash
                FROM (SELECT 1) one
@@ -260,7 +284,7 @@ impl Chain {
                                    ORDER BY id DESC LIMIT 1) l ON true
                LEFT JOIN LATERAL (SELECT last_id, last_hash FROM retention.log_anchor
                                    ORDER BY last_id DESC LIMIT 1) a ON true",
-            Some(1),
+            &[PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID)],
             &[crate::pg::identity::caller_name().into()],
         )?;
         let head = head.first();

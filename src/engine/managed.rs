@@ -200,10 +200,13 @@ impl Managed {
         quoted.join(", ")
     }
 
-    /// Whether rows are matched by primary key rather than by `ctid`: in a partitioned table
-    /// a ctid is unique per partition only, and Citus refuses ctid matching across shards.
-    pub fn by_key(&self) -> bool {
-        self.partitioned || self.distribution.is_some()
+    /// Whether a statement matches rows by primary key rather than by `ctid`: in a partitioned
+    /// table a ctid is unique per partition only, and Citus refuses ctid matching across
+    /// shards. A statement on a distributed table that carries the distribution-key equality
+    /// in every part (`one_shard`) runs on one shard, where ctids are unique and Citus allows
+    /// them: matching by ctid there spares an index probe per row.
+    pub fn by_key(&self, one_shard: bool) -> bool {
+        self.partitioned || (self.distribution.is_some() && !one_shard)
     }
 
     /// Refuses a table whose recorded key columns are unusable (empty, or NULL in the catalog).

@@ -413,7 +413,7 @@ fn act_on(
         .order_by(order.clone())
         .limit(params.bind(limit))
         .lock(Lock::SkipLocked)
-        .select(&row_id_sql(table));
+        .select(&row_id_sql(table, shard.is_some()));
     let act = step.act(table);
     let clock = order.as_ref().map(|o| format!("{o}::timestamptz"));
     let acting = Acting {

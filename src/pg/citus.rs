@@ -6,6 +6,7 @@
 use crate::error::RetentionError;
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
+use std::cell::Cell;
 
 /// SQL that is true when Citus's catalog is present in this database.
 pub const INSTALLED_SQL: &str =
@@ -113,8 +114,13 @@ pub fn is_worker_node(client: &SpiClient) -> Result<bool, RetentionError> {
 ///
 /// Without Citus's library in this backend (Citus must be preloaded to query a distributed
 /// table at all) there is nothing to coordinate.
+///
+/// Done once per (sub)transaction: the setting is rolled back with a subtransaction that set
+/// it, Citus's flag lasts until the end of the transaction.
 pub fn coordinate(client: &SpiClient) -> Result<(), RetentionError> {
-    if !use_two_phase_commit() {
+    // SAFETY: MyProc is this backend's PGPROC; the subtransaction id is this backend's.
+    let now = unsafe { ((*pg_sys::MyProc).lxid, pg_sys::GetCurrentSubTransactionId()) };
+    if COORDINATED.replace(Some(now)) == Some(now) || !use_two_phase_commit() {
         return Ok(());
     }
     client.select(
@@ -123,6 +129,11 @@ pub fn coordinate(client: &SpiClient) -> Result<(), RetentionError> {
         &[],
     )?;
     Ok(())
+}
+
+thread_local! {
+    /// The (local transaction id, subtransaction id) [`coordinate`] last ran in.
+    static COORDINATED: Cell<Option<(u32, u32)>> = const { Cell::new(None) };
 }
 
 /// Calls Citus's `Use2PCForCoordinatedTransaction()`, which sets a flag for the current

@@ -2,6 +2,7 @@
 //! The executor of statements against application tables, identity switches, the extension's
 //! locks, (sub)transactions, bound parameters, settings, relation names, the installed schema
 //! version, the shared-memory progress board, hand-written version-1 entry points (`call`),
+//! statements kept prepared per backend (`kept`),
 //! and what Citus (when present) says of a table.
 
 pub mod call;
@@ -9,6 +10,7 @@ pub mod citus;
 pub mod executor;
 pub mod gucs;
 pub mod identity;
+pub mod kept;
 pub mod locks;
 pub mod params;
 pub mod preconditions;
