@@ -270,7 +270,10 @@ impl Cycle {
             Spi::connect(|c| purge::table_steps(c, table, crate::engine::period::zero()))
         });
         let steps = match planned {
-            Ok(steps) => steps,
+            Ok(mut steps) => {
+                purge::in_purge_order(&mut steps);
+                steps
+            }
             Err(e) => return outcome.failed(e),
         };
         if let Err(e) = self.retire_partitions(iso, table, &steps, &mut outcome) {

@@ -191,14 +191,16 @@ pub fn interval_canonical(i: &Interval) -> String {
     format!("{},{},{}", i.months(), i.days(), i.micros())
 }
 
-/// The INSERT of one batch's entries, given as arrays (one element per entry) and the values
-/// the batch shares; kept prepared (see [`kept`]).
+/// The INSERT of one batch's entries, given as arrays (one element per entry, all of the same
+/// length) and the values the batch shares; kept prepared (see [`kept`]). The arrays are
+/// expanded in the select list, in step (a `ProjectSet`, one row at a time), not in FROM, where
+/// each would first be copied into a tuplestore of its own.
 const INSERT_ENTRIES: &str = "INSERT INTO retention.deletion_log
          (id, logged_at, action, table_name, row_key, tenant, category, reason, retain_for,
           run_id, actor, prev_hash, hash, approval_id)
-     SELECT u.id, now(), $8, $9, u.k::jsonb, u.tn, u.c, u.rs, u.r, $11, $12, u.p, u.h, $13
-       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::interval[],
-                   $6::bytea[], $7::bytea[], $10::text[]) AS u(id, k, tn, c, r, p, h, rs)";
+     SELECT unnest($1::bigint[]), now(), $8, $9, unnest($2::text[])::jsonb,
+            unnest($3::text[]), unnest($4::text[]), unnest($10::text[]),
+            unnest($5::interval[]), $11, $12, unnest($6::bytea[]), unnest($7::bytea[]), $13";
 
 /// The types of [`INSERT_ENTRIES`]'s parameters.
 fn insert_types() -> [PgOid; 13] {

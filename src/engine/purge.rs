@@ -13,7 +13,7 @@ use crate::engine::catalog::Action;
 use crate::engine::deletion_log::{self};
 use crate::engine::holds;
 use crate::engine::managed::Managed;
-use crate::engine::policy::Segment;
+use crate::engine::policy::{Segment, TenantScope};
 use crate::engine::rowset::{Lock, RowSet};
 use crate::engine::vocabulary::reason;
 use crate::engine::windows::Path;
@@ -157,6 +157,24 @@ pub fn plan(
         });
     }
     Ok(steps)
+}
+
+/// Puts `steps` in the order a cycle takes them: expiring rows before finishing soft deletes,
+/// and among those the table's default category first, its tenants without an override before
+/// those with one. The default category's rows (the untagged ones) are most of a table as a
+/// rule; purging them first, in clock order, lets their log entries land at the end of the
+/// log's `(table_name, row_key)` index, where PostgreSQL inserts without descending the tree.
+/// Taken after another category's rows, spread over the whole key range, each entry lands
+/// among them and costs a descent: a fifth of a purge's time in a profile of the benchmark.
+/// Steps act on disjoint rows, so their order changes nothing else.
+pub fn in_purge_order(steps: &mut [Step]) {
+    steps.sort_by_key(|step| {
+        (
+            step.phase != Phase::Expire,
+            !step.segment.is_default,
+            matches!(step.segment.tenant, TenantScope::Only(_)),
+        )
+    });
 }
 
 /// Whether the table can act on an expiring segment's rows. Rows can carry a category the
