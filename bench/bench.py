@@ -1178,8 +1178,8 @@ def report(r):
         f"{'met' if fb['met'] else 'MISSED'}")
     a = t.get("adaptive_throttle")
     if a:
-        add(f"  adaptive throttle, idle >= {ADAPTIVE_IDLE_MIN:.0%} of the unthrottled worker (its median round): "
-            f"{a['idle_vs_unthrottled']:.2f} ({a['idle_rows_per_s']:,.0f} rows/s): "
+        add(f"  adaptive throttle, idle >= {ADAPTIVE_IDLE_MIN:.0%} of the unthrottled worker "
+            f"(its median round): {a['idle_vs_unthrottled']:.2f} ({a['idle_rows_per_s']:,.0f} rows/s): "
             f"{'met' if a['idle_met'] else 'MISSED'}")
         add(f"  adaptive throttle under pgbench, TPS drop <= {-ADAPTIVE_TPS_MIN:.0%} and p99 "
             f"<= +{ADAPTIVE_P99_MAX:.0%}: TPS {a['loaded_tps_change']:+.1%}, p99 "
