@@ -80,7 +80,7 @@ impl Citus {
 
 /// `events` (32 shards by tenant, `rows` rows, one row a day back over two years per tenant
 /// cycle, 20 tenants, 400 subjects) and its co-located parent-bound child `messages` (one per
-/// tenth event), under a 1-year category, a 2-year override for t1, a hold on tenant t2 and one
+/// tenth event, its foreign key indexed as a DBA would), under a 1-year category, a 2-year override for t1, a hold on tenant t2 and one
 /// on subject u7.
 const SCHEMA: &str = "
     CREATE TABLE events (tenant text NOT NULL, id bigint NOT NULL, subject text NOT NULL,
@@ -89,6 +89,7 @@ const SCHEMA: &str = "
     CREATE TABLE messages (tenant text NOT NULL, id bigint NOT NULL, event_id bigint NOT NULL,
                            PRIMARY KEY (tenant, id),
                            FOREIGN KEY (tenant, event_id) REFERENCES events (tenant, id));
+    CREATE INDEX ON messages (tenant, event_id);
     SELECT create_distributed_table('messages', 'tenant', colocate_with => 'events');
     SELECT retention.define_category('conversations', '1 year');
     SELECT retention.define_category('event_messages', '0', clock => 'parent');
@@ -172,12 +173,12 @@ fn the_worker_purges_a_distributed_table_and_requests_and_erasure_reach_every_sh
     load(&mut c, rows);
     let all: HashSet<i64> = (1..=rows).collect();
     let due = due_ids(rows);
-    assert_eq!(unheld_due(&mut c), due.len() as i64);
+    // (preview()'s counts on a distributed table are checked by the smaller tests below: over
+    // this table and its child it reads every row on the coordinator, for minutes.)
 
     citus.purging(true);
     wait_for(Duration::from_secs(600), "the purge of events", || {
-        unheld_due(&mut c) == 0
-            && count(&mut c, "SELECT count(*) FROM events") == rows - due.len() as i64
+        count(&mut c, "SELECT count(*) FROM events") == rows - due.len() as i64
     });
     citus.purging(false);
     assert_removed_and_logged(&mut c, "events", &all, &due);
