@@ -1150,7 +1150,8 @@ def report(r):
             f"{fb['worker_wall_ms_per_batch_median'][0]:>17.1f} "
             f"{fb['worker_wall_ms_per_batch_median'][1]:>17.1f}  {fb['worker_wall_ratio']:.2f}")
     add(f"  plan: {'index scan on the clock index, no sort' if fb['index_scan'] else 'NOT an index scan'}"
-        f"; reconstructed statement = the engine's: {bs['reconstruction_matches_engine']}")
+        f"; reconstructed statement = the engine's (modulo whitespace): "
+        f"{bs['reconstruction_matches_engine_ignoring_whitespace']}")
     add("")
     add("targets")
     kp = t.get("keyset_parity_min_0.95")
