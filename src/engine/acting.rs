@@ -341,7 +341,7 @@ pub fn act_without_children(
     if acting.log.reason_of_soft_delete && !entries.is_empty() {
         soft_deletion_reasons(client, table, &mut entries)?;
     }
-    deletion_log::append(client, &acting.log, &entries)?;
+    deletion_log::append(client, &acting.log, &mut entries)?;
     Ok(Acted {
         rows: entries.len() as i64,
         newest,

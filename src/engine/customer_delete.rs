@@ -183,7 +183,7 @@ pub fn restore_keys(
             table,
             &mut params,
         )?);
-    let entries = restorable(client, table, &rows, &soft, &mut params)?;
+    let mut entries = restorable(client, table, &rows, &soft, &mut params)?;
     if entries.is_empty() {
         return Ok(0);
     }
@@ -204,7 +204,7 @@ pub fn restore_keys(
             reason_of_soft_delete: false,
             approval_id: None,
         },
-        &entries,
+        &mut entries,
     )?;
     Ok(entries.len() as i64)
 }

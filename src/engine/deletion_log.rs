@@ -223,11 +223,12 @@ fn insert_types() -> [PgOid; 13] {
     .map(PgOid::BuiltIn)
 }
 
-/// Appends one entry per row to `retention.deletion_log`, continuing the hash chain.
+/// Appends one entry per row to `retention.deletion_log`, continuing the hash chain. The
+/// entries' strings are moved into the statement's arrays (not copied): they are left empty.
 pub fn append(
     client: &mut SpiClient,
     batch: &Batch,
-    entries: &[Entry],
+    entries: &mut [Entry],
 ) -> Result<(), RetentionError> {
     if entries.is_empty() {
         return Ok(());
@@ -236,10 +237,10 @@ pub fn append(
     take_lock(LockKey::LogChain, true)?;
     let mut chain = Chain::head(client, batch)?;
     let mut columns = Columns::with_capacity(entries.len());
-    for entry in entries {
+    for entry in entries.iter_mut() {
         let reason = entry.reason.as_deref().unwrap_or(batch.reason);
         let (id, prev, hash) = chain.link(batch, entry, reason);
-        columns.push(id, entry, reason, prev, hash);
+        columns.push(id, entry, batch.reason, prev, hash);
     }
     let args: [DatumWithOid; 13] = [
         columns.ids.into(),
@@ -367,13 +368,29 @@ impl<'a> Columns<'a> {
         }
     }
 
-    fn push(&mut self, id: i64, entry: &Entry, reason: &'a str, prev: Vec<u8>, hash: Vec<u8>) {
+    /// Adds `entry` (its strings taken; its reason, else `batch_reason`, borrowed).
+    fn push(
+        &mut self,
+        id: i64,
+        entry: &'a mut Entry,
+        batch_reason: &'a str,
+        prev: Vec<u8>,
+        hash: Vec<u8>,
+    ) {
+        let Entry {
+            row_key,
+            tenant,
+            category,
+            retain_for,
+            reason,
+        } = entry;
         self.ids.push(id);
-        self.keys.push(entry.row_key.clone());
-        self.tenants.push(entry.tenant.clone());
-        self.categories.push(entry.category.clone());
-        self.periods.push(entry.retain_for);
-        self.reasons.push(reason);
+        self.keys.push(std::mem::take(row_key));
+        self.tenants.push(tenant.take());
+        self.categories.push(category.take());
+        self.periods.push(*retain_for);
+        let reason: &'a Option<String> = reason;
+        self.reasons.push(reason.as_deref().unwrap_or(batch_reason));
         self.prevs.push(prev);
         self.hashes.push(hash);
     }

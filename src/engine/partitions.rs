@@ -274,7 +274,7 @@ fn retire_leaf(
         &[],
     )?;
     let retired = match entries_of(client, table, steps, held, leaf)? {
-        Some(entries) if !entries.is_empty() => {
+        Some(mut entries) if !entries.is_empty() => {
             deletion_log::append(
                 client,
                 &deletion_log::Batch {
@@ -285,7 +285,7 @@ fn retire_leaf(
                     reason_of_soft_delete: false,
                     approval_id: None,
                 },
-                &entries,
+                &mut entries,
             )?;
             dispose(client, table, leaf, &parent, mode)?;
             Some(entries.len() as i64)
