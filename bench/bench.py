@@ -685,7 +685,7 @@ def reconstruct_default_batch():
            "WHERE t.ctid = ANY(ARRAY(SELECT ctid FROM due))\n"
            "                        RETURNING jsonb_build_object('id', t.id) AS k, "
            "t.tenant::text AS tn, t.created_at::timestamptz AS clk, NULL::text AS fp)\n"
-           "         SELECT k::text, tn, clk, fp FROM acted")
+           "         SELECT k::text, tn, clk, fp, k FROM acted")
     types = ["text", "text[]", "interval", "interval", "text", "text", "text", "bigint"]
     args = ["'conversations'", "'{t01,t02,t03}'", "'0'", "'1 year'", "'tiny'", "'u1'", "'u2'",
             str(BATCH)]

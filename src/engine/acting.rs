@@ -12,6 +12,7 @@ use crate::pg::executor;
 use crate::pg::params::Params;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
+use pgrx::AnyElement;
 
 /// What a batch does to its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +88,9 @@ pub fn not_anonymized_in_sql(
 
 /// SQL that acts on the rows selected by `acting.due` (a query returning `ctid`, or the key
 /// columns of a table acted on by key) and returns each row's key (jsonb text), tenant, `clock`
-/// (a timestamptz expression over the row, or NULL) and, for anonymizations, the fingerprint of
-/// the anonymized values. It touches the application table only: it runs as its owner.
+/// (a timestamptz expression over the row, or NULL), for anonymizations the fingerprint of
+/// the anonymized values, and the key again as jsonb (for the log, which then need not parse
+/// the text). It touches the application table only: it runs as its owner.
 ///
 /// For a Citus distributed table the acting statement carries `acting.shard` (the equality on
 /// the distribution column that routes it to one shard, which `acting.due` carries too: rows
@@ -112,12 +114,12 @@ pub fn act_sql(table: &Managed, acting: &Acting, params: &mut Params) -> String 
     let (returning, outer) = if table.distribution.is_some() {
         (
             table.row_columns_sql(),
-            format!("SELECT k::text, tn, clk, fp FROM (SELECT {outputs} FROM acted AS t) o"),
+            format!("SELECT k::text, tn, clk, fp, k FROM (SELECT {outputs} FROM acted AS t) o"),
         )
     } else {
         (
             outputs,
-            "SELECT k::text, tn, clk, fp FROM acted".to_string(),
+            "SELECT k::text, tn, clk, fp, k FROM acted".to_string(),
         )
     };
     let rows = RowSet::of(table)
@@ -327,6 +329,11 @@ pub fn act_without_children(
             fingerprints.push(row.get::<String>(4)?);
             Ok(Entry {
                 row_key: row.get::<String>(1)?.unwrap_or_default(),
+                // SAFETY: column 5 is the key as jsonb, a varlena; copied out of the statement's
+                // result into the connection's memory, which outlives the log's write.
+                row_key_jsonb: row.get::<AnyElement>(5)?.map(|k| unsafe {
+                    pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(k.datum().cast_mut_ptr()))
+                }),
                 tenant: row.get::<String>(2)?,
                 category: category.map(str::to_string),
                 retain_for,
@@ -341,7 +348,7 @@ pub fn act_without_children(
     if acting.log.reason_of_soft_delete && !entries.is_empty() {
         soft_deletion_reasons(client, table, &mut entries)?;
     }
-    deletion_log::append(client, &acting.log, &mut entries)?;
+    deletion_log::append(client, &acting.log, &entries)?;
     Ok(Acted {
         rows: entries.len() as i64,
         newest,
@@ -399,7 +406,7 @@ mod tests {
             "WITH due AS (SELECT 1), acted AS (DELETE FROM public.conversations AS t \
              WHERE t.ctid = ANY(ARRAY(SELECT ctid FROM due)) RETURNING \
              jsonb_build_object('id', t.id) AS k, t.tenant::text AS tn, NULL::timestamptz AS clk, \
-             NULL::text AS fp) SELECT k::text, tn, clk, fp FROM acted"
+             NULL::text AS fp) SELECT k::text, tn, clk, fp, k FROM acted"
         );
     }
 
@@ -415,7 +422,7 @@ mod tests {
             "WITH due AS (SELECT 1), acted AS (DELETE FROM public.conversations AS t \
              WHERE t.tenant = $1::text AND t.ctid = ANY(ARRAY(SELECT ctid FROM due)) RETURNING t.id, \
              t.tenant, t.subject, t.category, t.created_at, t.deleted_at) \
-             SELECT k::text, tn, clk, fp FROM (SELECT jsonb_build_object('id', t.id) AS k, \
+             SELECT k::text, tn, clk, fp, k FROM (SELECT jsonb_build_object('id', t.id) AS k, \
              t.tenant::text AS tn, NULL::timestamptz AS clk, NULL::text AS fp FROM acted AS t) o"
         );
         assert_eq!(super::row_id_sql(&table, true), "t.ctid");

@@ -183,7 +183,7 @@ pub fn restore_keys(
             table,
             &mut params,
         )?);
-    let mut entries = restorable(client, table, &rows, &soft, &mut params)?;
+    let entries = restorable(client, table, &rows, &soft, &mut params)?;
     if entries.is_empty() {
         return Ok(0);
     }
@@ -204,7 +204,7 @@ pub fn restore_keys(
             reason_of_soft_delete: false,
             approval_id: None,
         },
-        &mut entries,
+        &entries,
     )?;
     Ok(entries.len() as i64)
 }
@@ -241,6 +241,7 @@ fn restorable(
         }
         entries.push(Entry {
             row_key: key,
+            row_key_jsonb: None,
             tenant,
             category: Some(category_name),
             retain_for: Some(retain_for),

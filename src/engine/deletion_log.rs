@@ -11,19 +11,23 @@
 
 use crate::engine::vocabulary::LogAction;
 use crate::error::RetentionError;
+use crate::pg::direct_insert::{self, Value};
 use crate::pg::kept;
 use crate::pg::locks::{take_lock, LockKey};
-use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::PgOid;
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
+use std::ffi::CString;
 
 thread_local! {
     /// Set only while `trim` removes entries past the log's own retention.
     pub static TRIMMING: Cell<bool> = const { Cell::new(false) };
 }
+
+/// The Unix epoch in PostgreSQL's timestamps (microseconds since 2000-01-01), negated.
+const UNIX_EPOCH_IN_POSTGRES_US: i64 = 946_684_800_000_000;
 
 /// Log entries one trim removes at most.
 const TRIM_BATCH: i64 = 10_000;
@@ -168,6 +172,9 @@ pub struct Batch<'a> {
 /// One row acted on: its primary key (jsonb text), tenant, category and the period in force.
 pub struct Entry {
     pub row_key: String,
+    /// The same key as a jsonb datum, when the statement that acted returned it; else the
+    /// log reads `row_key`.
+    pub row_key_jsonb: Option<pg_sys::Datum>,
     pub tenant: Option<String>,
     pub category: Option<String>,
     pub retain_for: Option<Interval>,
@@ -175,60 +182,79 @@ pub struct Entry {
     pub reason: Option<String>,
 }
 
-fn field(out: &mut Vec<u8>, value: Option<&str>) {
+fn field(out: &mut Vec<u8>, value: Option<&[u8]>) {
     match value {
         None => out.push(b'-'),
         Some(v) => {
-            out.extend_from_slice(v.len().to_string().as_bytes());
+            push_int(out, v.len() as i64);
             out.push(b':');
-            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(v);
         }
     }
 }
 
+/// Appends `n` in decimal (with a leading `-` when negative): what `to_string` writes, without
+/// the formatting machinery, which cost more than the hash on a purge's hot path.
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// Appends `<months>,<days>,<microseconds>`.
+fn push_interval(out: &mut Vec<u8>, i: &Interval) {
+    push_int(out, i.months().into());
+    out.push(b',');
+    push_int(out, i.days().into());
+    out.push(b',');
+    push_int(out, i.micros());
+}
+
 /// `<months>,<days>,<microseconds>`: independent of IntervalStyle.
 pub fn interval_canonical(i: &Interval) -> String {
-    format!("{},{},{}", i.months(), i.days(), i.micros())
+    let mut out = Vec::with_capacity(32);
+    push_interval(&mut out, i);
+    String::from_utf8(out).unwrap_or_default()
 }
 
-/// The INSERT of one batch's entries, given as arrays (one element per entry, all of the same
-/// length) and the values the batch shares; kept prepared (see [`kept`]). The arrays are
-/// expanded in the select list, in step (a `ProjectSet`, one row at a time), not in FROM, where
-/// each would first be copied into a tuplestore of its own.
-const INSERT_ENTRIES: &str = "INSERT INTO retention.deletion_log
-         (id, logged_at, action, table_name, row_key, tenant, category, reason, retain_for,
-          run_id, actor, prev_hash, hash, approval_id)
-     SELECT unnest($1::bigint[]), now(), $8, $9, unnest($2::text[])::jsonb,
-            unnest($3::text[]), unnest($4::text[]), unnest($10::text[]),
-            unnest($5::interval[]), $11, $12, unnest($6::bytea[]), unnest($7::bytea[]), $13";
-
-/// The types of [`INSERT_ENTRIES`]'s parameters.
-fn insert_types() -> [PgOid; 13] {
-    use pg_sys::BuiltinOid as B;
-    [
-        B::INT8ARRAYOID,
-        B::TEXTARRAYOID,
-        B::TEXTARRAYOID,
-        B::TEXTARRAYOID,
-        B::INTERVALARRAYOID,
-        B::BYTEAARRAYOID,
-        B::BYTEAARRAYOID,
-        B::TEXTOID,
-        B::TEXTOID,
-        B::TEXTARRAYOID,
-        B::INT8OID,
-        B::TEXTOID,
-        B::INT8OID,
-    ]
-    .map(PgOid::BuiltIn)
-}
+/// The log's columns, in the order [`append`] gives each entry's values.
+const COLUMNS: [&str; 14] = [
+    "id",
+    "logged_at",
+    "action",
+    "table_name",
+    "row_key",
+    "tenant",
+    "category",
+    "reason",
+    "retain_for",
+    "run_id",
+    "actor",
+    "prev_hash",
+    "hash",
+    "approval_id",
+];
 
 /// Appends one entry per row to `retention.deletion_log`, continuing the hash chain. The
-/// entries' strings are moved into the statement's arrays (not copied): they are left empty.
+/// entries are inserted without an `INSERT` statement ([`direct_insert`]), as logical
+/// replication inserts rows: the log's constraints are checked, nothing is parsed or planned,
+/// and no key is parsed again when the statement that acted returned it as jsonb.
 pub fn append(
     client: &mut SpiClient,
     batch: &Batch,
-    entries: &mut [Entry],
+    entries: &[Entry],
 ) -> Result<(), RetentionError> {
     if entries.is_empty() {
         return Ok(());
@@ -236,34 +262,49 @@ pub fn append(
     // Serialize writers: entries are numbered and chained in commit order.
     take_lock(LockKey::LogChain, true)?;
     let mut chain = Chain::head(client, batch)?;
-    let mut columns = Columns::with_capacity(entries.len());
-    for entry in entries.iter_mut() {
+    let (logged_at, actor) = (
+        Some(pg_sys::Datum::from(chain.logged_at_datum)),
+        from_cstring(pg_sys::namein, &chain.actor),
+    );
+    let rows = entries.iter().map(|entry| {
         let reason = entry.reason.as_deref().unwrap_or(batch.reason);
         let (id, prev, hash) = chain.link(batch, entry, reason);
-        columns.push(id, entry, batch.reason, prev, hash);
+        [
+            id.into_datum(),
+            logged_at,
+            batch.action.as_str().into_datum(),
+            batch.table_name.into_datum(),
+            entry
+                .row_key_jsonb
+                .or_else(|| from_cstring(pg_sys::jsonb_in, &entry.row_key)),
+            entry.tenant.as_deref().into_datum(),
+            entry.category.as_deref().into_datum(),
+            reason.into_datum(),
+            entry.retain_for.into_datum(),
+            batch.run_id.into_datum(),
+            actor,
+            prev.into_datum(),
+            hash.into_datum(),
+            batch.approval_id.into_datum(),
+        ]
+    });
+    direct_insert::insert("retention", "deletion_log", &COLUMNS, rows)
+}
+
+/// The value a type's input function `input` reads from `text` (a jsonb, a name).
+fn from_cstring(input: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum, text: &str) -> Value {
+    // Keys are jsonb text output and actors role names: neither contains a NUL byte.
+    let text = CString::new(text.replace('\0', "")).unwrap_or_default();
+    // SAFETY: an input function called with a NUL-terminated string, as the fmgr would.
+    unsafe {
+        pgrx::direct_function_call_as_datum(input, &[Some(pg_sys::Datum::from(text.as_ptr()))])
     }
-    let args: [DatumWithOid; 13] = [
-        columns.ids.into(),
-        columns.keys.into(),
-        columns.tenants.into(),
-        columns.categories.into(),
-        columns.periods.into(),
-        columns.prevs.into(),
-        columns.hashes.into(),
-        batch.action.as_str().into(),
-        batch.table_name.into(),
-        columns.reasons.into(),
-        batch.run_id.into(),
-        chain.actor.as_str().into(),
-        batch.approval_id.into(),
-    ];
-    kept::run(client, INSERT_ENTRIES, &insert_types(), &args)?;
-    Ok(())
 }
 
 /// The end of the hash chain, as entries are added to it in this transaction.
 struct Chain {
-    /// `now()` in microseconds since the epoch, as hashed.
+    /// `now()`, the entries' `logged_at`, and in microseconds since the Unix epoch as hashed.
+    logged_at_datum: pg_sys::TimestampTz,
     logged_at: String,
     actor: String,
     /// The batch's run id and approval id as hashed (once per batch, not per entry).
@@ -271,8 +312,9 @@ struct Chain {
     approval: Option<String>,
     last_id: i64,
     last_hash: Vec<u8>,
-    /// The canonical form of the entry being hashed (reused).
+    /// The canonical form of the entry being hashed, and a number written out (both reused).
     canonical: Vec<u8>,
+    number: Vec<u8>,
 }
 
 impl Chain {
@@ -280,7 +322,7 @@ impl Chain {
     fn head(client: &SpiClient, batch: &Batch) -> Result<Chain, RetentionError> {
         let head = kept::run(
             client,
-            "SELECT (extract(epoch FROM now()) * 1000000)::bigint, $1::name::text, l.id, l.hash,
+            "SELECT $1::name::text, l.id, l.hash,
                     a.last_id, a.last_hash
                FROM (SELECT 1) one
                LEFT JOIN LATERAL (SELECT id, hash FROM retention.deletion_log
@@ -291,21 +333,25 @@ impl Chain {
             &[crate::pg::identity::caller_name().into()],
         )?;
         let head = head.first();
-        let (last_id, last_hash) = match head.get::<i64>(3)? {
-            Some(id) => (id, head.get::<Vec<u8>>(4)?.unwrap_or_default()),
+        let (last_id, last_hash) = match head.get::<i64>(2)? {
+            Some(id) => (id, head.get::<Vec<u8>>(3)?.unwrap_or_default()),
             None => (
-                head.get::<i64>(5)?.unwrap_or(0),
-                head.get::<Vec<u8>>(6)?.unwrap_or_else(|| vec![0u8; 32]),
+                head.get::<i64>(4)?.unwrap_or(0),
+                head.get::<Vec<u8>>(5)?.unwrap_or_else(|| vec![0u8; 32]),
             ),
         };
+        // SAFETY: reads the transaction's start time, which is what now() returns.
+        let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
         Ok(Chain {
-            logged_at: head.get::<i64>(1)?.unwrap_or_default().to_string(),
-            actor: head.get::<String>(2)?.unwrap_or_default(),
+            logged_at_datum: now,
+            logged_at: (now + UNIX_EPOCH_IN_POSTGRES_US).to_string(),
+            actor: head.get::<String>(1)?.unwrap_or_default(),
             run: batch.run_id.map(|r| r.to_string()),
             approval: batch.approval_id.map(|a| a.to_string()),
             last_id,
             last_hash,
             canonical: Vec::with_capacity(256),
+            number: Vec::with_capacity(64),
         })
     }
 
@@ -314,23 +360,30 @@ impl Chain {
         let id = self.last_id + 1;
         let canonical = &mut self.canonical;
         canonical.clear();
-        field(canonical, Some(&id.to_string()));
-        field(canonical, Some(&self.logged_at));
-        field(canonical, Some(batch.action.as_str()));
-        field(canonical, Some(batch.table_name));
-        field(canonical, Some(&entry.row_key));
-        field(canonical, entry.tenant.as_deref());
-        field(canonical, entry.category.as_deref());
-        field(canonical, Some(reason));
-        field(
-            canonical,
-            entry.retain_for.as_ref().map(interval_canonical).as_deref(),
-        );
-        field(canonical, self.run.as_deref());
-        field(canonical, Some(&self.actor));
+        let number = &mut self.number;
+        number.clear();
+        push_int(number, id);
+        field(canonical, Some(number));
+        field(canonical, Some(self.logged_at.as_bytes()));
+        field(canonical, Some(batch.action.as_str().as_bytes()));
+        field(canonical, Some(batch.table_name.as_bytes()));
+        field(canonical, Some(entry.row_key.as_bytes()));
+        field(canonical, entry.tenant.as_deref().map(str::as_bytes));
+        field(canonical, entry.category.as_deref().map(str::as_bytes));
+        field(canonical, Some(reason.as_bytes()));
+        match &entry.retain_for {
+            Some(period) => {
+                number.clear();
+                push_interval(number, period);
+                field(canonical, Some(number));
+            }
+            None => field(canonical, None),
+        }
+        field(canonical, self.run.as_deref().map(str::as_bytes));
+        field(canonical, Some(self.actor.as_bytes()));
         // Added in 0.6.0: present only when set, so that older entries hash as they did.
         if let Some(approval) = &self.approval {
-            field(canonical, Some(approval));
+            field(canonical, Some(approval.as_bytes()));
         }
         let mut hasher = Sha256::new();
         hasher.update(&self.last_hash);
@@ -342,65 +395,22 @@ impl Chain {
     }
 }
 
-/// The per-entry columns of one INSERT, as arrays.
-struct Columns<'a> {
-    ids: Vec<i64>,
-    keys: Vec<String>,
-    tenants: Vec<Option<String>>,
-    categories: Vec<Option<String>>,
-    periods: Vec<Option<Interval>>,
-    reasons: Vec<&'a str>,
-    prevs: Vec<Vec<u8>>,
-    hashes: Vec<Vec<u8>>,
-}
-
-impl<'a> Columns<'a> {
-    fn with_capacity(n: usize) -> Columns<'a> {
-        Columns {
-            ids: Vec::with_capacity(n),
-            keys: Vec::with_capacity(n),
-            tenants: Vec::with_capacity(n),
-            categories: Vec::with_capacity(n),
-            periods: Vec::with_capacity(n),
-            reasons: Vec::with_capacity(n),
-            prevs: Vec::with_capacity(n),
-            hashes: Vec::with_capacity(n),
-        }
-    }
-
-    /// Adds `entry` (its strings taken; its reason, else `batch_reason`, borrowed).
-    fn push(
-        &mut self,
-        id: i64,
-        entry: &'a mut Entry,
-        batch_reason: &'a str,
-        prev: Vec<u8>,
-        hash: Vec<u8>,
-    ) {
-        let Entry {
-            row_key,
-            tenant,
-            category,
-            retain_for,
-            reason,
-        } = entry;
-        self.ids.push(id);
-        self.keys.push(std::mem::take(row_key));
-        self.tenants.push(tenant.take());
-        self.categories.push(category.take());
-        self.periods.push(*retain_for);
-        let reason: &'a Option<String> = reason;
-        self.reasons.push(reason.as_deref().unwrap_or(batch_reason));
-        self.prevs.push(prev);
-        self.hashes.push(hash);
-    }
-}
-
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 mod tests {
     use crate::testing::{int, seed, sqlstate};
     use pgrx::prelude::*;
+
+    #[pg_test]
+    fn numbers_are_written_as_to_string_writes_them() {
+        for n in [0, 7, -7, 10, 99, -100, 1_000_000, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            super::push_int(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+        let period = Interval::new(-14, 3, -5_000_001).unwrap();
+        assert_eq!(super::interval_canonical(&period), "-14,3,-5000001");
+    }
 
     #[pg_test]
     fn entries_chain_and_verify() {

@@ -274,7 +274,7 @@ fn retire_leaf(
         &[],
     )?;
     let retired = match entries_of(client, table, steps, held, leaf)? {
-        Some(mut entries) if !entries.is_empty() => {
+        Some(entries) if !entries.is_empty() => {
             deletion_log::append(
                 client,
                 &deletion_log::Batch {
@@ -285,7 +285,7 @@ fn retire_leaf(
                     reason_of_soft_delete: false,
                     approval_id: None,
                 },
-                &mut entries,
+                &entries,
             )?;
             dispose(client, table, leaf, &parent, mode)?;
             Some(entries.len() as i64)
@@ -330,6 +330,7 @@ fn entries_of(
         let step = steps[index as usize];
         entries.push(Entry {
             row_key: row.get::<String>(1)?.unwrap_or_default(),
+            row_key_jsonb: None,
             tenant: row.get::<String>(2)?,
             category: Some(step.segment.category.name.clone()),
             retain_for: Some(step.segment.retain_for),

@@ -2,11 +2,13 @@
 //! The executor of statements against application tables, identity switches, the extension's
 //! locks, (sub)transactions, bound parameters, settings, relation names, the installed schema
 //! version, the shared-memory progress board, hand-written version-1 entry points (`call`),
-//! statements kept prepared per backend (`kept`),
+//! statements kept prepared per backend (`kept`), rows inserted without an `INSERT`
+//! statement, as logical replication inserts them (`direct_insert`),
 //! and what Citus (when present) says of a table.
 
 pub mod call;
 pub mod citus;
+pub mod direct_insert;
 pub mod executor;
 pub mod gucs;
 pub mod identity;
