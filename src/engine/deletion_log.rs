@@ -402,14 +402,42 @@ mod tests {
     use pgrx::prelude::*;
 
     #[pg_test]
-    fn numbers_are_written_as_to_string_writes_them() {
+    fn numbers_are_written_as_rust_writes_them() {
         for n in [0, 7, -7, 10, 99, -100, 1_000_000, i64::MAX, i64::MIN] {
             let mut out = Vec::new();
             super::push_int(&mut out, n);
             assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
         }
-        let period = Interval::new(-14, 3, -5_000_001).unwrap();
-        assert_eq!(super::interval_canonical(&period), "-14,3,-5000001");
+        let period = Interval::new(-14, -3, -5_000_001).unwrap();
+        assert_eq!(super::interval_canonical(&period), "-14,-3,-5000001");
+    }
+
+    /// The log is written without an INSERT statement, so an INSERT trigger on it would not
+    /// fire: a purge refuses to write past one, and acts on nothing.
+    #[pg_test]
+    fn an_insert_trigger_on_the_log_stops_the_purge_before_it_acts() {
+        seed(400);
+        let before = int("SELECT count(*) FROM conversations");
+        Spi::run(
+            "CREATE FUNCTION public.copy_entry() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN RETURN NEW; END $$;
+             CREATE TRIGGER copy_entry BEFORE INSERT ON retention.deletion_log
+                 FOR EACH ROW EXECUTE FUNCTION public.copy_entry()",
+        )
+        .unwrap();
+        let error = Spi::get_one::<String>("SELECT error FROM retention.run()")
+            .unwrap()
+            .unwrap_or_default();
+        assert!(error.contains("INSERT trigger"), "{error}");
+        assert_eq!(int("SELECT count(*) FROM conversations"), before);
+        assert_eq!(int("SELECT count(*) FROM retention.deletion_log"), 0);
+        Spi::run("DROP TRIGGER copy_entry ON retention.deletion_log").unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        assert!(int("SELECT count(*) FROM conversations") < before);
+        assert_eq!(
+            int("SELECT count(*) FROM retention.deletion_log"),
+            before - int("SELECT count(*) FROM conversations")
+        );
     }
 
     #[pg_test]
