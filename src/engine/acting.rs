@@ -329,11 +329,14 @@ pub fn act_without_children(
             fingerprints.push(row.get::<String>(4)?);
             Ok(Entry {
                 row_key: row.get::<String>(1)?.unwrap_or_default(),
-                // SAFETY: column 5 is the key as jsonb, a varlena; copied out of the statement's
-                // result into the connection's memory, which outlives the log's write.
-                row_key_jsonb: row.get::<AnyElement>(5)?.map(|k| unsafe {
-                    pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(k.datum().cast_mut_ptr()))
-                }),
+                // SAFETY: a jsonb, a varlena, copied out of the statement's result into the
+                // connection's memory, which outlives the log's write.
+                row_key_jsonb: row
+                    .get::<AnyElement>(5)?
+                    .filter(|k| k.oid() == pg_sys::JSONBOID)
+                    .map(|k| unsafe {
+                        pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(k.datum().cast_mut_ptr()))
+                    }),
                 tenant: row.get::<String>(2)?,
                 category: category.map(str::to_string),
                 retain_for,
