@@ -122,14 +122,17 @@ impl<const N: usize> Target<N> {
         loop {
             pg_sys::MemoryContextReset(row_memory);
             let outer = pg_sys::MemoryContextSwitchTo(row_memory);
-            let row = rows.next();
-            if let Some(row) = row {
-                self.store(row);
-                pg_sys::ExecSimpleRelationInsert(self.result_rel, self.estate, self.slot);
-                pg_sys::ExecClearTuple(self.slot);
-            }
+            let stored = match rows.next() {
+                Some(row) => {
+                    self.store(row);
+                    pg_sys::ExecSimpleRelationInsert(self.result_rel, self.estate, self.slot);
+                    pg_sys::ExecClearTuple(self.slot);
+                    true
+                }
+                None => false,
+            };
             pg_sys::MemoryContextSwitchTo(outer);
-            if row.is_none() {
+            if !stored {
                 break;
             }
         }
