@@ -268,7 +268,7 @@ pub fn append(
     );
     let rows = entries.iter().map(|entry| {
         let reason = entry.reason.as_deref().unwrap_or(batch.reason);
-        let (id, prev, hash) = chain.link(batch, entry, reason);
+        let (id, prev) = chain.link(batch, entry, reason);
         [
             id.into_datum(),
             logged_at,
@@ -284,7 +284,7 @@ pub fn append(
             batch.run_id.into_datum(),
             actor,
             prev.into_datum(),
-            hash.into_datum(),
+            chain.last_hash.as_slice().into_datum(),
             batch.approval_id.into_datum(),
         ]
     });
@@ -355,8 +355,8 @@ impl Chain {
         })
     }
 
-    /// Adds `entry` to the chain: its id, the previous hash and its own.
-    fn link(&mut self, batch: &Batch, entry: &Entry, reason: &str) -> (i64, Vec<u8>, Vec<u8>) {
+    /// Adds `entry` to the chain: returns its id and the previous hash; its own is `last_hash`.
+    fn link(&mut self, batch: &Batch, entry: &Entry, reason: &str) -> (i64, Vec<u8>) {
         let id = self.last_id + 1;
         let canonical = &mut self.canonical;
         canonical.clear();
@@ -390,8 +390,7 @@ impl Chain {
         hasher.update(&*canonical);
         let hash = hasher.finalize().to_vec();
         self.last_id = id;
-        let prev = std::mem::replace(&mut self.last_hash, hash.clone());
-        (id, prev, hash)
+        (id, std::mem::replace(&mut self.last_hash, hash))
     }
 }
 
