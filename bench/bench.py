@@ -39,6 +39,8 @@ SYS_PG_CONFIG = "/usr/lib/postgresql/15/bin/pg_config"
 TABLE = "conversations"
 WORKER_DB = "bench_worker"      # the only database the worker is configured for
 BATCH = 1000                    # pg_retention.batch_size default; the baselines use the same
+KEYSET_SQL = f"CALL plain_purge_keyset('{TABLE}', {BATCH})"     # the keyset job
+RUN_SQL = f"SET pg_retention.batch_size = {BATCH}; SELECT * FROM retention.run()"
 TPS_TARGET = -0.15
 # The adaptive throttle's targets (issue 15): idle, at least this share of the unthrottled
 # worker's rows/s; under pgbench, at most this TPS drop and p99 increase.
@@ -505,11 +507,10 @@ def parity_rounds(cl, template, expected, first, rounds, label):
     worker_speeds = [first["worker"]["rows_per_s"]]
     for n in range(2, rounds + 1):
         keyset = contender_sql(cl, template, "bench_keyset", f"{label}keyset job, round {n}",
-                               f"CALL plain_purge_keyset('{TABLE}', {BATCH})",
+                               KEYSET_SQL,
                                "plain_deletion_log")
         run_ = contender_sql(cl, template, "bench_run", f"{label}retention.run(), round {n}",
-                             f"SET pg_retention.batch_size = {BATCH}; "
-                             "SELECT * FROM retention.run()", "retention.deletion_log")
+                             RUN_SQL, "retention.deletion_log")
         worker = worker_purge(cl, template, expected, f"{label}worker, round {n}")
         ratios.append({k: round(c["rows_per_s"] / keyset["rows_per_s"], 3)
                        for k, c in (("run", run_), ("worker", worker))})
@@ -525,10 +526,10 @@ def uncorrelated_purge(cl, rows, anchor, rounds):
     res = {"table": table}
     res["baseline_keyset"] = contender_sql(
         cl, "bench_tpl_u", "bench_keyset", "uncorrelated: keyset job",
-        f"CALL plain_purge_keyset('{TABLE}', {BATCH})", "plain_deletion_log")
+        KEYSET_SQL, "plain_deletion_log")
     res["run"] = contender_sql(
         cl, "bench_tpl_u", "bench_run", "uncorrelated: retention.run()",
-        f"SET pg_retention.batch_size = {BATCH}; SELECT * FROM retention.run()",
+        RUN_SQL,
         "retention.deletion_log")
     res["worker"] = worker_purge(cl, "bench_tpl_u", table["due_rows"], "uncorrelated: worker")
     for k in ("run", "worker"):
@@ -851,10 +852,10 @@ def main():
             f"CALL plain_purge('{TABLE}', {BATCH})", "plain_deletion_log")
         purge["baseline_keyset"] = contender_sql(
             cl, "bench_tpl", "bench_keyset", "baseline with keyset (reference)",
-            f"CALL plain_purge_keyset('{TABLE}', {BATCH})", "plain_deletion_log")
+            KEYSET_SQL, "plain_deletion_log")
         purge["run"] = contender_sql(
             cl, "bench_tpl", "bench_run", "retention.run()",
-            f"SET pg_retention.batch_size = {BATCH}; SELECT * FROM retention.run()",
+            RUN_SQL,
             "retention.deletion_log")
         purge["worker"] = worker_purge(cl, "bench_tpl", expected, "worker")
         adaptive = cl.has_throttle_modes()

@@ -76,8 +76,8 @@ thread_local! {
     /// The relations whose invalidation clears [`GUARDED`]: retention.holds,
     /// retention.managed_tables and retention.category_definitions.
     static WATCHED: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
-    /// The local transaction that last took the hold lock in the guard.
-    static LOCKED_IN: Cell<u32> = const { Cell::new(0) };
+    /// The transaction that last took the hold lock in the guard.
+    static LOCKED_IN: crate::pg::xact::Mark = const { Cell::new(None) };
     /// Set only while [`sync`] changes the guard's triggers (see [`guard_changing`]).
     static CHANGING: Cell<bool> = const { Cell::new(false) };
 }
@@ -125,9 +125,7 @@ pub fn invalidate(client: &pgrx::spi::SpiClient) -> Result<(), RetentionError> {
 /// transaction) and processes pending invalidations, so a hold committed before is seen; the
 /// view itself is read once and kept.
 fn guarded(oid: pg_sys::Oid, tupdesc: pg_sys::TupleDesc) -> Result<Rc<Guarded>, RetentionError> {
-    // SAFETY: MyProc is this backend's PGPROC.
-    let lxid = unsafe { (*pg_sys::MyProc).lxid };
-    if LOCKED_IN.with(|l| l.replace(lxid)) != lxid {
+    if LOCKED_IN.with(|mark| crate::pg::xact::first_in_transaction(mark, false)) {
         crate::pg::locks::take_lock(LockKey::Holds, false)?;
         // SAFETY: processes the shared invalidation queue, as a lock acquisition does.
         unsafe { pg_sys::AcceptInvalidationMessages() };

@@ -15,8 +15,13 @@
 
 use crate::engine::managed::Managed;
 use crate::error::RetentionError;
+use crate::pg::kept;
 use crate::pg::params::Params;
 use pgrx::prelude::*;
+use pgrx::PgOid;
+
+/// The holds queries' parameter: the table's oid.
+const OID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::OIDOID);
 use pgrx::spi::{quote_identifier, SpiClient};
 
 /// A hold that may cover rows of one table: active, or released and still in its grace.
@@ -36,10 +41,15 @@ pub struct Hold {
 
 /// Holds that keep rows from the extension's own paths (purge, customer deletion, erasure,
 /// tagging, cascades): the active ones, and released ones within their grace. Read with a
-/// fresh snapshot (a non-read-only SPI statement), so that a hold committed while the caller
-/// waited for the hold lock is seen.
+/// fresh snapshot (a kept statement runs as a mutating one), so that a hold committed while
+/// the caller waited for the hold lock is seen; kept, as every purge batch reads them.
 pub fn active_for(client: &mut SpiClient, table: &Managed) -> Result<Vec<Hold>, RetentionError> {
-    let rows = client.update(holds_sql(Keeping::WithGrace)?, None, &[table.oid.into()])?;
+    let rows = kept::run(
+        client,
+        holds_sql(Keeping::WithGrace)?,
+        &[OID],
+        &[table.oid.into()],
+    )?;
     rows.map(hold_from_row).collect()
 }
 
@@ -56,7 +66,12 @@ pub fn active_for_reading(
 /// The active holds scoped to `table` or to no table: what the guard enforces on every role.
 /// A released hold's grace protects rows from the extension's own purge, not from their owner.
 pub fn active_only(client: &mut SpiClient, table: &Managed) -> Result<Vec<Hold>, RetentionError> {
-    let rows = client.update(holds_sql(Keeping::Active)?, None, &[table.oid.into()])?;
+    let rows = kept::run(
+        client,
+        holds_sql(Keeping::Active)?,
+        &[OID],
+        &[table.oid.into()],
+    )?;
     rows.map(hold_from_row).collect()
 }
 

@@ -118,9 +118,8 @@ pub fn is_worker_node(client: &SpiClient) -> Result<bool, RetentionError> {
 /// Done once per (sub)transaction: the setting is rolled back with a subtransaction that set
 /// it, Citus's flag lasts until the end of the transaction.
 pub fn coordinate(client: &SpiClient) -> Result<(), RetentionError> {
-    // SAFETY: MyProc is this backend's PGPROC; the subtransaction id is this backend's.
-    let now = unsafe { ((*pg_sys::MyProc).lxid, pg_sys::GetCurrentSubTransactionId()) };
-    if COORDINATED.replace(Some(now)) == Some(now) || !use_two_phase_commit() {
+    let first = COORDINATED.with(|mark| crate::pg::xact::first_in_transaction(mark, true));
+    if !first || !use_two_phase_commit() {
         return Ok(());
     }
     client.select(
@@ -132,8 +131,8 @@ pub fn coordinate(client: &SpiClient) -> Result<(), RetentionError> {
 }
 
 thread_local! {
-    /// The (local transaction id, subtransaction id) [`coordinate`] last ran in.
-    static COORDINATED: Cell<Option<(u32, u32)>> = const { Cell::new(None) };
+    /// The (sub)transaction [`coordinate`] last ran in.
+    static COORDINATED: crate::pg::xact::Mark = const { Cell::new(None) };
 }
 
 /// Calls Citus's `Use2PCForCoordinatedTransaction()`, which sets a flag for the current

@@ -11,20 +11,23 @@ use pgrx::prelude::*;
 pub const LIBRARY: &str = env!("CARGO_PKG_VERSION");
 
 /// The installed schema's version in this database, or None when the extension is absent.
+/// Every purge batch asks (through the holds it reads): the statement is kept. It only reads,
+/// so it also runs on a standby (previews, dry runs).
 pub fn installed() -> Result<Option<String>, RetentionError> {
-    // Read-only: it also runs on a standby (previews, dry runs).
-    Ok(Spi::connect(|client| {
-        client
-            .select(
-                "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_retention'",
-                Some(1),
-                &[],
-            )?
+    Spi::connect(|client| {
+        let found = crate::pg::kept::run(
+            &client,
+            "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_retention'",
+            &[],
+            &[],
+        )?;
+        Ok(found
+            .into_iter()
             .next()
             .map(|r| r.get::<String>(1))
-            .transpose()
-            .map(Option::flatten)
-    })?)
+            .transpose()?
+            .flatten())
+    })
 }
 
 /// The schema version that added holds' `frozen`, `grace_until` and `rows_freed`.

@@ -5,7 +5,28 @@
 use crate::error::RetentionError;
 use pgrx::pg_sys;
 use pgrx::PgTryBuilder;
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
+
+/// Where a piece of work was last done: (local transaction id, subtransaction id or 0).
+pub type Mark = Cell<Option<(u32, u32)>>;
+
+/// True the first time it is asked with `mark` in the current transaction (with `per_subxact`,
+/// in the current subtransaction), false after that until the next one: for work done once
+/// per transaction, such as taking a lock held until its end or setting a transaction-local
+/// setting.
+pub fn first_in_transaction(mark: &Mark, per_subxact: bool) -> bool {
+    // SAFETY: MyProc is this backend's PGPROC; the subtransaction id is this backend's.
+    let now = unsafe {
+        let sub = if per_subxact {
+            pg_sys::GetCurrentSubTransactionId()
+        } else {
+            0
+        };
+        ((*pg_sys::MyProc).lxid, sub)
+    };
+    mark.replace(Some(now)) != Some(now)
+}
 
 /// Runs `f` in a subtransaction: committed when it returns `Ok`, rolled back when it returns
 /// `Err` (and the error returned inside `Ok`), rolled back when it raises (and the error's
