@@ -262,9 +262,14 @@ pub fn append(
     // Serialize writers: entries are numbered and chained in commit order.
     take_lock(LockKey::LogChain, true)?;
     let mut chain = Chain::head(client, batch)?;
+    // The batch's values, built once.
     let (logged_at, actor) = (
         Some(pg_sys::Datum::from(chain.logged_at_datum)),
         from_cstring(pg_sys::namein, &chain.actor),
+    );
+    let (action, table_name) = (
+        batch.action.as_str().into_datum(),
+        batch.table_name.into_datum(),
     );
     let rows = entries.iter().map(|entry| {
         let reason = entry.reason.as_deref().unwrap_or(batch.reason);
@@ -272,8 +277,8 @@ pub fn append(
         [
             id.into_datum(),
             logged_at,
-            batch.action.as_str().into_datum(),
-            batch.table_name.into_datum(),
+            action,
+            table_name,
             entry
                 .row_key_jsonb
                 .or_else(|| from_cstring(pg_sys::jsonb_in, &entry.row_key)),

@@ -1,11 +1,13 @@
-//! Rows inserted into a table the way logical replication's apply worker inserts them
-//! (`ExecSimpleRelationInsert`): the table's `NOT NULL` and `CHECK` constraints checked, the row
-//! stored, its index entries added, without parsing, planning or executing an `INSERT`. For the
-//! extension's own tables only: no privilege is checked, and a table with an `INSERT` trigger
-//! is refused (its writes would not fire it as an `INSERT` statement does).
+//! Rows inserted into a table the way `COPY` inserts them: the table's `NOT NULL` and `CHECK`
+//! constraints checked, the rows of a group stored together (`heap_multi_insert`: one WAL
+//! record and one buffer lock per page), then their index entries added, without parsing,
+//! planning or executing an `INSERT`. For the extension's own tables only: no privilege is
+//! checked, and a table with an `INSERT` trigger, or stored by another access method than heap,
+//! is refused (its triggers would not fire as they do for an `INSERT` statement).
 //!
-//! Memory: each row is built and inserted in the executor's per-tuple context, reset before
-//! the next one, so a batch of any size reuses the same few kilobytes.
+//! Memory: a group's rows are built in one context kept for the backend's life and reset after
+//! each group, whose first block is large enough for a group: memory already mapped is reused
+//! (new pages are slow to fault in on some virtual machines).
 
 use crate::error::RetentionError;
 use pgrx::pg_sys;
@@ -16,7 +18,7 @@ pub type Value = Option<pg_sys::Datum>;
 
 /// Inserts `rows` into `schema.table`, whose columns `columns` name in the order of each row's
 /// values (columns not named are NULL). `rows` builds each row's datums when asked for it, in
-/// a memory context reset after the row is stored. The rows are visible to the transaction's
+/// a memory context reset after the row's group is stored. The rows are visible to the transaction's
 /// next command.
 pub fn insert<const N: usize>(
     schema: &str,
@@ -60,13 +62,42 @@ fn cstring(s: &str) -> Result<CString, RetentionError> {
         .map_err(|_| RetentionError::InvalidValue(format!("name {s:?} contains a NUL byte")))
 }
 
-/// An open relation ready for inserting: the executor state `ExecSimpleRelationInsert` needs
-/// (a range table of the one relation, its result relation with the indexes open), one slot,
-/// and the position among the slot's values of each named column.
+/// Rows buffered before they are stored together (`heap_multi_insert`, as `COPY` stores rows):
+/// one WAL record and one buffer lock per page filled instead of per row.
+const BUFFERED: usize = 1000;
+
+/// The rows of one group and their slots, for the length of a call: a context kept for the
+/// backend's life whose first block (4 MB, a group of log entries needs about 1 MB) survives each
+/// reset, so that a group reuses memory already mapped rather than fresh pages.
+fn group_memory() -> pg_sys::MemoryContext {
+    thread_local! {
+        static GROUP: std::cell::Cell<pg_sys::MemoryContext> =
+            const { std::cell::Cell::new(std::ptr::null_mut()) };
+    }
+    GROUP.with(|group| {
+        if group.get().is_null() {
+            const SIZE: usize = 4 << 20;
+            // SAFETY: a child of TopMemoryContext, which lives as long as the backend.
+            group.set(unsafe {
+                pg_sys::AllocSetContextCreateInternal(
+                    pg_sys::TopMemoryContext,
+                    c"pg_retention direct insert".as_ptr(),
+                    SIZE,
+                    SIZE,
+                    2 * SIZE,
+                )
+            });
+        }
+        group.get()
+    })
+}
+
+/// An open relation ready for inserting: the executor state index maintenance and constraint
+/// checks need (a range table of the one relation, its result relation with the indexes open),
+/// and the position among a row's values of each named column.
 struct Target<const N: usize> {
     estate: *mut pg_sys::EState,
     result_rel: *mut pg_sys::ResultRelInfo,
-    slot: *mut pg_sys::TupleTableSlot,
     natts: usize,
     positions: [usize; N],
 }
@@ -78,7 +109,7 @@ impl<const N: usize> Target<N> {
         table: &str,
         columns: &[&str; N],
     ) -> Result<Target<N>, RetentionError> {
-        refuse_insert_triggers(rel, schema, table)?;
+        refuse_unsupported(rel, schema, table)?;
         let tupdesc = (*rel).rd_att;
         let natts = (*tupdesc).natts as usize;
         let attrs = (*tupdesc).attrs.as_slice(natts);
@@ -105,46 +136,46 @@ impl<const N: usize> Target<N> {
             as *mut pg_sys::ResultRelInfo;
         pg_sys::InitResultRelInfo(result_rel, rel, 1, std::ptr::null_mut(), 0);
         pg_sys::ExecOpenIndices(result_rel, false);
-        let slot = pg_sys::MakeSingleTupleTableSlot(tupdesc, &raw const pg_sys::TTSOpsVirtual);
         Ok(Target {
             estate,
             result_rel,
-            slot,
             natts,
             positions,
         })
     }
 
-    /// Inserts every row, then releases the slot, the indexes and the executor state.
+    /// Inserts every row, in groups of [`BUFFERED`] built in [`group_memory`], then releases the
+    /// indexes and the executor state.
     unsafe fn insert(self, rows: impl Iterator<Item = [Value; N]>) {
-        let row_memory = (*pg_sys::MakePerTupleExprContext(self.estate)).ecxt_per_tuple_memory;
-        let mut rows = rows;
-        loop {
-            pg_sys::MemoryContextReset(row_memory);
-            let outer = pg_sys::MemoryContextSwitchTo(row_memory);
-            let stored = match rows.next() {
-                Some(row) => {
-                    self.store(row);
-                    pg_sys::ExecSimpleRelationInsert(self.result_rel, self.estate, self.slot);
-                    pg_sys::ExecClearTuple(self.slot);
-                    true
-                }
-                None => false,
-            };
+        let memory = group_memory();
+        let mut rows = rows.peekable();
+        while rows.peek().is_some() {
+            pg_sys::MemoryContextReset(memory);
+            let outer = pg_sys::MemoryContextSwitchTo(memory);
+            // A copy, not reference-counted: the slots go with the memory, pinning nothing.
+            let tupdesc = pg_sys::CreateTupleDescCopy((*(*self.result_rel).ri_RelationDesc).rd_att);
+            let slots: Vec<_> = rows
+                .by_ref()
+                .take(BUFFERED)
+                .map(|row| self.slot_of(tupdesc, row))
+                .collect();
+            self.store(&slots);
             pg_sys::MemoryContextSwitchTo(outer);
-            if !stored {
-                break;
-            }
         }
-        pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+        pg_sys::MemoryContextReset(memory);
         pg_sys::ExecCloseIndices(self.result_rel);
         pg_sys::FreeExecutorState(self.estate);
     }
 
-    /// Puts `row` in the slot, the columns not named NULL.
-    unsafe fn store(&self, row: [Value; N]) {
-        let values = std::slice::from_raw_parts_mut((*self.slot).tts_values, self.natts);
-        let nulls = std::slice::from_raw_parts_mut((*self.slot).tts_isnull, self.natts);
+    /// A slot holding `row` (the columns not named NULL), its constraints checked.
+    unsafe fn slot_of(
+        &self,
+        tupdesc: pg_sys::TupleDesc,
+        row: [Value; N],
+    ) -> *mut pg_sys::TupleTableSlot {
+        let slot = pg_sys::MakeSingleTupleTableSlot(tupdesc, &raw const pg_sys::TTSOpsVirtual);
+        let values = std::slice::from_raw_parts_mut((*slot).tts_values, self.natts);
+        let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, self.natts);
         nulls.fill(true);
         for (value, &position) in row.into_iter().zip(&self.positions) {
             if let Some(datum) = value {
@@ -152,8 +183,59 @@ impl<const N: usize> Target<N> {
                 nulls[position] = false;
             }
         }
-        pg_sys::ExecStoreVirtualTuple(self.slot);
+        pg_sys::ExecStoreVirtualTuple(slot);
+        if !(*tupdesc).constr.is_null() {
+            pg_sys::ExecConstraints(self.result_rel, slot, self.estate);
+        }
+        slot
     }
+
+    /// Stores the rows of `slots` together, then adds their index entries one by one (as `COPY`
+    /// does).
+    unsafe fn store(&self, slots: &[*mut pg_sys::TupleTableSlot]) {
+        pg_sys::heap_multi_insert(
+            (*self.result_rel).ri_RelationDesc,
+            slots.as_ptr().cast_mut(),
+            slots.len() as i32,
+            pg_sys::GetCurrentCommandId(true),
+            0,
+            std::ptr::null_mut(),
+        );
+        for &slot in slots {
+            // The extension's tables have no deferred or exclusion constraints: nothing to
+            // recheck.
+            let recheck = pg_sys::ExecInsertIndexTuples(
+                self.result_rel,
+                slot,
+                self.estate,
+                false,
+                false,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+            pg_sys::list_free(recheck);
+        }
+        let per_row = (*self.estate).es_per_tuple_exprcontext;
+        if !per_row.is_null() {
+            pg_sys::MemoryContextReset((*per_row).ecxt_per_tuple_memory);
+        }
+    }
+}
+
+/// Refuses a table [`insert`] cannot write as an `INSERT` would: one stored by another access
+/// method than heap, or with `INSERT` triggers, which it would not fire.
+unsafe fn refuse_unsupported(
+    rel: pg_sys::Relation,
+    schema: &str,
+    table: &str,
+) -> Result<(), RetentionError> {
+    if (*rel).rd_tableam != pg_sys::GetHeapamTableAmRoutine() {
+        return Err(RetentionError::UnsafeTarget(
+            format!("{schema}.{table} is not stored as a heap table"),
+            "Set its access method back to heap: the extension writes it directly.".to_string(),
+        ));
+    }
+    refuse_insert_triggers(rel, schema, table)
 }
 
 /// Refuses a table with `INSERT` triggers, which [`insert`] would not fire.

@@ -16,7 +16,7 @@ pub const LIBRARY: &str = env!("CARGO_PKG_VERSION");
 pub fn installed() -> Result<Option<String>, RetentionError> {
     Spi::connect(|client| {
         let found = crate::pg::kept::run(
-            &client,
+            client,
             "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_retention'",
             &[],
             &[],
