@@ -445,6 +445,33 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_batch_of_more_rows_than_a_group_is_logged_whole_and_chained() {
+        seed(3000);
+        Spi::run("SET LOCAL pg_retention.batch_size = 5000").unwrap();
+        Spi::run("SELECT * FROM retention.run()").unwrap();
+        let entries = int("SELECT count(*) FROM retention.deletion_log");
+        // One batch, stored in groups of 1,000 rows: more than two groups.
+        assert!(entries > 2000, "{entries}");
+        let acted = int(
+            "SELECT (3000 - count(*)) + count(*) FILTER (WHERE deleted_at IS NOT NULL)
+               FROM conversations",
+        );
+        assert_eq!(entries, acted);
+        assert_eq!(
+            int("SELECT count(DISTINCT row_key) FROM retention.deletion_log"),
+            entries
+        );
+        assert_eq!(
+            int("SELECT max(id) - min(id) + 1 FROM retention.deletion_log"),
+            entries
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT retention.verify_log()").unwrap(),
+            None
+        );
+    }
+
+    #[pg_test]
     fn entries_chain_and_verify() {
         seed(400);
         Spi::run("SELECT retention.set_tenant_policy('t2', 'conversations', '2 years 3 mons 4 days 05:06:07.000008')").unwrap();
