@@ -18,11 +18,11 @@ use crate::error::RetentionError;
 use crate::pg::kept;
 use crate::pg::params::Params;
 use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
 use pgrx::PgOid;
 
 /// The holds queries' parameter: the table's oid.
 const OID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::OIDOID);
-use pgrx::spi::{quote_identifier, SpiClient};
 
 /// A hold that may cover rows of one table: active, or released and still in its grace.
 #[derive(Debug, Clone)]

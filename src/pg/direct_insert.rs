@@ -18,8 +18,8 @@ pub type Value = Option<pg_sys::Datum>;
 
 /// Inserts `rows` into `schema.table`, whose columns `columns` name in the order of each row's
 /// values (columns not named are NULL). `rows` builds each row's datums when asked for it, in
-/// a memory context reset after the row's group is stored. The rows are visible to the transaction's
-/// next command.
+/// a memory context reset after the row's group is stored. The rows are visible to the
+/// transaction's next command.
 pub fn insert<const N: usize>(
     schema: &str,
     table: &str,
@@ -66,9 +66,9 @@ fn cstring(s: &str) -> Result<CString, RetentionError> {
 /// one WAL record and one buffer lock per page filled instead of per row.
 const BUFFERED: usize = 1000;
 
-/// The rows of one group and their slots, for the length of a call: a context kept for the
-/// backend's life whose first block (4 MB, a group of log entries needs about 1 MB) survives each
-/// reset, so that a group reuses memory already mapped rather than fresh pages.
+/// The memory of one group's rows and slots: a context kept for the backend's life whose first
+/// block (4 MB; a group of log entries needs about 1 MB) survives each reset, so that a group
+/// reuses memory already mapped rather than fresh pages.
 fn group_memory() -> pg_sys::MemoryContext {
     thread_local! {
         static GROUP: std::cell::Cell<pg_sys::MemoryContext> =
