@@ -44,13 +44,7 @@ pub struct Hold {
 /// fresh snapshot (a kept statement runs as a mutating one), so that a hold committed while
 /// the caller waited for the hold lock is seen; kept, as every purge batch reads them.
 pub fn active_for(client: &mut SpiClient, table: &Managed) -> Result<Vec<Hold>, RetentionError> {
-    let rows = kept::run(
-        client,
-        holds_sql(Keeping::WithGrace)?,
-        &[OID],
-        &[table.oid.into()],
-    )?;
-    rows.map(hold_from_row).collect()
+    read_kept(client, Keeping::WithGrace, table)
 }
 
 /// [`active_for`] for read-only callers (previews, dry runs): works on a standby, where a
@@ -66,12 +60,16 @@ pub fn active_for_reading(
 /// The active holds scoped to `table` or to no table: what the guard enforces on every role.
 /// A released hold's grace protects rows from the extension's own purge, not from their owner.
 pub fn active_only(client: &mut SpiClient, table: &Managed) -> Result<Vec<Hold>, RetentionError> {
-    let rows = kept::run(
-        client,
-        holds_sql(Keeping::Active)?,
-        &[OID],
-        &[table.oid.into()],
-    )?;
+    read_kept(client, Keeping::Active, table)
+}
+
+/// The holds `keeping` counts for `table`, read with the kept statement (a fresh snapshot).
+fn read_kept(
+    client: &SpiClient,
+    keeping: Keeping,
+    table: &Managed,
+) -> Result<Vec<Hold>, RetentionError> {
+    let rows = kept::run(client, holds_sql(keeping)?, &[OID], &[table.oid.into()])?;
     rows.map(hold_from_row).collect()
 }
 
