@@ -498,43 +498,42 @@ def worker_purge(cl, template, expected, label, during=None, max_rows_per_second
     return res
 
 
+def keyset_run_worker(cl, template, expected, label):
+    """The keyset job, run() and the unthrottled worker, in turn, each on a fresh copy of
+    `template`; run()'s and the worker's rows/s as a ratio of the keyset job's."""
+    res = {
+        "baseline_keyset": contender_sql(cl, template, "bench_keyset", f"{label}keyset job",
+                                         KEYSET_SQL, "plain_deletion_log"),
+        "run": contender_sql(cl, template, "bench_run", f"{label}retention.run()", RUN_SQL,
+                             "retention.deletion_log"),
+        "worker": worker_purge(cl, template, expected, f"{label}worker"),
+    }
+    for k in ("run", "worker"):
+        res[k]["vs_baseline_keyset"] = round(
+            res[k]["rows_per_s"] / res["baseline_keyset"]["rows_per_s"], 3)
+    return res
+
+
 def parity_rounds(cl, template, expected, first, rounds, label):
     """The keyset job, run() and the unthrottled worker again, `rounds - 1` more times in turn,
     each on a fresh copy of `template`: this machine's speed drifts by up to a quarter between
     runs, so parity is judged on the median of the rounds' ratios (round 1 is `first`, the
     contenders measured in full above)."""
-    ratios = [{k: first[k]["vs_baseline_keyset"] for k in ("run", "worker")}]
-    worker_speeds = [first["worker"]["rows_per_s"]]
+    measured = [first]
     for n in range(2, rounds + 1):
-        keyset = contender_sql(cl, template, "bench_keyset", f"{label}keyset job, round {n}",
-                               KEYSET_SQL,
-                               "plain_deletion_log")
-        run_ = contender_sql(cl, template, "bench_run", f"{label}retention.run(), round {n}",
-                             RUN_SQL, "retention.deletion_log")
-        worker = worker_purge(cl, template, expected, f"{label}worker, round {n}")
-        ratios.append({k: round(c["rows_per_s"] / keyset["rows_per_s"], 3)
-                       for k, c in (("run", run_), ("worker", worker))})
-        worker_speeds.append(worker["rows_per_s"])
+        measured.append(keyset_run_worker(cl, template, expected, f"{label}round {n}: "))
+    ratios = [{k: m[k]["vs_baseline_keyset"] for k in ("run", "worker")} for m in measured]
     median = {k: sorted(r[k] for r in ratios)[len(ratios) // 2] for k in ("run", "worker")}
-    return {"rounds": ratios, "median": median, "worker_rows_per_s": worker_speeds}
+    return {"rounds": ratios, "median": median,
+            "worker_rows_per_s": [m["worker"]["rows_per_s"] for m in measured]}
 
 
 def uncorrelated_purge(cl, rows, anchor, rounds):
     """The keyset job, run() and the unthrottled worker on the same mix with the clock
     uncorrelated with the heap (created_at = anchor - (id % 730) days)."""
     table = build_template(cl, "bench_tpl_u", rows, anchor, layout="uncorrelated")
-    res = {"table": table}
-    res["baseline_keyset"] = contender_sql(
-        cl, "bench_tpl_u", "bench_keyset", "uncorrelated: keyset job",
-        KEYSET_SQL, "plain_deletion_log")
-    res["run"] = contender_sql(
-        cl, "bench_tpl_u", "bench_run", "uncorrelated: retention.run()",
-        RUN_SQL,
-        "retention.deletion_log")
-    res["worker"] = worker_purge(cl, "bench_tpl_u", table["due_rows"], "uncorrelated: worker")
-    for k in ("run", "worker"):
-        res[k]["vs_baseline_keyset"] = round(
-            res[k]["rows_per_s"] / res["baseline_keyset"]["rows_per_s"], 3)
+    res = {"table": table,
+           **keyset_run_worker(cl, "bench_tpl_u", table["due_rows"], "uncorrelated: ")}
     res["same_rows_deleted"] = len({(res[k]["rows"], res[k]["remaining"]["checksum"])
                                     for k in ("baseline_keyset", "run", "worker")}) == 1
     res["parity"] = parity_rounds(cl, "bench_tpl_u", table["due_rows"], res, rounds,
@@ -850,14 +849,7 @@ def main():
         purge["baseline"] = contender_sql(
             cl, "bench_tpl", "bench_baseline", "baseline",
             f"CALL plain_purge('{TABLE}', {BATCH})", "plain_deletion_log")
-        purge["baseline_keyset"] = contender_sql(
-            cl, "bench_tpl", "bench_keyset", "baseline with keyset (reference)",
-            KEYSET_SQL, "plain_deletion_log")
-        purge["run"] = contender_sql(
-            cl, "bench_tpl", "bench_run", "retention.run()",
-            RUN_SQL,
-            "retention.deletion_log")
-        purge["worker"] = worker_purge(cl, "bench_tpl", expected, "worker")
+        purge.update(keyset_run_worker(cl, "bench_tpl", expected, ""))
         adaptive = cl.has_throttle_modes()
         if adaptive:
             purge["worker_adaptive"] = worker_purge(cl, "bench_tpl", expected,
@@ -870,9 +862,6 @@ def main():
         for k in ("baseline_keyset", "run", "worker", "worker_adaptive"):
             if k in purge:
                 purge[k]["vs_baseline"] = round(purge[k]["rows_per_s"] / base, 3)
-        for k in ("run", "worker"):
-            purge[k]["vs_baseline_keyset"] = round(
-                purge[k]["rows_per_s"] / purge["baseline_keyset"]["rows_per_s"], 3)
         outcomes = {(purge[k]["rows"], purge[k]["remaining"]["checksum"]) for k in purge}
         purge["same_rows_deleted"] = len(outcomes) == 1
         purge["expected_rows"] = expected
