@@ -12,7 +12,6 @@ use crate::pg::executor;
 use crate::pg::params::Params;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
-use pgrx::AnyElement;
 
 /// What a batch does to its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,14 +328,7 @@ pub fn act_without_children(
             fingerprints.push(row.get::<String>(4)?);
             Ok(Entry {
                 row_key: row.get::<String>(1)?.unwrap_or_default(),
-                // SAFETY: a jsonb, a varlena, copied out of the statement's result into the
-                // connection's memory, which outlives the log's write.
-                row_key_jsonb: row
-                    .get::<AnyElement>(5)?
-                    .filter(|k| k.oid() == pg_sys::JSONBOID)
-                    .map(|k| unsafe {
-                        pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(k.datum().cast_mut_ptr()))
-                    }),
+                row_key_jsonb: deletion_log::key_datum(&row, 5)?,
                 tenant: row.get::<String>(2)?,
                 category: category.map(str::to_string),
                 retain_for,

@@ -144,15 +144,17 @@ fn queue_held(
     Ok(queued)
 }
 
-/// A row `restore` found: key (jsonb text), category, tenant, when it was soft-deleted (None:
-/// it is not) and why.
-pub type Restorable = (
-    String,
-    String,
-    Option<String>,
-    Option<TimestampWithTimeZone>,
-    Path,
-);
+/// A row `restore` found, locked.
+struct Restorable {
+    /// Its key as jsonb text, and as the jsonb itself ([`deletion_log::key_datum`]).
+    key: String,
+    key_datum: pg_sys::Datum,
+    category: String,
+    tenant: Option<String>,
+    /// When it was soft-deleted (None: it is not), and why.
+    soft_deleted_at: Option<TimestampWithTimeZone>,
+    path: Path,
+}
 
 /// Restores the soft-deleted rows among those whose keys are in `keys` (bound as `$1`), each
 /// within its recovery window (else nothing is restored: 55000), held rows left as they are;
@@ -223,27 +225,29 @@ fn restorable(
     let found = locked_rows(client, table, rows, soft, params)?;
     let mut entries = Vec::new();
     let mut window_starts = WindowStarts::default();
-    for (key, category_name, tenant, soft_deleted_at, path) in found {
-        let Some(soft_deleted_at) = soft_deleted_at else {
+    for row in found {
+        let Some(soft_deleted_at) = row.soft_deleted_at else {
             continue;
         };
         let category = categories
             .iter()
-            .find(|c| c.name == category_name)
-            .ok_or_else(|| RetentionError::UnknownCategory(category_name.clone()))?;
-        let (retain_for, windows) = policy::in_force(category, tenant.as_deref(), &overrides);
-        let window = windows.of(path).unwrap_or_else(crate::engine::period::zero);
+            .find(|c| c.name == row.category)
+            .ok_or_else(|| RetentionError::UnknownCategory(row.category.clone()))?;
+        let (retain_for, windows) = policy::in_force(category, row.tenant.as_deref(), &overrides);
+        let window = windows
+            .of(row.path)
+            .unwrap_or_else(crate::engine::period::zero);
         if i64::from(soft_deleted_at) <= window_starts.start(client, window)? {
             return Err(RetentionError::RestoreWindowPassed(format!(
-                "row {key} of {} was soft-deleted longer ago than its recovery window",
-                table.display_name
+                "row {} of {} was soft-deleted longer ago than its recovery window",
+                row.key, table.display_name
             )));
         }
         entries.push(Entry {
-            row_key: key,
-            row_key_jsonb: None,
-            tenant,
-            category: Some(category_name),
+            row_key: row.key,
+            row_key_jsonb: row.key_datum,
+            tenant: row.tenant,
+            category: Some(row.category),
             retain_for: Some(retain_for),
             reason: None,
         });
@@ -263,30 +267,28 @@ fn locked_rows(
     params: &mut Params,
 ) -> Result<Vec<Restorable>, RetentionError> {
     crate::engine::acting::lock_all(client, table, rows.clone(), params)?;
+    let key = table.key_json_sql();
     let columns = format!(
-        "{}::text, {}, {}, t.{soft}::timestamptz",
-        table.key_json_sql(),
+        "{key}::text, {}, {}, t.{soft}::timestamptz, {key}",
         table.category_sql(params),
         table.tenant_text_sql(),
     );
     // Read-write: a statement with a newer snapshot, which sees what the writers waited for
     // committed (a read-only one would read the calling statement's snapshot).
-    let found: Vec<(
-        String,
-        String,
-        Option<String>,
-        Option<TimestampWithTimeZone>,
-    )> = executor::update(client, table, &rows.select(&columns), params.args())?
-        .map(|r| {
-            Ok((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?.unwrap_or_default(),
-                r.get::<String>(3)?,
-                r.get::<TimestampWithTimeZone>(4)?,
-            ))
-        })
-        .collect::<Result<_, RetentionError>>()?;
-    let keys: Vec<String> = found.iter().map(|f| f.0.clone()).collect();
+    let found: Vec<Restorable> =
+        executor::update(client, table, &rows.select(&columns), params.args())?
+            .map(|r| {
+                Ok(Restorable {
+                    key: r.get::<String>(1)?.unwrap_or_default(),
+                    key_datum: deletion_log::key_datum(&r, 5)?,
+                    category: r.get::<String>(2)?.unwrap_or_default(),
+                    tenant: r.get::<String>(3)?,
+                    soft_deleted_at: r.get::<TimestampWithTimeZone>(4)?,
+                    path: Path::from_sql(None), // read below, from the log
+                })
+            })
+            .collect::<Result<_, RetentionError>>()?;
+    let keys: Vec<String> = found.iter().map(|f| f.key.clone()).collect();
     let paths = client.select(
         "SELECT retention.soft_delete_path($1, u.k::jsonb)
            FROM unnest($2::text[]) WITH ORDINALITY AS u(k, n) ORDER BY u.n",
@@ -296,14 +298,11 @@ fn locked_rows(
     found
         .into_iter()
         .zip(paths)
-        .map(|((key, category, tenant, at), path)| {
-            Ok((
-                key,
-                category,
-                tenant,
-                at,
-                Path::from_sql(path.get::<String>(1)?.as_deref()),
-            ))
+        .map(|(row, path)| {
+            Ok(Restorable {
+                path: Path::from_sql(path.get::<String>(1)?.as_deref()),
+                ..row
+            })
         })
         .collect()
 }

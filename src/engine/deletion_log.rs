@@ -15,7 +15,8 @@ use crate::pg::direct_insert::{self, Value};
 use crate::pg::kept;
 use crate::pg::locks::{take_lock, LockKey};
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiHeapTupleData};
+use pgrx::AnyElement;
 use pgrx::PgOid;
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
@@ -171,10 +172,11 @@ pub struct Batch<'a> {
 
 /// One row acted on: its primary key (jsonb text), tenant, category and the period in force.
 pub struct Entry {
+    /// The key as jsonb text, as hashed.
     pub row_key: String,
-    /// The same key as a jsonb datum, when the statement that acted returned it; else the
-    /// log reads `row_key`.
-    pub row_key_jsonb: Option<pg_sys::Datum>,
+    /// The same key as the jsonb datum the statement that read it returned ([`key_datum`]),
+    /// as stored.
+    pub row_key_jsonb: pg_sys::Datum,
     pub tenant: Option<String>,
     pub category: Option<String>,
     pub retain_for: Option<Interval>,
@@ -265,7 +267,7 @@ pub fn append(
     // The batch's values, built once.
     let (logged_at, actor) = (
         Some(pg_sys::Datum::from(chain.logged_at_datum)),
-        from_cstring(pg_sys::namein, &chain.actor),
+        name_datum(&chain.actor),
     );
     let (action, table_name) = (
         batch.action.as_str().into_datum(),
@@ -279,9 +281,7 @@ pub fn append(
             logged_at,
             action,
             table_name,
-            entry
-                .row_key_jsonb
-                .or_else(|| from_cstring(pg_sys::jsonb_in, &entry.row_key)),
+            Some(entry.row_key_jsonb),
             entry.tenant.as_deref().into_datum(),
             entry.category.as_deref().into_datum(),
             reason.into_datum(),
@@ -296,13 +296,33 @@ pub fn append(
     direct_insert::insert("retention", "deletion_log", &COLUMNS, rows)
 }
 
-/// The value a type's input function `input` reads from `text` (a jsonb, a name).
-fn from_cstring(input: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum, text: &str) -> Value {
-    // Keys are jsonb text output and actors role names: neither contains a NUL byte.
-    let text = CString::new(text.replace('\0', "")).unwrap_or_default();
-    // SAFETY: an input function called with a NUL-terminated string, as the fmgr would.
+/// The role name `actor` as a `name` datum.
+fn name_datum(actor: &str) -> Value {
+    // A role name contains no NUL byte.
+    let actor = CString::new(actor).unwrap_or_default();
+    // SAFETY: the type's input function called with a NUL-terminated string, as the fmgr would.
     unsafe {
-        pgrx::direct_function_call_as_datum(input, &[Some(pg_sys::Datum::from(text.as_ptr()))])
+        pgrx::direct_function_call_as_datum(
+            pg_sys::namein,
+            &[Some(pg_sys::Datum::from(actor.as_ptr()))],
+        )
+    }
+}
+
+/// Column `n` of `row`, a key as jsonb ([`Managed::key_json_sql`]), copied out of the
+/// statement's result into the current memory context (the SPI connection's, which outlives
+/// the log's write), for [`Entry::row_key_jsonb`].
+///
+/// [`Managed::key_json_sql`]: crate::engine::managed::Managed::key_json_sql
+pub fn key_datum(row: &SpiHeapTupleData, n: usize) -> Result<pg_sys::Datum, RetentionError> {
+    match row.get::<AnyElement>(n)? {
+        // SAFETY: a jsonb, a varlena, copied whole (detoasted).
+        Some(key) if key.oid() == pg_sys::JSONBOID => Ok(pg_sys::Datum::from(unsafe {
+            pg_sys::pg_detoast_datum_copy(key.datum().cast_mut_ptr())
+        })),
+        _ => Err(RetentionError::Unsupported(format!(
+            "column {n} of a row read for the log is not a jsonb key"
+        ))),
     }
 }
 

@@ -318,10 +318,8 @@ fn entries_of(
         &mut params,
     );
     let tenant = table.tenant_text_sql();
-    let sql = RowSet::of_relation(leaf).select(&format!(
-        "{}::text, {tenant}, {which}",
-        table.key_json_sql()
-    ));
+    let key = table.key_json_sql();
+    let sql = RowSet::of_relation(leaf).select(&format!("{key}::text, {tenant}, {which}, {key}"));
     let mut entries = Vec::new();
     for row in executor::select(client, table, &sql, params.args())? {
         let Some(index) = row.get::<i32>(3)? else {
@@ -330,7 +328,7 @@ fn entries_of(
         let step = steps[index as usize];
         entries.push(Entry {
             row_key: row.get::<String>(1)?.unwrap_or_default(),
-            row_key_jsonb: None,
+            row_key_jsonb: deletion_log::key_datum(&row, 4)?,
             tenant: row.get::<String>(2)?,
             category: Some(step.segment.category.name.clone()),
             retain_for: Some(step.segment.retain_for),
