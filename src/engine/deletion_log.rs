@@ -250,9 +250,9 @@ const COLUMNS: [&str; 14] = [
 ];
 
 /// Appends one entry per row to `retention.deletion_log`, continuing the hash chain. The
-/// entries are inserted without an `INSERT` statement ([`direct_insert`]), as logical
-/// replication inserts rows: the log's constraints are checked, nothing is parsed or planned,
-/// and no key is parsed again when the statement that acted returned it as jsonb.
+/// entries are stored without an `INSERT` statement ([`direct_insert`]), as `COPY` stores
+/// rows: the log's constraints are checked, nothing is parsed or planned, and each key is the
+/// jsonb the statement that read the row returned.
 pub fn append(
     client: &mut SpiClient,
     batch: &Batch,
