@@ -10,13 +10,13 @@
 //!   CPUs, WAL and disks with the purge, whatever database they use. Read after every batch
 //!   while backing off, at most every `SAMPLE_EVERY` at full speed.
 //! - *Control law*: the worker pauses `r` times the duration of the batch it just ran (counted
-//!   as at least `MIN_BATCH_COST`), so it keeps at most `1/(1+r)` of one core. A busy sample doubles `r` (from at least 1) up to
-//!   `MAX_RATIO` (a 2% duty cycle) and shrinks batches to `BUSY_BATCH` rows, so that the
-//!   foreground's commits never queue behind a long WAL burst; after `CALM_SAMPLES` idle
-//!   samples in a row `r` halves, and below `1/8` it is 0: full speed again within a few
-//!   batches of the load ending. Multiplicative both ways, as TCP's congestion window, so a
-//!   sudden load is left alone within a handful of batches. `max_rows_per_second`, when set,
-//!   caps the rate on top of it.
+//!   as at least `MIN_BATCH_COST`), so it keeps at most `1/(1+r)` of one core. A busy sample
+//!   doubles `r` (from at least 1) up to `MAX_RATIO` (a 2% duty cycle) and shrinks batches to
+//!   `BUSY_BATCH` rows, so that the foreground's commits never queue behind a long WAL burst;
+//!   after `CALM_SAMPLES` idle samples in a row `r` halves, and below `1/8` it is 0: full speed
+//!   again within a few batches of the load ending. Multiplicative both ways, as TCP's
+//!   congestion window, so a sudden load is left alone within a handful of batches.
+//!   `max_rows_per_second`, when set, caps the rate on top of it.
 
 use crate::pg::gucs::{self, Throttle};
 use std::time::{Duration, Instant};
@@ -31,8 +31,9 @@ const CALM_SAMPLES: u32 = 3;
 const BUSY_BATCH: i64 = 100;
 /// What a batch counts as at least when a pause is computed: its commit's WAL flush and its
 /// burst of WAL weigh on the foreground whatever the batch's own CPU cost. Measured: once the
-/// log's write became cheaper, 100-row batches took 2–3 ms and the throttle let 500–830 rows/s
-/// through under pgbench (TPS −20% to −35%), where batches of 5–7 ms had let about 300 through.
+/// log's write became cheaper, 100-row batches took 2–3 ms and the throttle let 500–830
+/// rows/s through under pgbench (TPS −20% to −35%), where batches of 5–7 ms had let about 300
+/// through.
 const MIN_BATCH_COST: Duration = Duration::from_millis(6);
 /// The longest single pause.
 const MAX_PAUSE: Duration = Duration::from_secs(10);
