@@ -10,6 +10,7 @@ use crate::engine::vocabulary::LogAction;
 use crate::error::RetentionError;
 use crate::pg::executor;
 use crate::pg::params::Params;
+use crate::pg::result_rows::ResultRows;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 
@@ -318,24 +319,28 @@ pub fn act_without_children(
     let sql = act_sql(table, acting, params);
     let mut newest: Option<TimestampWithTimeZone> = None;
     let mut fingerprints = Vec::new();
-    let mut entries: Vec<Entry> = executor::update(client, table, &sql, params.args())?
-        .map(|row| {
-            if let Some(at) = row.get::<TimestampWithTimeZone>(3)? {
-                if newest.is_none_or(|n| i64::from(n) < i64::from(at)) {
-                    newest = Some(at);
-                }
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut rows = ResultRows::of(executor::update(client, table, &sql, params.args())?)?;
+    while let Some(row) = rows.next_row() {
+        if let Some(at) = row.timestamptz(3)? {
+            if newest.is_none_or(|n| i64::from(n) < i64::from(at)) {
+                newest = Some(at);
             }
-            fingerprints.push(row.get::<String>(4)?);
-            Ok(Entry {
-                row_key: row.get::<String>(1)?.unwrap_or_default(),
-                row_key_jsonb: deletion_log::key_datum(&row, 5)?,
-                tenant: row.get::<String>(2)?,
-                category: category.map(str::to_string),
-                retain_for,
-                reason: None,
-            })
-        })
-        .collect::<Result<_, RetentionError>>()?;
+        }
+        if act == Act::Anonymize {
+            fingerprints.push(row.text(4)?);
+        }
+        entries.push(Entry {
+            row_key: row.text(1)?.unwrap_or_default(),
+            row_key_jsonb: row.jsonb_copy(5)?.ok_or_else(|| {
+                RetentionError::Unsupported("a row acted on has no key".to_string())
+            })?,
+            tenant: row.text(2)?,
+            category: category.map(str::to_string),
+            retain_for,
+            reason: None,
+        });
+    }
     if act == Act::Anonymize && !entries.is_empty() {
         let keys = entries.iter().map(|e| e.row_key.clone()).collect();
         mark_anonymized(client, table, keys, fingerprints)?;

@@ -273,6 +273,7 @@ pub fn append(
         batch.action.as_str().into_datum(),
         batch.table_name.into_datum(),
     );
+    let shared = Shared::of(batch, entries);
     let rows = entries.iter().map(|entry| {
         let reason = entry.reason.as_deref().unwrap_or(batch.reason);
         let (id, prev) = chain.link(batch, entry, reason);
@@ -283,9 +284,16 @@ pub fn append(
             table_name,
             Some(entry.row_key_jsonb),
             entry.tenant.as_deref().into_datum(),
-            entry.category.as_deref().into_datum(),
-            reason.into_datum(),
-            entry.retain_for.into_datum(),
+            shared
+                .category
+                .unwrap_or_else(|| entry.category.as_deref().into_datum()),
+            match &entry.reason {
+                None => shared.reason,
+                Some(own) => own.as_str().into_datum(),
+            },
+            shared
+                .retain_for
+                .unwrap_or_else(|| entry.retain_for.into_datum()),
             batch.run_id.into_datum(),
             actor,
             prev.into_datum(),
@@ -294,6 +302,29 @@ pub fn append(
         ]
     });
     direct_insert::insert("retention", "deletion_log", &COLUMNS, rows)
+}
+
+/// The datums of the values a batch's entries share, built once, before the entries are
+/// stored (memory the whole write outlives): the batch's reason, and the category and period
+/// when every entry has the same (a purge step's entries do).
+struct Shared {
+    reason: Value,
+    category: Option<Value>,
+    retain_for: Option<Value>,
+}
+
+impl Shared {
+    fn of(batch: &Batch, entries: &[Entry]) -> Shared {
+        let first = &entries[0];
+        let all = |same: fn(&Entry, &Entry) -> bool| entries.iter().all(|e| same(e, first));
+        Shared {
+            reason: batch.reason.into_datum(),
+            category: all(|a, b| a.category == b.category)
+                .then(|| first.category.as_deref().into_datum()),
+            retain_for: all(|a, b| a.retain_for == b.retain_for)
+                .then(|| first.retain_for.into_datum()),
+        }
+    }
 }
 
 /// The role name `actor` as a `name` datum.
@@ -470,7 +501,7 @@ mod tests {
         Spi::run("SET LOCAL pg_retention.batch_size = 5000").unwrap();
         Spi::run("SELECT * FROM retention.run()").unwrap();
         let entries = int("SELECT count(*) FROM retention.deletion_log");
-        // One batch, stored in groups of 1,000 rows: more than two groups.
+        // One batch, stored in groups of 100 rows: many groups, the last one partial.
         assert!(entries > 2000, "{entries}");
         let acted = int(
             "SELECT (3000 - count(*)) + count(*) FILTER (WHERE deleted_at IS NOT NULL)

@@ -3,7 +3,8 @@
 //! locks, (sub)transactions, bound parameters, settings, relation names, the installed schema
 //! version, the shared-memory progress board, hand-written version-1 entry points (`call`),
 //! statements kept prepared per backend (`kept`), rows inserted without an `INSERT`
-//! statement, as logical replication inserts them (`direct_insert`),
+//! statement, as `COPY` inserts them (`direct_insert`), result rows read a row at a time
+//! rather than a value at a time (`result_rows`),
 //! and what Citus (when present) says of a table.
 
 pub mod call;
@@ -18,6 +19,7 @@ pub mod params;
 pub mod preconditions;
 pub mod progress;
 pub mod regclass;
+pub mod result_rows;
 pub mod schema_version;
 pub mod triggers;
 pub mod xact;
