@@ -21,9 +21,10 @@ import datetime
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
+
+from shell import one, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,14 +49,6 @@ SELECT retention.set_tenant_policy('t1', 'conversations', '2 years');
 SELECT retention.place_hold('litigation: t2', tenant => 't2', notify => false);
 SELECT retention.place_hold('subpoena: u7', subject => 'u7', notify => false);
 """
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
-
-
-def one(psql, sql):
-    return run(psql + ["-Atc", sql]).stdout.strip()
 
 
 def purge(psql, table, batch_size):

@@ -25,6 +25,8 @@ import shutil
 import subprocess
 import tempfile
 
+from shell import run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = "/usr/lib/postgresql/15/bin"
 ROWS = 100_000
@@ -53,10 +55,6 @@ CONFIGS = [
     ("managed, 100 holds", "SELECT retention.place_hold('other tenant', tenant => 'h' || i, "
                            "notify => false) FROM generate_series(1, 99) i;"),
 ]
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
 def main():

@@ -23,9 +23,10 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
+
+from shell import one, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = "/usr/lib/postgresql/15/bin"
@@ -51,14 +52,6 @@ SELECT i, 't' || i % 10,
   FROM generate_series(1, {rows}) i;
 SELECT retention.manage('events', 'events', created_column => 'created_at', tenant_column => 'tenant');
 """
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
-
-
-def one(psql, sql):
-    return run(psql + ["-Atc", sql]).stdout.strip()
 
 
 def database(psql, name, rows):

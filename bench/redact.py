@@ -26,8 +26,9 @@ import random
 import re
 import shutil
 import statistics
-import subprocess
 import tempfile
+
+from shell import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = "/usr/lib/postgresql/15/bin"
@@ -36,10 +37,6 @@ WORDS = ("the customer called about order invoice total of 129.50 due on 2024-03
          "to tier 2 at 14:30 account migrated last week shipping delayed by 3 days").split()
 IDENTIFIERS = ["card 4111 1111 1111 1111", "mail jane.doe{}@example.com", "call +1 415 555 2671"]
 SIZES = [(200, 100_000), (4096, 10_000)]
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
 def prose(rng, size, with_identifiers, n):

@@ -32,14 +32,13 @@ impl<'conn> ResultRows<'conn> {
             ));
         }
         // SAFETY: `vals` holds `numvals` tuples, described by `tupdesc`.
-        let (tupdesc, tuples) = unsafe {
+        let (tupdesc, tuples, natts) = unsafe {
             let tuples = match (*raw).numvals {
                 0 => &[][..],
                 n => std::slice::from_raw_parts((*raw).vals, n as usize),
             };
-            ((*raw).tupdesc, tuples)
+            ((*raw).tupdesc, tuples, (*(*raw).tupdesc).natts as usize)
         };
-        let natts = unsafe { (*tupdesc).natts } as usize;
         Ok(ResultRows {
             _table: table,
             tupdesc,
