@@ -174,8 +174,8 @@ pub struct Batch<'a> {
 pub struct Entry {
     /// The key as jsonb text, as hashed.
     pub row_key: String,
-    /// The same key as the jsonb datum the statement that read it returned ([`key_datum`]),
-    /// as stored.
+    /// The same key as the jsonb datum the statement that read it returned, copied out of its
+    /// result ([`key_datum`], `ResultRow::jsonb_copy`), as stored.
     pub row_key_jsonb: pg_sys::Datum,
     pub tenant: Option<String>,
     pub category: Option<String>,
