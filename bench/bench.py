@@ -522,10 +522,6 @@ def keyset_run_worker(cl, template, expected, label, adaptive=False):
     return res
 
 
-def median(values):
-    return sorted(values)[len(values) // 2]
-
-
 def parity_rounds(cl, template, expected, first, rounds, label, adaptive=False):
     """The keyset job, run() and the unthrottled worker (with `adaptive`, the adaptive worker
     too) again, `rounds - 1` more times in turn, each on a fresh copy of `template`: this
@@ -540,7 +536,8 @@ def parity_rounds(cl, template, expected, first, rounds, label, adaptive=False):
     if adaptive:
         for r, m in zip(ratios, measured):
             r["adaptive_idle"] = m["worker_adaptive"]["vs_unthrottled_worker"]
-    res = {"rounds": ratios, "median": {k: median([r[k] for r in ratios]) for k in ratios[0]},
+    res = {"rounds": ratios,
+           "median": {k: statistics.median([r[k] for r in ratios]) for k in ratios[0]},
            "worker_rows_per_s": [m["worker"]["rows_per_s"] for m in measured],
            "worker_cpu_ms_per_batch": [m["worker"]["cluster_cpu_ms_per_batch"]
                                        for m in measured]}
@@ -992,8 +989,8 @@ def main():
 
         w_big, w_small = purge["worker"], results["small_worker"]
         stmt_ratio = bs["large"]["median_ms"] / bs["small"]["median_ms"]
-        cpu = [median(results["small_worker_cpu_ms_per_batch"]),
-               median(purge["parity"]["worker_cpu_ms_per_batch"])]
+        cpu = [statistics.median(results["small_worker_cpu_ms_per_batch"]),
+               statistics.median(purge["parity"]["worker_cpu_ms_per_batch"])]
         cpu_ratio = cpu[1] / cpu[0]
         wall = [default_segment(w_small["batches"]).get("batch_ms_median"),
                 default_segment(w_big["batches"]).get("batch_ms_median")]
@@ -1004,7 +1001,7 @@ def main():
         if adaptive:
             idle = purge["parity"]["median"]["adaptive_idle"]
             adaptive_target = {
-                "idle_rows_per_s": median(purge["parity"]["adaptive_rows_per_s"]),
+                "idle_rows_per_s": statistics.median(purge["parity"]["adaptive_rows_per_s"]),
                 "idle_rounds": len(purge["parity"]["rounds"]),
                 "idle_vs_unthrottled": idle, "idle_met": idle >= ADAPTIVE_IDLE_MIN,
                 "loaded_tps_change": loaded["tps_change"],
