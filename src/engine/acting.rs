@@ -332,9 +332,7 @@ pub fn act_without_children(
         }
         entries.push(Entry {
             row_key: row.text(1)?.unwrap_or_default(),
-            row_key_jsonb: row.jsonb_copy(5)?.ok_or_else(|| {
-                RetentionError::Unsupported("a row acted on has no key".to_string())
-            })?,
+            row_key_jsonb: deletion_log::key_datum(&row, 5)?,
             tenant: row.text(2)?,
             category: category.map(str::to_string),
             retain_for,

@@ -15,6 +15,7 @@ use crate::engine::windows::Path;
 use crate::error::RetentionError;
 use crate::pg::executor;
 use crate::pg::params::Params;
+use crate::pg::result_rows::ResultRows;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -275,19 +276,24 @@ fn locked_rows(
     );
     // Read-write: a statement with a newer snapshot, which sees what the writers waited for
     // committed (a read-only one would read the calling statement's snapshot).
-    let found: Vec<Restorable> =
-        executor::update(client, table, &rows.select(&columns), params.args())?
-            .map(|r| {
-                Ok(Restorable {
-                    key: r.get::<String>(1)?.unwrap_or_default(),
-                    key_datum: deletion_log::key_datum(&r, 5)?,
-                    category: r.get::<String>(2)?.unwrap_or_default(),
-                    tenant: r.get::<String>(3)?,
-                    soft_deleted_at: r.get::<TimestampWithTimeZone>(4)?,
-                    path: Path::from_sql(None), // read below, from the log
-                })
-            })
-            .collect::<Result<_, RetentionError>>()?;
+    let mut found: Vec<Restorable> = Vec::new();
+    let mut read = ResultRows::of(executor::update(
+        client,
+        table,
+        &rows.select(&columns),
+        params.args(),
+    )?)?;
+    while let Some(r) = read.next_row() {
+        found.push(Restorable {
+            key: r.text(1)?.unwrap_or_default(),
+            key_datum: deletion_log::key_datum(&r, 5)?,
+            category: r.text(2)?.unwrap_or_default(),
+            tenant: r.text(3)?,
+            soft_deleted_at: r.timestamptz(4)?,
+            path: Path::from_sql(None), // read below, from the log
+        });
+    }
+    drop(read);
     let keys: Vec<String> = found.iter().map(|f| f.key.clone()).collect();
     let paths = client.select(
         "SELECT retention.soft_delete_path($1, u.k::jsonb)

@@ -14,9 +14,9 @@ use crate::error::RetentionError;
 use crate::pg::direct_insert::{self, Value};
 use crate::pg::kept;
 use crate::pg::locks::{take_lock, LockKey};
+use crate::pg::result_rows::ResultRow;
 use pgrx::prelude::*;
-use pgrx::spi::{SpiClient, SpiHeapTupleData};
-use pgrx::AnyElement;
+use pgrx::spi::SpiClient;
 use pgrx::PgOid;
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
@@ -175,7 +175,7 @@ pub struct Entry {
     /// The key as jsonb text, as hashed.
     pub row_key: String,
     /// The same key as the jsonb datum the statement that read it returned, copied out of its
-    /// result ([`key_datum`], `ResultRow::jsonb_copy`), as stored.
+    /// result ([`key_datum`]), as stored.
     pub row_key_jsonb: pg_sys::Datum,
     pub tenant: Option<String>,
     pub category: Option<String>,
@@ -345,16 +345,10 @@ fn name_datum(actor: &str) -> Value {
 /// the log's write), for [`Entry::row_key_jsonb`].
 ///
 /// [`Managed::key_json_sql`]: crate::engine::managed::Managed::key_json_sql
-pub fn key_datum(row: &SpiHeapTupleData, n: usize) -> Result<pg_sys::Datum, RetentionError> {
-    match row.get::<AnyElement>(n)? {
-        // SAFETY: a jsonb, a varlena, copied whole (detoasted).
-        Some(key) if key.oid() == pg_sys::JSONBOID => Ok(pg_sys::Datum::from(unsafe {
-            pg_sys::pg_detoast_datum_copy(key.datum().cast_mut_ptr())
-        })),
-        _ => Err(RetentionError::Unsupported(format!(
-            "column {n} of a row read for the log is not a jsonb key"
-        ))),
-    }
+pub fn key_datum(row: &ResultRow, n: usize) -> Result<pg_sys::Datum, RetentionError> {
+    row.jsonb_copy(n)?.ok_or_else(|| {
+        RetentionError::Unsupported(format!("column {n} of a row read for the log has no key"))
+    })
 }
 
 /// The end of the hash chain, as entries are added to it in this transaction.

@@ -21,6 +21,7 @@ use crate::error::RetentionError;
 use crate::pg::executor;
 use crate::pg::locks::{take_lock, LockKey};
 use crate::pg::params::Params;
+use crate::pg::result_rows::ResultRows;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 
@@ -321,15 +322,16 @@ fn entries_of(
     let key = table.key_json_sql();
     let sql = RowSet::of_relation(leaf).select(&format!("{key}::text, {tenant}, {which}, {key}"));
     let mut entries = Vec::new();
-    for row in executor::select(client, table, &sql, params.args())? {
-        let Some(index) = row.get::<i32>(3)? else {
+    let mut rows = ResultRows::of(executor::select(client, table, &sql, params.args())?)?;
+    while let Some(row) = rows.next_row() {
+        let Some(index) = row.int4(3)? else {
             return Ok(None);
         };
         let step = steps[index as usize];
         entries.push(Entry {
-            row_key: row.get::<String>(1)?.unwrap_or_default(),
+            row_key: row.text(1)?.unwrap_or_default(),
             row_key_jsonb: deletion_log::key_datum(&row, 4)?,
-            tenant: row.get::<String>(2)?,
+            tenant: row.text(2)?,
             category: Some(step.segment.category.name.clone()),
             retain_for: Some(step.segment.retain_for),
             reason: None,

@@ -4,7 +4,7 @@
 //! version, the shared-memory progress board, hand-written version-1 entry points (`call`),
 //! statements kept prepared per backend (`kept`), rows inserted without an `INSERT`
 //! statement, as `COPY` inserts them (`direct_insert`), result rows read a row at a time
-//! rather than a value at a time (`result_rows`),
+//! rather than a value at a time (`result_rows`: the rows that become log entries),
 //! and what Citus (when present) says of a table.
 
 pub mod call;

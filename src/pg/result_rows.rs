@@ -125,6 +125,14 @@ impl ResultRow<'_, '_> {
         }))
     }
 
+    /// Column `n`, an `integer`.
+    pub fn int4(&self, n: usize) -> Result<Option<i32>, RetentionError> {
+        // An int4 datum holds its value in the low 32 bits.
+        Ok(self
+            .datum(n, pg_sys::INT4OID)?
+            .map(|datum| datum.value() as i32))
+    }
+
     /// Column `n`, a `timestamptz`.
     pub fn timestamptz(
         &self,
@@ -168,7 +176,7 @@ mod tests {
             let table = client
                 .update(
                     "SELECT 'héllo'::text, NULL::text, t, '{\"id\": 7}'::jsonb,
-                            '2020-01-02 03:04:05+00'::timestamptz
+                            '2020-01-02 03:04:05+00'::timestamptz, -42
                        FROM long_text",
                     None,
                     &[],
@@ -186,7 +194,9 @@ mod tests {
             assert_eq!(row.timestamptz(5).unwrap(), at);
             assert!(row.text(4).is_err());
             assert!(row.timestamptz(1).is_err());
-            assert!(row.text(6).is_err());
+            assert_eq!(row.int4(6).unwrap(), Some(-42));
+            assert!(row.int4(1).is_err());
+            assert!(row.text(7).is_err());
             assert!(rows.next_row().is_none());
         });
     }
